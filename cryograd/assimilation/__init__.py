@@ -1,0 +1,1 @@
+"""Parameter estimation (coming with the assimilation issue)."""

@@ -1,0 +1,1 @@
+"""Readers and writers of real data formats (coming with the data issue)."""

@@ -1,0 +1,23 @@
+"""Pure-JAX physics: soil columns with freeze/thaw (and, later, glacier mass balance)."""
+
+from ._column import PermafrostColumn as PermafrostColumn
+from ._diagnostics import thaw_depth as thaw_depth
+from ._freeze_curves import (
+    AbstractFreezeCurve as AbstractFreezeCurve,
+    DallAmico as DallAmico,
+    FreeWater as FreeWater,
+    PiecewiseLinear as PiecewiseLinear,
+    PowerLaw as PowerLaw,
+)
+from ._grid import Grid as Grid
+from ._heat import ImplicitEnthalpyEuler as ImplicitEnthalpyEuler
+from ._initial import (
+    spin_up as spin_up,
+    steady_state_temperature as steady_state_temperature,
+)
+from ._soil import SoilLayer as SoilLayer
+from ._surface import (
+    AbstractSurface as AbstractSurface,
+    Prescribed as Prescribed,
+    PrescribedFlux as PrescribedFlux,
+)

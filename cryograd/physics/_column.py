@@ -1,0 +1,220 @@
+"""The permafrost soil column: parameters, the pure-JAX core `run`, and `simulate`."""
+
+from collections.abc import Sequence
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from . import _constants as const
+from ._freeze_curves import AbstractFreezeCurve, FreeWater
+from ._grid import Grid
+from ._heat import HeatProblem, ImplicitEnthalpyEuler, explicit_tendency
+from ._soil import CellMaterial, SoilLayer, cell_material, layer_index
+from ._surface import AbstractSurface, Prescribed
+from ._validation import as_float_array, is_concrete
+
+
+class PermafrostColumn(eqx.Module):
+    """A 1-D soil column with freeze/thaw, solved by an implicit enthalpy scheme.
+
+    **Arguments:**
+
+    - `grid`: the `Grid` of cell edges [m].
+    - `layers`: `SoilLayer`s sorted by `top`; the first starts at or above the grid's
+      top edge, each holds the cells whose centres lie between its top and the next one's.
+    - `freeze_curve`: `FreeWater()` (default), `DallAmico`, `PowerLaw`, `PiecewiseLinear`.
+      Curve parameters may be scalars or sequences with one value per layer.
+    - `surface`: upper boundary, `Prescribed()` (ground-surface temperature, default) or
+      `PrescribedFlux()`.
+    - `geothermal_flux`: upward heat flux into the bottom of the column [W m-2]
+      (default 0.053).
+    - `bottom_temperature`: if given, a fixed temperature at the bottom edge [degC]
+      instead of the geothermal flux.
+
+    Every floating-point leaf (soil parameters, curve parameters, fluxes) can be
+    differentiated with `jax.grad`/`eqx.filter_grad` through `run`.
+    """
+
+    grid: Grid
+    layers: tuple[SoilLayer, ...]
+    freeze_curve: AbstractFreezeCurve
+    surface: AbstractSurface
+    geothermal_flux: Float[Array, ""]
+    bottom_temperature: Float[Array, ""] | None
+    layer_of_cell: np.ndarray = eqx.field(static=True, converter=lambda x: tuple(int(i) for i in x))
+
+    def __init__(
+        self,
+        grid: Grid,
+        layers: Sequence[SoilLayer],
+        freeze_curve: AbstractFreezeCurve = FreeWater(),
+        surface: AbstractSurface = Prescribed(),
+        geothermal_flux=const.DEFAULT_GEOTHERMAL_FLUX,
+        bottom_temperature=None,
+    ):
+        if not isinstance(grid, Grid):
+            raise ValueError(f"grid must be a cryograd.physics.Grid, got {type(grid).__name__}")
+        if isinstance(layers, SoilLayer):
+            layers = [layers]
+        layers = tuple(layers)
+        if not layers or not all(isinstance(layer, SoilLayer) for layer in layers):
+            raise ValueError("layers must be a non-empty sequence of SoilLayer")
+        if not isinstance(freeze_curve, AbstractFreezeCurve):
+            raise ValueError(f"freeze_curve must be a freeze curve, got {type(freeze_curve).__name__}")
+        if not isinstance(surface, AbstractSurface):
+            raise ValueError(f"surface must be a surface model, got {type(surface).__name__}")
+        edges = np.asarray(grid.edges)
+        tops = np.array([float(layer.top) for layer in layers])
+        if np.any(np.diff(tops) <= 0):
+            raise ValueError(f"layers must be sorted by strictly increasing top; got tops {tops.tolist()} m")
+        if tops[0] > edges[0]:
+            raise ValueError(f"layers: the first layer starts at {tops[0]} m, below the grid's top edge {edges[0]} m")
+        if tops[-1] >= edges[-1]:
+            raise ValueError(f"layers: a layer starts at {tops[-1]} m, at or below the grid's bottom {edges[-1]} m")
+        index = layer_index(list(layers), np.asarray(grid.centres))
+        empty = sorted(set(range(len(layers))) - set(index.tolist()))
+        if empty:
+            raise ValueError(f"layers: layer(s) {empty} contain no cell centre; refine the grid or merge them")
+        for leaf in jax.tree_util.tree_leaves(freeze_curve):
+            if np.ndim(leaf) > 1 or (np.ndim(leaf) == 1 and np.shape(leaf)[0] != len(layers)):
+                raise ValueError(
+                    f"freeze_curve: parameters must be scalars or have one value per layer ({len(layers)}), "
+                    f"got shape {np.shape(leaf)}"
+                )
+        if is_concrete(geothermal_flux):
+            as_float_array(geothermal_flux, "geothermal_flux")
+        if bottom_temperature is not None and is_concrete(bottom_temperature):
+            as_float_array(bottom_temperature, "bottom_temperature")
+        self.grid = grid
+        self.layers = layers
+        self.freeze_curve = freeze_curve
+        self.surface = surface
+        self.geothermal_flux = jnp.asarray(geothermal_flux, dtype=jnp.float64)
+        self.bottom_temperature = None if bottom_temperature is None else jnp.asarray(bottom_temperature, jnp.float64)
+        self.layer_of_cell = index
+
+    # --- per-cell views ------------------------------------------------------------------
+
+    @property
+    def material(self) -> CellMaterial:
+        return cell_material(list(self.layers), np.asarray(self.layer_of_cell))
+
+    @property
+    def cell_freeze_curve(self) -> AbstractFreezeCurve:
+        index = np.asarray(self.layer_of_cell)
+        return jax.tree_util.tree_map(lambda p: p[index] if jnp.ndim(p) == 1 else p, self.freeze_curve)
+
+    def enthalpy(self, temperature) -> Float[Array, " nz"]:
+        """Cell enthalpies [J m-3] at cell temperatures [degC]."""
+        return self.cell_freeze_curve.enthalpy(jnp.asarray(temperature, jnp.float64), self.material)
+
+    def thermal_state(self, enthalpy):
+        """(temperature [degC], liquid fraction [1], dT/dH) of cell enthalpies [J m-3]."""
+        return self.cell_freeze_curve.state(enthalpy, self.material)
+
+    def problem(self, forcing: dict, dt: float) -> HeatProblem:
+        return HeatProblem(
+            thickness=self.grid.thickness,
+            material=self.material,
+            freeze_curve=self.cell_freeze_curve,
+            surface=self.surface,
+            geothermal_flux=self.geothermal_flux,
+            bottom_temperature=self.bottom_temperature,
+            forcing={name: jnp.asarray(forcing[name], jnp.float64) for name in self.surface.forcing_variables},
+            forcing_dt=float(dt),
+        )
+
+    # --- the pure-JAX core -----------------------------------------------------------------
+
+    def run(
+        self,
+        forcing: dict,
+        initial_temperature: Float[Array, " nz"],
+        dt: float,
+        *,
+        save_every: int = 1,
+        adjoint: diffrax.AbstractAdjoint | None = None,
+        progress_meter: diffrax.AbstractProgressMeter | None = None,
+        throw: bool = True,
+    ) -> dict:
+        """Integrate the column through the forcing with implicit daily (or any) steps.
+
+        **Arguments:**
+
+        - `forcing`: dict of arrays of shape (nt,) named like the surface's forcing
+          variables (`surface_temperature` [degC] for `Prescribed()`), each value held
+          over one step.
+        - `initial_temperature`: cell temperatures [degC] at the start, shape (nz,).
+        - `dt`: step length [s] (86400 for daily forcing).
+        - `save_every`: keep every n-th step (1 keeps all).
+        - `adjoint`: diffrax adjoint for reverse mode; default recursive checkpointing
+          with at most 1024 stored states, so memory is bounded for long runs.
+        - `progress_meter`: a diffrax progress meter, e.g. `diffrax.TqdmProgressMeter()`.
+        - `throw`: raise if a step fails to converge (else the result code is returned).
+
+        **Returns:** dict with `temperature` and `liquid_water_fraction` (nsave, nz)
+        [degC, 1], `enthalpy` (nsave, nz) [J m-3], `surface_heat_input` and
+        `bottom_heat_input` (nsave,) [J m-2] cumulative since the start, and `result`
+        (diffrax result code). Row j is the state at the end of step
+        (j + 1) * save_every - 1.
+        """
+        problem = self.problem(forcing, dt)
+        nt = jax.tree_util.tree_leaves(problem.forcing)[0].shape[0]
+        initial_temperature = jnp.broadcast_to(jnp.asarray(initial_temperature, jnp.float64), (self.grid.n_cells,))
+        y0 = (self.enthalpy(initial_temperature), jnp.zeros(2))
+        if save_every == 1:
+            saveat = diffrax.SaveAt(steps=True)
+        else:
+            saveat = diffrax.SaveAt(ts=dt * jnp.arange(save_every, nt + 1, save_every, dtype=jnp.float64))
+        solution = diffrax.diffeqsolve(
+            diffrax.ODETerm(explicit_tendency),
+            ImplicitEnthalpyEuler(),
+            t0=0.0,
+            t1=nt * dt,
+            dt0=dt,
+            y0=y0,
+            args=problem,
+            saveat=saveat,
+            stepsize_controller=diffrax.ConstantStepSize(),
+            max_steps=nt,
+            adjoint=adjoint if adjoint is not None else diffrax.RecursiveCheckpointAdjoint(checkpoints=min(nt, 1024)),
+            progress_meter=progress_meter if progress_meter is not None else diffrax.NoProgressMeter(),
+            throw=throw,
+        )
+        enthalpy, energy = solution.ys
+        temperature, fraction, _ = jax.vmap(self.thermal_state)(enthalpy)
+        return dict(
+            temperature=temperature,
+            liquid_water_fraction=fraction,
+            enthalpy=enthalpy,
+            surface_heat_input=energy[:, 0],
+            bottom_heat_input=energy[:, 1],
+            result=solution.result,
+        )
+
+    def simulate(self, forcing, initial_temperature=-1.0, dt: float = 86400.0, *, magt_depths=None):
+        """Run the column on an `xr.Dataset` forcing and return a CF-annotated `xr.Dataset`.
+
+        **Arguments:**
+
+        - `forcing`: `time` coordinate (datetimes spaced by `dt`) and the surface's forcing
+          variables (`surface_temperature` [degC, or K with `units: K`]); an extra `site`
+          dimension runs all sites in one jitted, vmapped call.
+        - `initial_temperature`: a float [degC] or a DataArray over `depth` [m],
+          interpolated to cell centres.
+        - `dt`: step [s]; the forcing's spacing must equal it.
+        - `magt_depths`: depths [m] for the mean annual ground temperature
+          (default 0, 1, 2, 5, 10).
+
+        **Returns:** `temperature` (time, depth) [degC], `liquid_water_fraction` [1],
+        `thaw_depth` (time) [m], and per `year`: `active_layer_thickness` [m],
+        `mean_annual_ground_temperature` (year, magt_depth) [degC],
+        `zero_annual_amplitude_depth` [m] and `talik` [bool].
+        """
+        from ._xarray import DEFAULT_MAGT_DEPTHS, simulate
+
+        return simulate(self, forcing, initial_temperature, dt, magt_depths or DEFAULT_MAGT_DEPTHS)

@@ -1,0 +1,165 @@
+"""The xarray edge of the soil column: forcing checks, unit conversion, CF output."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from . import _constants as const
+from ._diagnostics import interpolate_depths, talik, thaw_depth, zero_annual_amplitude_depth
+
+_CELSIUS_UNITS = {"degc", "degree_celsius", "degrees_celsius", "celsius", "°c", "deg c", "c"}
+_KELVIN_UNITS = {"k", "kelvin", "degk", "degrees_kelvin"}
+_TEMPERATURE_VARIABLES = {"surface_temperature", "air_temperature"}
+DEFAULT_MAGT_DEPTHS = (0.0, 1.0, 2.0, 5.0, 10.0)
+
+
+def forcing_arrays(forcing: xr.Dataset, variables: tuple[str, ...], dt: float) -> tuple[dict, pd.DatetimeIndex]:
+    """Checked forcing as numpy arrays (time last) in the project's units."""
+    if not isinstance(forcing, xr.Dataset):
+        raise ValueError(f"forcing must be an xarray.Dataset, got {type(forcing).__name__}")
+    if "time" not in forcing.coords:
+        raise ValueError("forcing has no 'time' coordinate")
+    try:
+        times = pd.DatetimeIndex(forcing.indexes["time"])
+    except (TypeError, ValueError) as error:
+        raise ValueError("forcing 'time' coordinate must hold datetimes") from error
+    if times.size < 1:
+        raise ValueError("forcing 'time' coordinate is empty")
+    if times.has_duplicates:
+        raise ValueError(f"forcing 'time' has duplicated times, e.g. {times[times.duplicated()][0]}")
+    if not times.is_monotonic_increasing:
+        raise ValueError("forcing 'time' is not sorted in increasing order")
+    if times.size > 1:
+        steps = np.asarray((times[1:] - times[:-1]).total_seconds())
+        if np.any(np.abs(steps - dt) > 1e-6 * dt):
+            bad = int(np.argmax(np.abs(steps - dt) > 1e-6 * dt))
+            raise ValueError(
+                f"forcing 'time' must be evenly spaced by dt = {dt} s; step {bad} to {bad + 1} is {steps[bad]} s"
+            )
+    missing = [name for name in variables if name not in forcing.data_vars]
+    if missing:
+        raise ValueError(f"forcing lacks required variable(s) {missing}; it has {list(forcing.data_vars)}")
+    arrays = {}
+    for name in variables:
+        variable = forcing[name]
+        extra = set(variable.dims) - {"time", "site"}
+        if extra:
+            raise ValueError(f"forcing variable {name!r} has unexpected dimensions {sorted(extra)}")
+        values = variable.transpose(*[d for d in ("site", "time") if d in variable.dims]).values.astype(np.float64)
+        if np.isnan(values).any():
+            first = int(np.argwhere(np.isnan(values))[0][-1])
+            raise ValueError(f"forcing variable {name!r} has NaN, first at time {times[first]}")
+        if name in _TEMPERATURE_VARIABLES:
+            values = _to_celsius(values, variable.attrs.get("units"), name)
+        arrays[name] = values
+    return arrays, times
+
+
+def _to_celsius(values: np.ndarray, units, name: str) -> np.ndarray:
+    if units is None:
+        if np.nanmax(values) > 150.0:
+            raise ValueError(
+                f"forcing variable {name!r} has no 'units' attribute and values up to {np.nanmax(values):.1f}, "
+                "which look like kelvin; set units='K' (converted) or 'degC'"
+            )
+        return values
+    key = str(units).strip().lower()
+    if key in _KELVIN_UNITS:
+        return values - const.ZERO_CELSIUS
+    if key in _CELSIUS_UNITS:
+        return values
+    raise ValueError(f"forcing variable {name!r} has units {units!r}; expected 'degC' or 'K'")
+
+
+def initial_profile(initial_temperature, centres: np.ndarray) -> np.ndarray:
+    """A float or an xr.DataArray over `depth` [m] as cell temperatures [degC]."""
+    if isinstance(initial_temperature, xr.DataArray):
+        if "depth" not in initial_temperature.dims or initial_temperature.ndim != 1:
+            raise ValueError("initial_temperature as a DataArray must have the single dimension 'depth'")
+        depth = initial_temperature["depth"].values.astype(float)
+        values = initial_temperature.values.astype(float)
+        if np.isnan(values).any() or np.any(np.diff(depth) <= 0):
+            raise ValueError("initial_temperature must be free of NaN with increasing 'depth'")
+        return np.interp(centres, depth, values)
+    values = np.asarray(initial_temperature, dtype=float)
+    if values.ndim != 0 or not np.isfinite(values):
+        raise ValueError(f"initial_temperature must be a finite float or a DataArray over depth, got {values!r}")
+    return np.full(centres.shape, float(values))
+
+
+def simulate(column, forcing: xr.Dataset, initial_temperature, dt: float, magt_depths=DEFAULT_MAGT_DEPTHS):
+    arrays, times = forcing_arrays(forcing, column.surface.forcing_variables, dt)
+    centres = np.asarray(column.grid.centres)
+    edges = np.asarray(column.grid.edges)
+    initial = jnp.asarray(initial_profile(initial_temperature, centres))
+    has_site = any(value.ndim == 2 for value in arrays.values())
+
+    def one(site_forcing):
+        out = column.run(site_forcing, initial, dt)
+        depth = thaw_depth(out["temperature"], out["liquid_water_fraction"], column.grid.edges)
+        return out["temperature"], out["liquid_water_fraction"], depth
+
+    if has_site:
+        n_site = max(value.shape[0] for value in arrays.values() if value.ndim == 2)
+        batched = {name: np.broadcast_to(value, (n_site, times.size)) for name, value in arrays.items()}
+        temperature, fraction, depth = jax.jit(jax.vmap(one))(batched)
+    else:
+        temperature, fraction, depth = jax.jit(one)(arrays)
+    temperature, fraction, depth = (np.asarray(x) for x in (temperature, fraction, depth))
+
+    dims = ("site", "time") if has_site else ("time",)
+    ds = xr.Dataset(
+        coords=dict(
+            time=("time", times),
+            depth=(
+                "depth",
+                centres,
+                dict(units="m", long_name="depth of cell centre", positive="down", bounds="depth_bnds"),
+            ),
+        )
+    )
+    if has_site and "site" in forcing.coords:
+        ds = ds.assign_coords(site=forcing["site"].values)
+    ds["depth_bnds"] = (("depth", "nv"), np.stack([edges[:-1], edges[1:]], axis=1), dict(units="m"))
+    ds["temperature"] = ((*dims, "depth"), temperature, dict(units="degC", long_name="ground temperature"))
+    ds["liquid_water_fraction"] = (
+        (*dims, "depth"),
+        fraction,
+        dict(units="1", long_name="liquid share of the total soil water"),
+    )
+    ds["thaw_depth"] = (dims, depth, dict(units="m", long_name="depth of the 0 degC isotherm below the thawed top"))
+    _annual_diagnostics(ds, magt_depths, centres)
+    return ds
+
+
+def _annual_diagnostics(ds: xr.Dataset, magt_depths, centres: np.ndarray) -> None:
+    # All yearly statistics first: a groupby sees later additions to `ds`.
+    yearly = ds[["thaw_depth", "temperature"]].groupby("time.year")
+    annual_max, annual_mean, annual_min = (getattr(yearly, statistic)("time") for statistic in ("max", "mean", "min"))
+    ds["active_layer_thickness"] = annual_max["thaw_depth"].assign_attrs(
+        units="m", long_name="active-layer thickness (maximum thaw depth of the year)"
+    )
+    annual_mean, annual_max, annual_min = (
+        stat["temperature"].transpose(..., "year", "depth") for stat in (annual_mean, annual_max, annual_min)
+    )
+    depths = np.asarray(magt_depths, dtype=float)
+    ds.coords["magt_depth"] = ("magt_depth", depths, dict(units="m", long_name="depth of MAGT"))
+    magt = interpolate_depths(annual_mean.values, centres, depths)
+    ds["mean_annual_ground_temperature"] = (
+        (*annual_mean.dims[:-1], "magt_depth"),
+        magt,
+        dict(units="degC", long_name="mean annual ground temperature"),
+    )
+    zaa = zero_annual_amplitude_depth(annual_max.values, annual_min.values, centres)
+    ds["zero_annual_amplitude_depth"] = (
+        annual_mean.dims[:-1],
+        zaa,
+        dict(units="m", long_name="depth where the annual temperature range falls below 0.1 K"),
+    )
+    ds["talik"] = (
+        annual_mean.dims[:-1],
+        talik(annual_min.values),
+        dict(units="1", long_name="unfrozen layer all year below the seasonally frozen layer"),
+    )
