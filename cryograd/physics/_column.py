@@ -122,8 +122,9 @@ class PermafrostColumn(eqx.Module):
             material=self.material,
             freeze_curve=self.cell_freeze_curve,
             surface=self.surface,
-            geothermal_flux=self.geothermal_flux,
-            bottom_temperature=self.bottom_temperature,
+            # tree_at/optimisers may have put plain floats here
+            geothermal_flux=jnp.asarray(self.geothermal_flux, jnp.float64),
+            bottom_temperature=None if self.bottom_temperature is None else jnp.asarray(self.bottom_temperature),
             forcing={name: jnp.asarray(forcing[name], jnp.float64) for name in self.surface.forcing_variables},
             forcing_dt=float(dt),
         )

@@ -211,7 +211,8 @@ class DallAmico(AbstractFreezeCurve):
     - `n`: van Genuchten n [1] > 1.
     - `residual_water_content`: theta_r [m3 m-3], below the total water content.
 
-    theta_s is the layer's porosity. Each argument may be a per-layer sequence.
+    theta_s is the layer's porosity (or the total water content where that is larger, as
+    for excess ice). Each argument may be a per-layer sequence.
     """
 
     alpha: Float[Array, "..."]
@@ -247,7 +248,9 @@ class DallAmico(AbstractFreezeCurve):
         potential = self._unfrozen_potential(material) + const.LATENT_HEAT_FUSION * below / (
             const.GRAVITY * (t_star + const.ZERO_CELSIUS)
         )
-        theta_s = material.porosity
+        # Water beyond the pore space (excess ice) counts as saturated pore water, so the
+        # curve stays continuous at T* when a fit pushes the water content past porosity.
+        theta_s = jnp.maximum(material.porosity, material.water_content)
         theta_r = self.residual_water_content
         liquid = theta_r + (theta_s - theta_r) * (1.0 + _safe_power(-self.alpha * potential, self.n)) ** (-m)
         water = jnp.where(material.water_content > 0, material.water_content, 1.0)

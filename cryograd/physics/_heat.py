@@ -37,7 +37,13 @@ LINE_SEARCH_MAX_HALVINGS = 8
 until it reduces sum((R_i / (h_i c_i))^2) by the Armijo factor. Plain Newton can
 two-cycle when neighbouring cells sit on the melting plateau of a sharp freeze curve."""
 NEWTON_TOLERANCE = 1e-12
-"""Newton stops when every |R_i| <= 1e-12 (h_i max(c_f, c_t) [J m-2 K-1] x 1 K
+RELAXED_AFTER = 40
+RELAXED_FACTOR = 100.0
+"""After RELAXED_AFTER iterations a step is also accepted at RELAXED_FACTOR x the tolerance:
+Newton can hop for ever between the two branches of a kink of T(H) when a cell's solution
+lies within round-off of it (measured: R/tol cycling between 1.5 and 1.7 on a sharp-front step).
+
+Newton stops when every |R_i| <= 1e-12 (h_i max(c_f, c_t) [J m-2 K-1] x 1 K
 + dt (|F_{i-1/2}| + |F_{i+1/2}|)): an energy error below 1e-12 K of sensible heat, or
 1e-12 of the heat that crossed the cell's faces (the round-off floor of large fluxes)."""
 
@@ -76,6 +82,11 @@ class HeatProblem(eqx.Module):
         bottom = 1.0 / resistance[-1:] if self.bottom_temperature is not None else jnp.zeros(1)
         return jnp.concatenate([top, interior, bottom])
 
+    def lagged_conductances(self, previous):
+        """Conductances [W m-2 K-1] of a step, from the liquid fractions at its start (`previous` H)."""
+        _, fraction, _ = self.state(previous)
+        return self.conductances(fraction)
+
     def fluxes(self, temperature, conductance, index):
         """Downward heat fluxes through the nz + 1 cell edges [W m-2]."""
         step_forcing = {name: series[index] for name, series in self.forcing.items()}
@@ -112,15 +123,15 @@ class HeatProblem(eqx.Module):
         """Solve one step by Newton's method; returns (H, converged, iterations)."""
         dt = t1 - t0
         index = self.forcing_index(t0, t1)
-        _, previous_fraction, _ = self.state(previous)
-        conductance = self.conductances(previous_fraction)
+        conductance = self.lagged_conductances(previous)
 
         scale = self.thickness * jnp.maximum(self.material.c_frozen, self.material.c_thawed)
 
-        def evaluate(enthalpy):
+        def evaluate(enthalpy, iteration):
             temperature, _, slope = self.state(enthalpy)
             residual = self.residual(enthalpy, temperature, previous, conductance, index, dt)
-            converged = jnp.all(jnp.abs(residual) <= self.tolerance(temperature, conductance, index, dt))
+            factor = jnp.where(iteration >= RELAXED_AFTER, RELAXED_FACTOR, 1.0)
+            converged = jnp.all(jnp.abs(residual) <= factor * self.tolerance(temperature, conductance, index, dt))
             return slope, residual, jnp.sum((residual / scale) ** 2), converged
 
         def body(carry):
@@ -130,7 +141,7 @@ class HeatProblem(eqx.Module):
             def shorten(search):
                 step, *_ = search
                 step = 0.5 * step
-                return step, *evaluate(enthalpy + step * update)
+                return step, *evaluate(enthalpy + step * update, iteration + 1)
 
             def insufficient(search):
                 step, _, _, trial_merit, _ = search
@@ -139,7 +150,7 @@ class HeatProblem(eqx.Module):
                 return searching & too_long & (step > 0.5**LINE_SEARCH_MAX_HALVINGS)
 
             step, slope, residual, merit, converged = jax.lax.while_loop(
-                insufficient, shorten, (1.0, *evaluate(enthalpy + update))
+                insufficient, shorten, (1.0, *evaluate(enthalpy + update, iteration + 1))
             )
             return enthalpy + step * update, slope, residual, merit, converged, iteration + 1
 
@@ -147,7 +158,7 @@ class HeatProblem(eqx.Module):
             *_, converged, iteration = carry
             return ~converged & (iteration < NEWTON_MAX_ITERATIONS)
 
-        carry = jax.lax.while_loop(cond, body, (previous, *evaluate(previous), 0))
+        carry = jax.lax.while_loop(cond, body, (previous, *evaluate(previous, 0), 0))
         enthalpy, *_, converged, iterations = carry
         return enthalpy, converged, iterations
 
@@ -168,10 +179,9 @@ def _implicit_step_jvp(primals, tangents):
     index = problem.forcing_index(t0, t1)
 
     def residual(problem, previous):
-        _, previous_fraction, _ = problem.state(previous)
-        conductance = problem.conductances(previous_fraction)
-        temperature, _, _ = problem.state(enthalpy)
-        return problem.residual(enthalpy, temperature, previous, conductance, index, dt)
+        conductance = problem.lagged_conductances(previous)
+        temperature, _, slope = problem.state(enthalpy)
+        return problem.residual(enthalpy, temperature, previous, conductance, index, dt), (slope, conductance)
 
     dynamic_problem, static_problem = eqx.partition(problem, eqx.is_inexact_array)
     leaves, treedef = jax.tree_util.tree_flatten(problem)
@@ -183,14 +193,12 @@ def _implicit_step_jvp(primals, tangents):
         ]
     )
     tangent_previous = jnp.zeros_like(previous) if tangent_previous is None else tangent_previous
-    _, residual_tangent = jax.jvp(
+    _, residual_tangent, (slope, conductance) = jax.jvp(
         lambda p, h: residual(eqx.combine(p, static_problem), h),
         (dynamic_problem, previous),
         (tangent_problem, tangent_previous),
+        has_aux=True,
     )
-    _, _, slope = problem.state(enthalpy)
-    _, previous_fraction, _ = problem.state(previous)
-    conductance = problem.conductances(previous_fraction)
     jacobian = problem.jacobian(slope, conductance, dt)
     tangent = jax.lax.custom_linear_solve(
         lambda x: _tridiagonal_matvec(*jacobian, x),
@@ -249,8 +257,7 @@ class ImplicitEnthalpyEuler(diffrax.AbstractSolver):
 
 def boundary_fluxes(problem: HeatProblem, enthalpy, previous, t0, t1):
     """(surface flux into the ground, bottom flux into the column) [W m-2] of a step."""
-    _, previous_fraction, _ = problem.state(previous)
-    conductance = problem.conductances(previous_fraction)
+    conductance = problem.lagged_conductances(previous)
     temperature, _, _ = problem.state(enthalpy)
     flux = problem.fluxes(temperature, conductance, problem.forcing_index(t0, t1))
     return jnp.stack([flux[0], -flux[-1]])

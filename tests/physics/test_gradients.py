@@ -4,7 +4,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 import cryograd as cg
 
@@ -16,7 +15,9 @@ NT = 10 * 365
 def make_column(curve):
     layers = [
         P.SoilLayer.from_composition(top=0.0, porosity=0.5, saturation=0.9, organic=0.15),
-        P.SoilLayer.from_composition(top=0.5, porosity=0.35, saturation=1.0),
+        # saturation < 1: DallAmico's T* has a kink at saturation 1, where one-sided
+        # derivatives differ and central differences are meaningless.
+        P.SoilLayer.from_composition(top=0.5, porosity=0.35, saturation=0.97),
     ]
     grid = P.Grid.geometric(depth=15.0, n=30, dz_top=0.05)
     return P.PermafrostColumn(grid=grid, layers=layers, freeze_curve=curve, geothermal_flux=0.06)
@@ -33,11 +34,6 @@ def loss(column, surface, initial):
     return jnp.mean(out["temperature"][:, cells] ** 2)
 
 
-@pytest.mark.xfail(
-    reason="known gap (issue 2 note): Newton stagnates on one step of this 10-year DallAmico run and raises",
-    raises=Exception,
-    strict=False,
-)
 def test_gradients_match_central_differences_with_cells_crossing_zero():
     column = make_column(P.DallAmico(alpha=3.0, n=1.6))
     surface = forcing()
@@ -71,7 +67,9 @@ def test_gradients_match_central_differences_with_cells_crossing_zero():
         fd = central(lambda e, w=where, b=base: (eqx.tree_at(w, column, b + e), surface, initial), base)
         checks[f"freeze_curve.{name}"] = (float(where(grads)), float(fd))
     base = float(column.geothermal_flux)
-    fd = central(lambda e: (eqx.tree_at(lambda c: c.geothermal_flux, column, base + e), surface, initial), base)
+    fd = central(
+        lambda e: (eqx.tree_at(lambda c: c.geothermal_flux, column, jnp.asarray(base + e)), surface, initial), base
+    )
     checks["geothermal_flux"] = (float(grads.geothermal_flux), float(fd))
     direction_surface = jnp.asarray(np.random.default_rng(1).normal(size=NT))
     fd = central(lambda e: (column, surface + e * direction_surface, initial), 1.0)
@@ -80,6 +78,8 @@ def test_gradients_match_central_differences_with_cells_crossing_zero():
     fd = central(lambda e: (column, surface, initial + e * direction_initial), 1.0)
     checks["initial state (random direction)"] = (float(grad_initial @ direction_initial), float(fd))
 
+    worst = max(checks, key=lambda n: abs(checks[n][0] - checks[n][1]) / abs(checks[n][1]))
+    print(f"worst relative gradient error {abs(checks[worst][0] / checks[worst][1] - 1):.1e} ({worst})")
     for name, (adjoint, finite) in checks.items():
         assert np.isfinite(adjoint), name
         assert abs(adjoint - finite) <= 1e-4 * abs(finite) + 1e-12, f"{name}: grad {adjoint:.10g} vs FD {finite:.10g}"
