@@ -37,15 +37,15 @@ LINE_SEARCH_MAX_HALVINGS = 8
 until it reduces sum((R_i / (h_i c_i))^2) by the Armijo factor. Plain Newton can
 two-cycle when neighbouring cells sit on the melting plateau of a sharp freeze curve."""
 NEWTON_TOLERANCE = 1e-12
+"""Newton stops when every |R_i| <= 1e-12 (h_i max(c_f, c_t) [J m-2 K-1] x 1 K
++ dt (|F_{i-1/2}| + |F_{i+1/2}|)): an energy error below 1e-12 K of sensible heat, or
+1e-12 of the heat that crossed the cell's faces (the round-off floor of large fluxes)."""
 RELAXED_AFTER = 40
 RELAXED_FACTOR = 100.0
 """After RELAXED_AFTER iterations a step is also accepted at RELAXED_FACTOR x the tolerance:
 Newton can hop for ever between the two branches of a kink of T(H) when a cell's solution
-lies within round-off of it (measured: R/tol cycling between 1.5 and 1.7 on a sharp-front step).
-
-Newton stops when every |R_i| <= 1e-12 (h_i max(c_f, c_t) [J m-2 K-1] x 1 K
-+ dt (|F_{i-1/2}| + |F_{i+1/2}|)): an energy error below 1e-12 K of sensible heat, or
-1e-12 of the heat that crossed the cell's faces (the round-off floor of large fluxes)."""
+lies within round-off of it (measured: R/tol cycling between 1.5 and 1.7 on a sharp-front
+step). A step that meets neither bound by NEWTON_MAX_ITERATIONS still fails loudly."""
 
 
 class HeatProblem(eqx.Module):
