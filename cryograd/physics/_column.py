@@ -117,14 +117,14 @@ class PermafrostColumn(eqx.Module):
         return self.cell_freeze_curve.state(enthalpy, self.material)
 
     def problem(self, forcing: dict, dt: float) -> HeatProblem:
+        bottom = self.bottom_temperature  # tree_at/optimisers may have put plain floats here
         return HeatProblem(
             thickness=self.grid.thickness,
             material=self.material,
             freeze_curve=self.cell_freeze_curve,
             surface=self.surface,
-            # tree_at/optimisers may have put plain floats here
             geothermal_flux=jnp.asarray(self.geothermal_flux, jnp.float64),
-            bottom_temperature=None if self.bottom_temperature is None else jnp.asarray(self.bottom_temperature),
+            bottom_temperature=None if bottom is None else jnp.asarray(bottom, jnp.float64),
             forcing={name: jnp.asarray(forcing[name], jnp.float64) for name in self.surface.forcing_variables},
             forcing_dt=float(dt),
         )
