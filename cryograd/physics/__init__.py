@@ -2,6 +2,14 @@
 
 from ._column import PermafrostColumn as PermafrostColumn
 from ._diagnostics import thaw_depth as thaw_depth
+from ._equilibrium import (
+    Kudryavtsev as Kudryavtsev,
+    degree_days as degree_days,
+    kudryavtsev_soil as kudryavtsev_soil,
+    sturm_snow_conductivity as sturm_snow_conductivity,
+    ttop as ttop,
+    yen_snow_conductivity as yen_snow_conductivity,
+)
 from ._freeze_curves import (
     AbstractFreezeCurve as AbstractFreezeCurve,
     DallAmico as DallAmico,
@@ -18,6 +26,7 @@ from ._initial import (
 from ._soil import SoilLayer as SoilLayer
 from ._surface import (
     AbstractSurface as AbstractSurface,
+    NFactor as NFactor,
     Prescribed as Prescribed,
     PrescribedFlux as PrescribedFlux,
 )
