@@ -1,1 +1,5 @@
-"""Readers and writers of real data formats (coming with the data issue)."""
+"""Readers of real data formats. Each returns CF-annotated xarray objects and raises
+ValueError naming the file and the field when a file is not what it claims to be."""
+
+from ._gipl import open_gipl_station as open_gipl_station
+from ._kudryavtsev import open_kudryavtsev_series as open_kudryavtsev_series

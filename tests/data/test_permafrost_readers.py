@@ -1,0 +1,96 @@
+"""Permafrost in-situ readers: known values on the real files, clear errors on broken ones."""
+
+import pathlib
+import shutil
+
+import numpy as np
+import pytest
+
+import cryograd as cg
+
+FILES = pathlib.Path(__file__).parent / "files"
+GIPL = FILES / "gipl_station_2008"
+KU = pathlib.Path(__file__).parents[1] / "physics" / "data"
+
+
+def test_gipl_station_known_values():
+    ds = cg.data.open_gipl_station(GIPL, start="2008-07-01")
+    assert ds.sizes == {"time": 757, "depth": 12, "layer": 6, "node": 176, "initial_depth": 13}
+    assert str(ds.time.values[0])[:10] == "2008-07-01" and str(ds.time.values[-1])[:10] == "2010-07-27"
+    # bound.txt day 1 and 757; snow.txt day 66; rsnow.txt is CRLF.
+    np.testing.assert_allclose(ds.air_temperature.values[[0, -1]], [14.907, 1.597])
+    assert ds.snow_depth.values[65] == 0.017
+    assert np.all(ds.snow_conductivity.values == 0.3)
+    # Output nodes 39, 48, ... of grid.txt; mesres.txt row 1 and the last value.
+    np.testing.assert_allclose(ds.depth, [0.0, 0.08, 0.14, 0.22, 0.28, 0.36, 0.44, 0.52, 0.6, 0.74, 0.9, 1.15])
+    np.testing.assert_allclose(ds.ground_temperature.values[0, :3], [13.806, 10.623, 9.0])
+    assert np.isfinite(ds.ground_temperature.values).all()
+    # mineral.txt: first and last layer.
+    first = [float(ds[name][0]) for name, *_ in cg.data._gipl.LAYER_FIELDS]
+    assert first == [0.39, 0.07, -0.19, 2.0e6, 1.6e6, 1.05, 2.05, 0.21]
+    np.testing.assert_allclose(ds.layer_top, [0.0, 0.21, 0.36, 0.96, 8.0, 25.0])
+    assert ds.grid_node_depth.values[0] == -1.5 and ds.grid_node_depth.values[-1] == 90.0
+    np.testing.assert_allclose(ds.initial_temperature.values[:2], [14.9, 13.8])
+    for name in ("air_temperature", "snow_depth", "snow_conductivity", "ground_temperature", "k_frozen"):
+        assert "units" in ds[name].attrs, name
+
+
+def test_gipl_station_without_start_keeps_day_numbers():
+    ds = cg.data.open_gipl_station(GIPL)
+    assert ds.time.values[0] == 1 and ds.time.values[-1] == 757
+
+
+def broken_copy(tmp_path, file, text):
+    folder = tmp_path / "station"
+    shutil.copytree(GIPL, folder)
+    (folder / file).chmod(0o644)
+    (folder / file).write_text(text((folder / file).read_text()))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("file", "edit", "match"),
+    [
+        ("in/bound.txt", lambda t: t.replace("757\n", "758\n", 1), "header says 758"),
+        ("in/bound.txt", lambda t: t.replace("14.907", "warm", 1), "line 2"),
+        ("in/snow.txt", lambda t: "\n".join(t.splitlines()[:-1]).replace("757", "756", 1), "day numbers differ"),
+        ("in/snow.txt", lambda t: t.replace("66\t0.017", "66\t-0.017"), "negative snow depth"),
+        ("in/mineral.txt", lambda t: t.replace("1  6", "1  7"), "expected 7 layer rows"),
+        ("mesres.txt", lambda t: t.replace("13.806\t", "", 1), "12 temperatures"),
+        ("in/grid.txt", lambda t: t.replace("-1.45", "-1.55", 1), "node depths must increase"),
+    ],
+)
+def test_gipl_station_refuses_broken_files(tmp_path, file, edit, match):
+    folder = broken_copy(tmp_path, file, edit)
+    with pytest.raises(ValueError, match=match) as error:
+        cg.data.open_gipl_station(folder)
+    assert file.split("/")[-1] in str(error.value)
+
+
+def test_gipl_station_missing_file(tmp_path):
+    folder = tmp_path / "station"
+    shutil.copytree(GIPL, folder)
+    (folder / "in" / "rsnow.txt").unlink()
+    with pytest.raises(ValueError, match=r"rsnow\.txt: file not found"):
+        cg.data.open_gipl_station(folder)
+    with pytest.raises(ValueError, match="not a folder"):
+        cg.data.open_gipl_station(tmp_path / "nowhere")
+
+
+def test_kudryavtsev_series_known_values():
+    ds = cg.data.open_kudryavtsev_series(KU / "Ku_Barrow_Barrow_", first_year=1961)
+    assert list(ds.year.values[[0, -1]]) == [1961, 2015]
+    np.testing.assert_allclose(ds.air_temperature.values[[0, -1]], [-13.198, -9.935])
+    np.testing.assert_allclose(ds.temperature_amplitude.values[0], 18.07)
+    np.testing.assert_allclose(ds.snow_depth.values[0], 0.29612)
+
+
+def test_kudryavtsev_series_refuses_ragged_files(tmp_path):
+    for suffix in ("TA", "AA", "SD"):
+        shutil.copy(KU / f"Ku_Barrow_Barrow_{suffix}.txt", tmp_path / f"X_{suffix}.txt")
+    (tmp_path / "X_SD.txt").write_text("0.3\n0.2\n")
+    with pytest.raises(ValueError, match=r"X_SD\.txt: 2 years"):
+        cg.data.open_kudryavtsev_series(tmp_path / "X_", 1961)
+    (tmp_path / "X_SD.txt").write_text("0.3\ndeep\n")
+    with pytest.raises(ValueError, match=r"X_SD\.txt"):
+        cg.data.open_kudryavtsev_series(tmp_path / "X_", 1961)
