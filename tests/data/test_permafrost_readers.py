@@ -94,3 +94,50 @@ def test_kudryavtsev_series_refuses_ragged_files(tmp_path):
     (tmp_path / "X_SD.txt").write_text("0.3\ndeep\n")
     with pytest.raises(ValueError, match=r"X_SD\.txt"):
         cg.data.open_kudryavtsev_series(tmp_path / "X_", 1961)
+
+
+def test_gtnp_wide_known_values():
+    ds = cg.data.open_gtnp(FILES / "example_gtnp.csv")
+    assert ds.sizes == {"time": 1297, "depth": 16}
+    np.testing.assert_allclose(ds.depth.values[[0, 1, -1]], [0.0, 0.1, 7.0])
+    np.testing.assert_allclose(ds.ground_temperature.values[0, :3], [-0.262, -0.13008, -0.09433])
+    # The 2,024 cells written as -999 are NaN, and nothing else is.
+    assert int(ds.ground_temperature.isnull().sum()) == 2024
+    assert np.isnan(ds.ground_temperature.values[0, 8])
+    assert ds.ground_temperature.attrs["units"] == "degC"
+
+
+def test_gtnp_long_with_metadata_known_values():
+    ds = cg.data.open_gtnp(FILES / "gtnp2026.csv")
+    assert ds.sizes == {"time": 560, "depth": 1}
+    np.testing.assert_allclose(ds.ground_temperature.values[:4, 0], [2.94, 0.88, 3.64, 4.8])
+    assert int(ds.ground_temperature.isnull().sum()) == 123
+    assert set(np.unique(ds.flag.values)) == {"", "no data entry"}
+    assert ds.attrs["borehole_name"] == "Molodeshnaya (Thala Hills)"
+    assert ds.attrs["latitude"] == -67.665556 and ds.attrs["elevation"] == 45.0
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "match"),
+    [
+        ("dup.csv", "Date/Depth,0,0.5\n2014-01-01,1,2\n2014-01-01,1,2\n", "duplicated times"),
+        ("unsorted.csv", "Date/Depth,0,0.5\n2014-01-02,1,2\n2014-01-01,1,2\n", "not sorted"),
+        ("text.csv", "Date/Depth,0,0.5\n2014-01-01,1,warm\n", "numeric"),
+        ("depths.csv", "Date/Depth,0,deep\n2014-01-01,1,2\n", "depth headers"),
+        ("other.csv", "when,what\n2014-01-01,1\n", "neither GTN-P layout"),
+        ("long.csv", "date,depth,temperature\n2014-01-01,0.5,1\n2014-01-01,0.5,2\n", "duplicated rows"),
+    ],
+)
+def test_gtnp_refuses_broken_files(tmp_path, name, text, match):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(ValueError, match=match) as error:
+        cg.data.open_gtnp(tmp_path / name)
+    assert name in str(error.value)
+
+
+def test_gtnp_refuses_metadata_in_other_units(tmp_path):
+    shutil.copy(FILES / "gtnp2026.csv", tmp_path / "site.csv")
+    text = (FILES / "gtnp2026_metadata.json").read_text().replace('"abbreviation":"degC"', '"abbreviation":"K"')
+    (tmp_path / "site_metadata.json").write_text(text)
+    with pytest.raises(ValueError, match="unit is 'K'"):
+        cg.data.open_gtnp(tmp_path / "site.csv")
