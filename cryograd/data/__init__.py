@@ -1,6 +1,7 @@
 """Readers of real data formats. Each returns CF-annotated xarray objects and raises
 ValueError naming the file and the field when a file is not what it claims to be."""
 
+from ._cryogrid import open_cryogrid_forcing as open_cryogrid_forcing
 from ._gipl import open_gipl_station as open_gipl_station
 from ._gtnp import open_gtnp as open_gtnp
 from ._kudryavtsev import open_kudryavtsev_series as open_kudryavtsev_series

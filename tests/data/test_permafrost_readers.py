@@ -141,3 +141,29 @@ def test_gtnp_refuses_metadata_in_other_units(tmp_path):
     (tmp_path / "site_metadata.json").write_text(text)
     with pytest.raises(ValueError, match="unit is 'K'"):
         cg.data.open_gtnp(tmp_path / "site.csv")
+
+
+def test_cryogrid_forcing_known_values():
+    ds = cg.data.open_cryogrid_forcing(FILES / "samoylov_1979-1980.json")
+    assert ds.sizes == {"time": 731}
+    assert str(ds.time.values[0])[:10] == "1979-01-01" and str(ds.time.values[-1])[:10] == "1980-12-31"
+    np.testing.assert_allclose(ds.air_temperature.values[:2], [-28.17392837185954, -36.47441095993553])
+    np.testing.assert_allclose(ds.snow_water_equivalent.values[0], 0.06625137441666666)
+    np.testing.assert_allclose(ds.snow_density.values[0], 149.82828583333335)
+    assert ds.snow_density.attrs["units"] == "kg m-3" and ds.air_temperature.attrs["units"] == "degC"
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ('{"data": {"Tair": [1, 2]}, "timestamps": ["2000-01-01"]}', "2 values for 1 timestamps"),
+        ('{"data": {"Tair": [1, 2]}, "timestamps": ["2000-01-02", "2000-01-01"]}', "sorted"),
+        ('{"data": {"Tair": [1, "x"]}, "timestamps": ["2000-01-01", "2000-01-02"]}', "non-numeric"),
+        ('{"Tair": [1]}', "'data'"),
+        ("{not json", "not valid JSON"),
+    ],
+)
+def test_cryogrid_forcing_refuses_broken_files(tmp_path, text, match):
+    (tmp_path / "forcing.json").write_text(text)
+    with pytest.raises(ValueError, match=match):
+        cg.data.open_cryogrid_forcing(tmp_path / "forcing.json")
