@@ -22,7 +22,9 @@ def open_gtnp(path) -> xr.Dataset:
       boreholes give an extra `borehole` dimension. Non-empty `flag` entries are kept as
       the string variable `flag` (time, depth).
 
-    -999 marks a missing value (NaN here). If `<stem>_metadata.json` lies next to the
+    -999 marks a missing value (NaN here). Rows repeated identically are dropped (their
+    number is the attribute `repeated_rows_dropped`); a time repeated with different values
+    is refused. If `<stem>_metadata.json` lies next to the
     file (the GTN-P data portal's dataset record), its borehole name, site, position,
     elevation, unit and citation become attributes; a unit other than degrees Celsius is
     refused.
@@ -73,9 +75,13 @@ def _numeric(frame, path, what):
 
 
 def _wide(table, path):
+    # Loggers repeat whole rows (the Arctic Village file has 8): identical repeats are
+    # dropped and counted; a time repeated with other values is an error.
+    repeats = table.duplicated()
+    table = table[~repeats]
     times = _times(table.iloc[:, 0], path, table.columns[0])
     if times.duplicated().any():
-        raise ValueError(f"{path}: duplicated times, e.g. {times[times.duplicated()].iloc[0]}")
+        raise ValueError(f"{path}: duplicated times with different values, e.g. {times[times.duplicated()].iloc[0]}")
     if not times.is_monotonic_increasing:
         raise ValueError(f"{path}: times are not sorted")
     try:
@@ -84,7 +90,9 @@ def _wide(table, path):
         raise ValueError(f"{path}: depth headers must be numbers, got {list(table.columns[1:])}") from None
     values = _numeric(table.iloc[:, 1:], path, "temperatures")
     return xr.Dataset(
-        {"ground_temperature": (("time", "depth"), values)}, coords={"time": times.to_numpy(), "depth": depth}
+        {"ground_temperature": (("time", "depth"), values)},
+        coords={"time": times.to_numpy(), "depth": depth},
+        attrs={"repeated_rows_dropped": int(repeats.sum())},
     )
 
 

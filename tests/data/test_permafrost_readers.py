@@ -120,7 +120,7 @@ def test_gtnp_long_with_metadata_known_values():
 @pytest.mark.parametrize(
     ("name", "text", "match"),
     [
-        ("dup.csv", "Date/Depth,0,0.5\n2014-01-01,1,2\n2014-01-01,1,2\n", "duplicated times"),
+        ("dup.csv", "Date/Depth,0,0.5\n2014-01-01,1,2\n2014-01-01,1,3\n", "duplicated times"),
         ("unsorted.csv", "Date/Depth,0,0.5\n2014-01-02,1,2\n2014-01-01,1,2\n", "not sorted"),
         ("text.csv", "Date/Depth,0,0.5\n2014-01-01,1,warm\n", "numeric"),
         ("depths.csv", "Date/Depth,0,deep\n2014-01-01,1,2\n", "depth headers"),
@@ -167,3 +167,12 @@ def test_cryogrid_forcing_refuses_broken_files(tmp_path, text, match):
     (tmp_path / "forcing.json").write_text(text)
     with pytest.raises(ValueError, match=match):
         cg.data.open_cryogrid_forcing(tmp_path / "forcing.json")
+
+
+def test_gtnp_hourly_borehole_with_repeated_rows():
+    ds = cg.data.open_gtnp(FILES / "B755-Arctic_Village-Dataset.csv")
+    # 16,243 data rows, 8 of them identical repeats of an earlier row (pandas duplicated()).
+    assert ds.attrs["repeated_rows_dropped"] == 8 and ds.sizes == {"time": 16235, "depth": 7}
+    first_row = [-28.148, -14.08, -11.075, -8.696, -6.929, -5.263, -4.166]
+    np.testing.assert_allclose(ds.ground_temperature.values[0], first_row)
+    assert str(ds.time.values[0]) == "2007-03-28T08:00:00.000000"
