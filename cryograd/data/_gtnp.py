@@ -111,13 +111,13 @@ def _long(table, path):
     indexed = table.set_index(keys)
     data = {"ground_temperature": indexed["temperature"]}
     if "flag" in table and table["flag"].notna().any():
-        data["flag"] = indexed["flag"].fillna("").astype(str)
+        data["flag"] = indexed["flag"]
     ds = xr.Dataset.from_dataframe(pd.DataFrame(data))
     if "borehole_id" in ds.dims:
         ds = ds.rename({"borehole_id": "borehole"})
         if ds.sizes["borehole"] == 1:
             ds = ds.squeeze("borehole")
-    if "flag" in ds:
+    if "flag" in ds:  # empty for rows without a flag and for (time, depth) pairs absent from the file
         ds["flag"] = ds["flag"].fillna("").astype(str)
     return ds
 

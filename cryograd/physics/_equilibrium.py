@@ -6,11 +6,10 @@ jitted call. Inputs broadcast against each other (cells, years, or both).
 
 import equinox as eqx
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from . import _constants as const
-from ._validation import as_float_array, is_concrete
+from ._validation import as_float_array, is_concrete, require_non_negative, require_positive
 
 SECONDS_PER_YEAR = 31556926.0
 """Length of the annual cycle in the Kudryavtsev model [s] (permamodel's `sec_per_a`)."""
@@ -18,22 +17,19 @@ SECONDS_PER_YEAR = 31556926.0
 TTOP_FORMS = ("kudryavtsev", "permamodel-0.2.3")
 
 
-def _positive(value, name):
-    value = jnp.asarray(value, dtype=jnp.float64)
+def _checked(value, name, require):
+    """`value` as a float64 array, checked by `require` (from `_validation`) when concrete."""
     if is_concrete(value):
-        array = as_float_array(value, name)
-        if np.any(array <= 0):
-            raise ValueError(f"{name} must be positive, got {array.min()}")
-    return value
+        require(as_float_array(value, name), name)
+    return jnp.asarray(value, dtype=jnp.float64)
+
+
+def _positive(value, name):
+    return _checked(value, name, require_positive)
 
 
 def _non_negative(value, name):
-    value = jnp.asarray(value, dtype=jnp.float64)
-    if is_concrete(value):
-        array = as_float_array(value, name)
-        if np.any(array < 0):
-            raise ValueError(f"{name} must be non-negative, got {array.min()}")
-    return value
+    return _checked(value, name, require_non_negative)
 
 
 def sturm_snow_conductivity(density):
@@ -201,10 +197,8 @@ class Kudryavtsev(eqx.Module):
         scale = jnp.sqrt(conductivity * period / (capacity * jnp.pi))
         wave = 2.0 * depth_amplitude * jnp.sqrt(conductivity * capacity * period / jnp.pi)
         critical_depth = wave / heat_storage
-        active_layer = (
-            wave
-            + heat_storage * critical_depth * latent * scale / (heat_storage * critical_depth + heat_storage * scale)
-        ) / heat_storage
+        # eq. 3; its second term's common factor heat_storage cancels.
+        active_layer = (wave + latent * scale * critical_depth / (critical_depth + scale)) / heat_storage
         return dict(
             ground_surface_temperature=surface_temperature,
             ground_surface_amplitude=surface_amplitude,

@@ -5,10 +5,9 @@ from typing import ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from ._validation import as_float_array, is_concrete
+from ._validation import as_float_array, is_concrete, require_positive
 
 
 class AbstractSurface(eqx.Module):
@@ -67,8 +66,8 @@ class NFactor(AbstractSurface):
 
     def __init__(self, freezing: ArrayLike = 1.0, thawing: ArrayLike = 1.0):
         for name, value in (("freezing", freezing), ("thawing", thawing)):
-            if is_concrete(value) and not np.all(as_float_array(value, name) > 0):
-                raise ValueError(f"NFactor: {name} must be positive, got {value}")
+            if is_concrete(value):
+                require_positive(as_float_array(value, name), name)
         self.freezing = jnp.asarray(freezing, jnp.float64)
         self.thawing = jnp.asarray(thawing, jnp.float64)
 

@@ -26,6 +26,12 @@ def require_positive(value, name: str) -> None:
         raise ValueError(f"{name} must be positive, got {value!r}")
 
 
+def require_non_negative(value, name: str) -> None:
+    array = np.asarray(value)
+    if np.any(array < 0):
+        raise ValueError(f"{name} must be non-negative, got {value!r}")
+
+
 def require_in_range(value, name: str, low: float, high: float) -> None:
     array = np.asarray(value)
     if np.any(array < low) or np.any(array > high):
