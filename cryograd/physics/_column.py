@@ -28,8 +28,9 @@ class PermafrostColumn(eqx.Module):
       top edge, each holds the cells whose centres lie between its top and the next one's.
     - `freeze_curve`: `FreeWater()` (default), `DallAmico`, `PowerLaw`, `PiecewiseLinear`.
       Curve parameters may be scalars or sequences with one value per layer.
-    - `surface`: upper boundary, `Prescribed()` (ground-surface temperature, default) or
-      `PrescribedFlux()`.
+    - `surface`: upper boundary, `Prescribed()` (ground-surface temperature, default),
+      `PrescribedFlux()`, `NFactor(...)` (air temperature) or `Snow(...)` (air
+      temperature over a snowpack resolved as extra cells).
     - `geothermal_flux`: upward heat flux into the bottom of the column [W m-2]
       (default 0.053).
     - `bottom_temperature`: if given, a fixed temperature at the bottom edge [degC]
@@ -161,12 +162,18 @@ class PermafrostColumn(eqx.Module):
         [degC, 1], `enthalpy` (nsave, nz) [J m-3], `surface_heat_input` and
         `bottom_heat_input` (nsave,) [J m-2] cumulative since the start, and `result`
         (diffrax result code). Row j is the state at the end of step
-        (j + 1) * save_every - 1.
+        (j + 1) * save_every - 1. With a `Snow` surface also `snow_temperature` and
+        `snow_liquid_fraction` (nsave, n_cells) [degC, 1] (NaN where there is no snow),
+        `snow_enthalpy` (nsave, n_cells) [J m-3], `snow_thickness` (nsave, n_cells) [m],
+        `snow_depth` (nsave,) [m] (0 below the thin-snow threshold) and `snow_heat_input`
+        (nsave,) [J m-2], the heat that came and went with snow mass, cumulative. Energy
+        balance: the change of sum(thickness x enthalpy) over snow and soil cells equals
+        surface + bottom + snow heat input.
         """
         problem = self.problem(forcing, dt)
         nt = jax.tree_util.tree_leaves(problem.forcing)[0].shape[0]
         initial_temperature = jnp.broadcast_to(jnp.asarray(initial_temperature, jnp.float64), (self.grid.n_cells,))
-        y0 = (self.enthalpy(initial_temperature), jnp.zeros(2))
+        y0 = (jnp.concatenate([problem.initial_snow(), self.enthalpy(initial_temperature)]), jnp.zeros(3))
         if save_every == 1:
             saveat = diffrax.SaveAt(steps=True)
         else:
@@ -187,15 +194,31 @@ class PermafrostColumn(eqx.Module):
             throw=throw,
         )
         enthalpy, energy = solution.ys
-        temperature, fraction, _ = jax.vmap(self.thermal_state)(enthalpy)
-        return dict(
+        ns = problem.n_snow
+        temperature, fraction, _ = jax.vmap(self.thermal_state)(enthalpy[:, ns:])
+        out = dict(
             temperature=temperature,
             liquid_water_fraction=fraction,
-            enthalpy=enthalpy,
+            enthalpy=enthalpy[:, ns:],
             surface_heat_input=energy[:, 0],
             bottom_heat_input=energy[:, 1],
             result=solution.result,
         )
+        if ns:
+            saved = jnp.arange(save_every, nt + 1, save_every) - 1  # the step each row ends
+            packs = jax.vmap(problem.snowpack)(saved)
+            snow_temperature, snow_fraction, _ = jax.vmap(lambda h, p: FreeWater().state(h, p.material))(
+                enthalpy[:, :ns], packs
+            )
+            out.update(
+                snow_temperature=jnp.where(packs.present[:, None], snow_temperature, jnp.nan),
+                snow_liquid_fraction=jnp.where(packs.present[:, None], snow_fraction, jnp.nan),
+                snow_enthalpy=enthalpy[:, :ns],
+                snow_thickness=packs.thickness,
+                snow_depth=jnp.sum(packs.thickness, axis=1),
+                snow_heat_input=energy[:, 2],
+            )
+        return out
 
     def simulate(self, forcing, initial_temperature=-1.0, dt: float = 86400.0, *, magt_depths=None):
         """Run the column on an `xr.Dataset` forcing and return a CF-annotated `xr.Dataset`.
