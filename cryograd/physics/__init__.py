@@ -23,6 +23,7 @@ from ._initial import (
     spin_up as spin_up,
     steady_state_temperature as steady_state_temperature,
 )
+from ._lst import SatelliteLST as SatelliteLST, fill_lst_gaps as fill_lst_gaps, gap_fill_lst as gap_fill_lst
 from ._snow import Snow as Snow
 from ._soil import SoilLayer as SoilLayer
 from ._surface import (

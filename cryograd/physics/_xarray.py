@@ -11,9 +11,10 @@ from ._diagnostics import interpolate_depths, talik, thaw_depth, zero_annual_amp
 
 _CELSIUS_UNITS = {"degc", "degree_celsius", "degrees_celsius", "celsius", "°c", "deg c", "c"}
 _KELVIN_UNITS = {"k", "kelvin", "degk", "degrees_kelvin"}
-_TEMPERATURE_VARIABLES = {"surface_temperature", "air_temperature"}
+_TEMPERATURE_VARIABLES = {"surface_temperature", "air_temperature", "land_surface_temperature"}
 _NON_NEGATIVE_VARIABLES = {"snow_depth", "snow_water_equivalent"}
 _POSITIVE_VARIABLES = {"snow_density", "snow_conductivity"}
+_FRACTION_VARIABLES = {"snow_cover"}
 DEFAULT_MAGT_DEPTHS = (0.0, 1.0, 2.0, 5.0, 10.0)
 
 
@@ -53,7 +54,11 @@ def forcing_arrays(forcing: xr.Dataset, variables: tuple[str, ...], dt: float) -
         if np.isnan(values).any():
             first = int(np.argwhere(np.isnan(values))[0][-1])
             raise ValueError(f"forcing variable {name!r} has NaN, first at time {times[first]}")
-        bounds = ((_NON_NEGATIVE_VARIABLES, values < 0, ">= 0"), (_POSITIVE_VARIABLES, values <= 0, "> 0"))
+        bounds = (
+            (_NON_NEGATIVE_VARIABLES, values < 0, ">= 0"),
+            (_POSITIVE_VARIABLES, values <= 0, "> 0"),
+            (_FRACTION_VARIABLES, (values < 0) | (values > 1), "in [0, 1]"),
+        )
         for allowed, bad, rule in bounds:
             if name in allowed and np.any(bad):
                 first = times[int(np.argwhere(bad)[0][-1])]
