@@ -34,6 +34,9 @@ C_AIR = 0.00125e6
 C_MINERAL = 2.0e6
 C_ORGANIC = 2.5e6
 
+SPECIFIC_HEAT_ICE = 2100.0
+"""Specific heat capacity of ice near 0 degC [J kg-1 K-1] (Fukusako 1990), used for snow."""
+
 DEFAULT_GEOTHERMAL_FLUX = 0.053
 """Default upward heat flux at the bottom of the column [W m-2] (GIPL2 default;
 Lachenbruch & Sass 1977 give 0.04-0.08 for Alaska)."""

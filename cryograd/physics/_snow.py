@@ -58,7 +58,9 @@ class Snow(AbstractSurface):
       1981) or `"prescribed"` (forcing `snow_conductivity` [W m-1 K-1], as in GIPL2 input).
     - `heat_capacity`: volumetric heat capacity of the snow [J m-3 K-1]; default `None`
       uses density x 2100 J kg-1 K-1 (ice) below 0 degC and density x 4200 J kg-1 K-1 for
-      melted water (GIPL2 uses a fixed 8.4e5).
+      melted water (GIPL2 uses a fixed 8.4e5). With a fixed value and a density that
+      changes, the remap keeps energy per mass, so the pack's temperature scales with the
+      density ratio on that step.
     - `min_depth`: thin-snow threshold [m] (default 0.01): a thinner pack is ignored (its
       mass leaves, and the air temperature acts on the ground surface).
     - `n_cells`: number of equal-mass snow cells (default 5).
@@ -134,7 +136,7 @@ class Snow(AbstractSurface):
         else:
             k = jnp.asarray(forcing["snow_conductivity"], jnp.float64)
         if self.heat_capacity is None:
-            c_frozen = density * SPECIFIC_HEAT_ICE
+            c_frozen = density * const.SPECIFIC_HEAT_ICE
             c_thawed = density * const.C_WATER / const.WATER_DENSITY
         else:
             c_frozen = c_thawed = self.heat_capacity
@@ -158,10 +160,6 @@ class Snow(AbstractSurface):
             material=material,
             fresh_enthalpy=fresh,
         )
-
-
-SPECIFIC_HEAT_ICE = 2100.0
-"""Specific heat capacity of ice near 0 degC [J kg-1 K-1] (Fukusako 1990)."""
 
 
 def carry_over(enthalpy, old: SnowPack, new: SnowPack):
