@@ -1,4 +1,4 @@
-"""Pure-JAX physics: soil columns with freeze/thaw (and, later, glacier mass balance)."""
+"""Pure-JAX physics: soil columns with freeze/thaw, equilibrium permafrost models and glacier mass balance."""
 
 from ._column import PermafrostColumn as PermafrostColumn
 from ._diagnostics import thaw_depth as thaw_depth
@@ -24,6 +24,7 @@ from ._initial import (
     steady_state_temperature as steady_state_temperature,
 )
 from ._lst import SatelliteLST as SatelliteLST, fill_lst_gaps as fill_lst_gaps, gap_fill_lst as gap_fill_lst
+from ._smb import Hypsometry as Hypsometry, MonthlyTemperatureIndex as MonthlyTemperatureIndex
 from ._snow import Snow as Snow
 from ._soil import SoilLayer as SoilLayer
 from ._surface import (

@@ -1,0 +1,115 @@
+"""Hintereisferner with OGGM 1.6.3's calibrated monthly temperature-index parameters,
+against the WGMS annual balances: the baseline the assimilation issue must beat.
+
+    python experiments/hintereisferner.py [--figure out.png]
+
+Inputs (tests/data/files/hintereisferner, OGGM sample data and WGMS): OGGM's monthly
+HISTALP climate at its reference point (ref_hgt 3160 m), the 56-band elevation-band
+flowline (band area = width x dx) and `mb_calib.json` (melt factor 6.594952...,
+precipitation factor 2.5, no temperature bias). Calendar years, 365/12 days per month,
+as in OGGM 1.6.3. Compared with the WGMS annual balance 1953-2002 (the years the climate
+covers). Prints RMSE, bias and correlation, and returns them with the series.
+"""
+
+import argparse
+import json
+import pathlib
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+import cryograd as cg
+
+P = cg.physics
+FILES = pathlib.Path(__file__).parents[1] / "tests" / "data" / "files" / "hintereisferner"
+PERIOD = (1953, 2002)
+
+
+def climate(path=FILES / "climate_historical_hef_histalp.nc") -> xr.Dataset:
+    """OGGM's climate file as the SMB models' climate (temperature, precipitation, reference elevation)."""
+    with xr.open_dataset(path) as ds:
+        out = xr.Dataset(
+            dict(
+                temperature=ds["temp"].astype(float).assign_attrs(units="degC"),
+                precipitation=ds["prcp"].astype(float).assign_attrs(units="kg m-2"),
+            )
+        ).load()
+        out.attrs["reference_elevation"] = float(ds.attrs["ref_hgt"])
+    return out
+
+
+def glacier(path=FILES / "elevation_band_flowline.csv") -> P.Hypsometry:
+    flowline = pd.read_csv(path)
+    return P.Hypsometry.from_flowline(flowline.surface_h_m.values, flowline.width_m.values, flowline.dx_m.values)
+
+
+def model(path=FILES / "mb_calib.json") -> P.MonthlyTemperatureIndex:
+    calib = json.loads(pathlib.Path(path).read_text())
+    params = calib["mb_global_params"]
+    return P.MonthlyTemperatureIndex(
+        melt_factor=calib["melt_f"],
+        precipitation_factor=calib["prcp_fac"],
+        temperature_bias=calib["temp_bias"],
+        melt_threshold=params["temp_melt"],
+        solid_threshold=params["temp_all_solid"],
+        liquid_threshold=params["temp_all_liq"],
+        lapse_rate=params["temp_default_gradient"],
+        days_per_month="constant",
+        year_start_month=1,
+    )
+
+
+def wgms(path=FILES / "wgms_mbdata_491_hintereisferner.csv") -> pd.Series:
+    table = pd.read_csv(path)
+    return table.set_index("YEAR")["ANNUAL_BALANCE"].dropna()
+
+
+def run():
+    mb = model().simulate(glacier(), climate())
+    modelled = mb.specific_mass_balance.to_series()
+    observed = wgms()
+    years = [y for y in range(PERIOD[0], PERIOD[1] + 1) if y in observed.index and y in modelled.index]
+    m, o = modelled.loc[years].values, observed.loc[years].values
+    stats = dict(
+        n=len(years),
+        rmse=float(np.sqrt(np.mean((m - o) ** 2))),
+        bias=float(np.mean(m - o)),
+        r=float(np.corrcoef(m, o)[0, 1]),
+        modelled_mean=float(m.mean()),
+        observed_mean=float(o.mean()),
+    )
+    return stats, modelled, observed
+
+
+def plot(modelled, observed, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(9, 4))
+    axis.plot(modelled.index, modelled.values, color="tab:red", lw=1, label="cryograd (OGGM 1.6.3 parameters)")
+    axis.plot(observed.index, observed.values, "k.-", lw=0.8, label="WGMS annual balance")
+    axis.axhline(0, color="0.6", lw=0.5)
+    axis.set_xlim(1900, 2021)
+    axis.set_ylabel("specific mass balance [kg m-2]")
+    axis.set_title("Hintereisferner: monthly temperature index, HISTALP")
+    axis.legend(loc="lower left")
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--figure", default=None)
+    args = parser.parse_args()
+    stats, modelled, observed = run()
+    print(json.dumps({k: round(v, 3) for k, v in stats.items()}))
+    if args.figure:
+        plot(modelled, observed, args.figure)
+
+
+if __name__ == "__main__":
+    main()
