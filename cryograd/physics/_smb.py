@@ -86,7 +86,13 @@ class Hypsometry(eqx.Module):
 
     def specific(self, values):
         """Area-weighted mean over the bands of `values` (..., band) [same units]."""
-        return jnp.sum(values * self.area, axis=-1) / self.total_area
+        # A matrix product: XLA fuses it with the producer of `values` far better than a
+        # broadcast multiply and sum (measured 1.5x on the regional benchmark).
+        weighted = jnp.matmul(values, self.area[..., None])[..., 0]
+        total = self.total_area
+        if jnp.ndim(weighted) > jnp.ndim(total):  # (glacier, year) values of a region
+            total = total[..., None]
+        return weighted / total
 
 
 def _parameter(value, name, bounds=None):
@@ -169,31 +175,31 @@ class MonthlyTemperatureIndex(eqx.Module):
     def monthly(self, elevation, climate: dict) -> dict:
         """Monthly balance terms at band elevations (pure JAX).
 
-        **Arguments:** `elevation` (band,) [m]; `climate` a dict of arrays over months:
-        `temperature` [degC] and `precipitation` [kg m-2 per month] at
-        `reference_elevation` [m] (scalar), `month` (1-12, int) and `days` (days in the
-        month, used with `days_per_month="calendar"`).
+        **Arguments:** `elevation` (band,) [m]; `climate` a dict of arrays over months
+        (any leading shape, e.g. (month,) or (year, 12)): `temperature` [degC] and
+        `precipitation` [kg m-2 per month] at `reference_elevation` [m] (scalar), `month`
+        (1-12, int) and `days` (days in the month, used with `days_per_month="calendar"`).
 
-        **Returns:** dict of (month, band) arrays [kg m-2]: `accumulation` (solid
+        **Returns:** dict of (..., band) arrays [kg m-2]: `accumulation` (solid
         precipitation), `melt`, `mass_balance`, and `temperature` [degC].
         """
         month = jnp.asarray(climate["month"]) - 1
         bias = self.temperature_bias[month] if jnp.ndim(self.temperature_bias) else self.temperature_bias
         factor = self.precipitation_factor[month] if jnp.ndim(self.precipitation_factor) else self.precipitation_factor
-        height = jnp.asarray(elevation, jnp.float64)[None, :] - climate["reference_elevation"]
-        temperature = climate["temperature"][:, None] + jnp.asarray(bias)[..., None] + self.lapse_rate * height
+        height = jnp.asarray(elevation, jnp.float64) - climate["reference_elevation"]
+        temperature = (climate["temperature"] + bias)[..., None] + self.lapse_rate * height
         # max(x, 0) = (x + |x|) / 2 and clip((T_l - T) / (T_l - T_s), 0, 1)
         # = (|T_l - T| - |T_s - T| + T_l - T_s) / (2 (T_l - T_s)): the same values (to
         # round-off), but XLA's CPU backend vectorises abs and not NaN-aware max/min.
         excess = temperature - self.melt_threshold
         above = 0.5 * (excess + jnp.abs(excess))
-        days = 365.0 / 12.0 if self.days_per_month == "constant" else climate["days"][:, None]
+        days = 365.0 / 12.0 if self.days_per_month == "constant" else climate["days"][..., None]
         melt = self.melt_factor * days * above
         span = self.liquid_threshold - self.solid_threshold
         solid_share = (
             jnp.abs(self.liquid_threshold - temperature) - jnp.abs(self.solid_threshold - temperature) + span
         ) / (2.0 * span)
-        accumulation = (climate["precipitation"] * factor)[:, None] * solid_share
+        accumulation = (climate["precipitation"] * factor)[..., None] * solid_share
         return dict(accumulation=accumulation, melt=melt, mass_balance=accumulation - melt, temperature=temperature)
 
     def run(self, glacier: Hypsometry, climate: dict) -> dict:
@@ -204,10 +210,13 @@ class MonthlyTemperatureIndex(eqx.Module):
         [kg m-2], plus `accumulation` and `melt` (year, band), and for hydrological years
         `winter_balance` and `summer_balance` (year,) [kg m-2].
         """
-        terms = self.monthly(glacier.elevation, climate)
-        months = terms["mass_balance"].shape[0]
-        yearly = {name: terms[name].reshape(months // 12, 12, -1) for name in ("accumulation", "melt", "mass_balance")}
-        out = {name: value.sum(axis=1) for name, value in yearly.items()}
+        # Computed in (year, 12, band) layout: XLA fuses the monthly terms into the sum
+        # over months (reshaping (month, band) results afterwards costs 2x).
+        by_year = {
+            name: (jnp.reshape(value, (-1, 12)) if jnp.ndim(value) == 1 else value) for name, value in climate.items()
+        }
+        yearly = self.monthly(glacier.elevation, by_year)
+        out = {name: yearly[name].sum(axis=1) for name in ("accumulation", "melt", "mass_balance")}
         out["specific_mass_balance"] = glacier.specific(out["mass_balance"])
         if self.year_start_month == 10:
             winter = yearly["mass_balance"][:, :7].sum(axis=1)  # October-April
