@@ -10,26 +10,15 @@ per `run_one_step`, for the ratio.
 
 import argparse
 import json
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _timing import median_seconds
 
 import cryograd as cg
 
 P = cg.physics
-
-
-def timed(function, repeats):
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def permamodel_seconds(air, amplitude, snow, water, repeats):
@@ -69,7 +58,7 @@ def permamodel_seconds(air, amplitude, snow, water, repeats):
         for t in range(years):
             model.run_one_step(t)
 
-    return timed(run, repeats)
+    return median_seconds(run, repeats=repeats)
 
 
 def main():
@@ -96,7 +85,7 @@ def main():
     cell_years = args.cells * args.years
     results = dict(cells=args.cells, years=args.years, cpus=jax.local_device_count())
     for name, function in (("kudryavtsev", kudryavtsev), ("ttop", ttop)):
-        seconds = timed(lambda f=function: jax.block_until_ready(f(*arrays)), args.repeats)
+        seconds = median_seconds(lambda f=function: jax.block_until_ready(f(*arrays)), repeats=args.repeats)
         results[name] = dict(seconds=seconds, microseconds_per_cell_year=1e6 * seconds / cell_years)
     reference = permamodel_seconds(air, amplitude, snow, water, args.repeats)
     if reference is not None:

@@ -17,13 +17,12 @@ import argparse
 import json
 import platform
 import resource
-import statistics
-import time
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _timing import median_seconds
 
 import cryograd as cg
 
@@ -55,16 +54,6 @@ def setup(n_columns, years, seed=0, snow=False):
     return column, forcing, jnp.full(column.grid.n_cells, -3.0)
 
 
-def timed(function, *args, repeats):
-    jax.block_until_ready(function(*args))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(function(*args))
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--columns", type=int, nargs="+", default=[1, 64, 1024])
@@ -91,7 +80,7 @@ def main():
             run = lambda f: col.run(f, initial, DAY, save_every=365)["temperature"]  # noqa: E731
             return jax.vmap(run)(surface)
 
-        seconds = timed(eqx.filter_jit(forward), column, surface, repeats=args.repeats)
+        seconds = median_seconds(eqx.filter_jit(forward), column, surface, repeats=args.repeats)
         results["forward"][n] = dict(
             seconds=seconds,
             column_years_per_second=n * args.years / seconds,
@@ -106,7 +95,7 @@ def main():
 
                 return jnp.mean(jax.vmap(one)(surface))
 
-            grad_seconds = timed(eqx.filter_jit(eqx.filter_grad(loss)), column, surface, repeats=args.repeats)
+            grad_seconds = median_seconds(eqx.filter_jit(eqx.filter_grad(loss)), column, surface, repeats=args.repeats)
             results["gradient"][n] = dict(
                 seconds=grad_seconds,
                 column_years_per_second=n * args.years / grad_seconds,

@@ -22,6 +22,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _timing import median_seconds
 
 import cryograd as cg
 
@@ -50,16 +51,6 @@ def region(n_glaciers, n_bands, years, seed=0):
     )
     calendar = dict(month=jnp.asarray(month), days=jnp.asarray(np.full(months, 30.4)))
     return P.Hypsometry(elevation, area), climate, calendar
-
-
-def timed(function, *args, repeats):
-    jax.block_until_ready(function(*args))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(function(*args))
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def oggm_seconds_per_glacier_year(years, repeats):
@@ -111,7 +102,7 @@ def main():
         one = lambda g, c: model.run(g, dict(c, **calendar))["specific_mass_balance"]  # noqa: E731
         return jax.vmap(one)(glacier, climate)
 
-    seconds = timed(run, model, glacier, climate, repeats=args.repeats)
+    seconds = median_seconds(run, model, glacier, climate, repeats=args.repeats)
     glacier_years = args.glaciers * args.years
     result = dict(
         glaciers=args.glaciers,

@@ -16,8 +16,8 @@ import argparse
 import pathlib
 
 import numpy as np
-import pandas as pd
 import xarray as xr
+from _metrics import error_table
 
 import cryograd as cg
 
@@ -58,19 +58,7 @@ def run(path=DEFAULT):
     # Day d's mean forcing drives the step that ends with day d; it is compared with day d's mean.
     modelled = out.temperature.interp(depth=DEPTHS)
     observed = measured.sel(depth=DEPTHS).sel(time=out.time)
-    rows = []
-    for depth in DEPTHS:
-        difference = (modelled.sel(depth=depth) - observed.sel(depth=depth)).dropna("time")
-        rows.append(
-            dict(
-                depth=depth,
-                mae=float(np.abs(difference).mean()),
-                rmse=float(np.sqrt((difference**2).mean())),
-                bias=float(difference.mean()),
-                n=int(difference.size),
-            )
-        )
-    table = pd.DataFrame(rows).set_index("depth")
+    table = error_table(modelled, observed, DEPTHS)
     return table, modelled, observed
 
 

@@ -17,10 +17,8 @@ Prints one line per depth (MAE, RMSE, bias [K], n days), the mean MAE, and retur
 import argparse
 import pathlib
 
-import jax
-import numpy as np
-import pandas as pd
 import xarray as xr
+from _metrics import error_table
 
 import cryograd as cg
 
@@ -67,19 +65,7 @@ def run(path=DEFAULT, snow: P.Snow | None = None):
     depths = measured.depth.values
     # Cell centres start 0.5 mm down; the surface value is taken from the top cell.
     modelled = out.temperature.interp(depth=depths, kwargs=dict(fill_value="extrapolate"))
-    rows = []
-    for depth in depths:
-        difference = (modelled.sel(depth=depth) - measured.sel(depth=depth)).dropna("time")
-        rows.append(
-            dict(
-                depth=float(depth),
-                mae=float(np.abs(difference).mean()),
-                rmse=float(np.sqrt((difference**2).mean())),
-                bias=float(difference.mean()),
-                n=int(difference.size),
-            )
-        )
-    return pd.DataFrame(rows).set_index("depth"), modelled, measured, station
+    return error_table(modelled, measured, depths), modelled, measured, station
 
 
 def plot(modelled, measured, station, path):
@@ -119,5 +105,4 @@ def main():
 
 
 if __name__ == "__main__":
-    jax.config.update("jax_enable_x64", True)
     main()

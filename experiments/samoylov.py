@@ -55,32 +55,15 @@ def column() -> P.PermafrostColumn:
     )
 
 
-def spin_up(col, forcing: dict, years: int, tolerance: float = 0.05, max_cycles: int = 30):
-    """Repeat the first `years` of the forcing until the mean profile over them changes by
-    less than `tolerance` [K]; returns (cell temperatures [degC], cycles)."""
-    days = 365 * years
-    cycle_forcing = {name: jnp.asarray(values[:days]) for name, values in forcing.items()}
-    run = jax.jit(lambda t0: col.run(cycle_forcing, t0, 86400.0)["temperature"])
-    state = P.steady_state_temperature(eqx.tree_at(lambda c: c.surface, col, P.Prescribed()), INITIAL_GEOTHERM)
-    previous = None
-    for cycle in range(1, max_cycles + 1):
-        temperature = run(state)
-        mean, state = np.asarray(temperature.mean(axis=0)), temperature[-1]
-        change = np.inf if previous is None else float(np.max(np.abs(mean - previous)))
-        print(f"spin-up cycle {cycle} ({years} years): largest change of the mean profile {change:.3g} K", flush=True)
-        if change < tolerance:
-            return state, cycle
-        previous = mean
-    raise RuntimeError(f"spin-up did not settle to {tolerance} K in {max_cycles} cycles")
-
-
 def run(path=DEFAULT, progress: bool = True):
     forcing_ds = cg.data.open_cryogrid_forcing(path).sel(time=slice("1979-01-01", "2020-12-31"))
     forcing_ds["snow_conductivity"] = ("time", np.full(forcing_ds.sizes["time"], SNOW_CONDUCTIVITY))
     col = column()
     forcing = {name: forcing_ds[name].values for name in col.surface.forcing_variables}
     start = time.perf_counter()
-    initial, cycles = spin_up(col, forcing, SPIN_UP_YEARS)
+    cycle = {name: jnp.asarray(values[: 365 * SPIN_UP_YEARS]) for name, values in forcing.items()}
+    geotherm = P.steady_state_temperature(eqx.tree_at(lambda c: c.surface, col, P.Prescribed()), INITIAL_GEOTHERM)
+    initial, cycles = P.spin_up(col, cycle, geotherm, tolerance=0.05, max_cycles=30, progress=progress)
     spun = time.perf_counter() - start
     start = time.perf_counter()
     meter = diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter()

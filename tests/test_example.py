@@ -1,16 +1,12 @@
 """The README's example runs and gives a physically plausible active layer."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
+
+from tests._experiments import load_experiment
 
 
 def test_column_example_prints_active_layer(capsys):
-    path = Path(__file__).parents[1] / "experiments" / "column_example.py"
-    spec = importlib.util.spec_from_file_location("column_example", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_experiment("column_example")
     out = module.main()
     printed = capsys.readouterr().out
     assert printed.count("active-layer thickness") == 3

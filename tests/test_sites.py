@@ -1,25 +1,15 @@
 """Forward runs at real sites (experiments/), checked against the measurements."""
 
-import importlib.util
-from pathlib import Path
-
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
 import cryograd as cg
-
-
-def load(name):
-    path = Path(__file__).parents[1] / "experiments" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests._experiments import load_experiment
 
 
 def test_arctic_village_forced_by_measured_surface_beats_persistence():
-    site = load("arctic_village")
+    site = load_experiment("arctic_village")
     table, _, observed = site.run()
     assert list(table.index) == site.DEPTHS and (table["n"] >= 60).all()
     # Persistence: the first day's measured profile held for the whole run. Conduction
@@ -32,7 +22,7 @@ def test_arctic_village_forced_by_measured_surface_beats_persistence():
 
 
 def test_gipl_station_with_its_own_parameters_within_1_2_k():
-    site = load("gipl_station")
+    site = load_experiment("gipl_station")
     table, _, measured, _ = site.run()
     assert len(table) == 12 and (table["n"] == measured.sizes["time"]).all()
     print(table.round(3).to_string())
@@ -48,7 +38,7 @@ def test_site_loss_gradients_match_central_differences():
     temperatures with respect to n-factors (air temperature on bare ground), snow density
     (Sturm conductivity, heat capacity, latent heat) and soil parameters agree with
     float64 central differences to 1e-4 relative."""
-    site = load("gipl_station")
+    site = load_experiment("gipl_station")
     station = cg.data.open_gipl_station(site.DEFAULT, start=site.START).isel(time=slice(0, 365))
     measured = jnp.asarray(station.ground_temperature.values)
     initial = site.initial_profile(station)

@@ -56,15 +56,17 @@ step). A step that meets neither bound by NEWTON_MAX_ITERATIONS still fails loud
 class Step(eqx.Module):
     """What one step [t0, t1] needs besides the unknown H (internal).
 
-    `start` is the enthalpy the step starts from [J m-3] (the previous state, with snow
-    cells remapped to this step's pack), `thickness` the cells' thickness [m] (0 for an
-    absent snowpack), `weight` the thickness in the residual (1 m for absent snow cells,
+    `boundary` is the surface's boundary value for the step (temperature [degC] or flux
+    [W m-2]), evaluated once rather than in every Newton iteration; `start` is the
+    enthalpy the step starts from [J m-3] (the previous state, with snow cells remapped
+    to this step's pack), `thickness` the cells' thickness [m] (0 for an absent
+    snowpack), `weight` the thickness in the residual (1 m for absent snow cells,
     whose residual then pins H to `start`), `conductance` the lagged face conductances
     [W m-2 K-1] and `coupled` 1.0 or 0.0: whether the face below the snow cells connects
     them to the soil (0.0 when there is no snow and the soil faces the air directly).
     """
 
-    index: Array
+    boundary: Array
     dt: Array
     start: Float[Array, " n"]
     thickness: Float[Array, " n"]
@@ -156,11 +158,12 @@ class HeatProblem(eqx.Module):
             weight = jnp.concatenate([jnp.where(pack.present, pack.thickness, 1.0), self.thickness])
             coupled = pack.present.astype(jnp.float64)
         _, fraction, _ = self.state(start, pack)
-        return Step(index, dt, start, thickness, weight, self.conductances(fraction, pack), pack, coupled)
+        boundary = self.surface.boundary_value(self.step_forcing(index))
+        return Step(boundary, dt, start, thickness, weight, self.conductances(fraction, pack), pack, coupled)
 
     def fluxes(self, temperature, step: Step):
         """Downward heat fluxes through the n + 1 faces [W m-2]; face i is the top of cell i."""
-        value = self.surface.boundary_value(self.step_forcing(step.index))
+        value = step.boundary
         conductance = step.conductance
         above = jnp.concatenate([jnp.reshape(value, (1,)), temperature[:-1]])
         if self.n_snow:  # no snow: the top soil cell faces the air

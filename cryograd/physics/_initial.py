@@ -38,8 +38,9 @@ def spin_up(
     max_cycles: int = 100,
     progress: bool = False,
 ):
-    """Repeat one forcing year until the annual-mean temperature profile changes by less
-    than `tolerance` [K] at every cell between two cycles.
+    """Repeat one forcing period (a year, or several whole years) until its mean
+    temperature profile changes by less than `tolerance` [K] at every cell between two
+    cycles.
 
     **Arguments:** `forcing_year` a dict of arrays (nt,) as for `run`; `initial_temperature`
     [degC] at cell centres; `dt` [s]; `max_cycles` a bound (ValueError if not reached).
@@ -55,7 +56,7 @@ def spin_up(
         state = temperature[-1]
         if progress:
             change = np.nan if previous_mean is None else np.max(np.abs(mean - previous_mean))
-            print(f"spin-up cycle {cycle}: max change of annual mean {change:.3g} K")
+            print(f"spin-up cycle {cycle}: max change of the mean profile {change:.3g} K", flush=True)
         if previous_mean is not None and np.max(np.abs(mean - previous_mean)) < tolerance:
             return state, cycle
         previous_mean = mean

@@ -1,8 +1,5 @@
 """Satellite-LST boundary: gap filling, the learnable offset, the observation operator."""
 
-import importlib.util
-from pathlib import Path
-
 import diffrax
 import equinox as eqx
 import jax
@@ -12,17 +9,10 @@ import pytest
 import xarray as xr
 
 import cryograd as cg
+from tests._experiments import load_experiment
 
 P = cg.physics
 DAY = 86400.0
-
-
-def load_experiment(name):
-    path = Path(__file__).parents[2] / "experiments" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def cloudy(n, cloud_fraction, seed):

@@ -1,6 +1,5 @@
 """Monthly temperature-index SMB: OGGM 1.6.3 parity, limiting cases, gradients, bad input."""
 
-import importlib.util
 from pathlib import Path
 
 import equinox as eqx
@@ -11,17 +10,10 @@ import pytest
 import xarray as xr
 
 import cryograd as cg
+from tests._experiments import load_experiment
 
 P = cg.physics
 HERE = Path(__file__).parent
-
-
-def load_experiment(name):
-    path = HERE.parents[1] / "experiments" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 HEF = load_experiment("hintereisferner")

@@ -1,0 +1,18 @@
+"""Timing shared by the benchmark scripts."""
+
+import statistics
+import time
+
+import jax
+
+
+def median_seconds(function, *args, repeats: int) -> float:
+    """Median wall time [s] of `function(*args)` over `repeats` runs after one warm-up
+    (which also compiles), waiting for JAX results to be ready."""
+    jax.block_until_ready(function(*args))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(function(*args))
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
