@@ -87,12 +87,40 @@ def oggm_seconds_per_glacier_year(years, repeats):
     return statistics.median(times) / span.size, int(heights.size)
 
 
+def delta_h_seconds(n_glaciers, n_bands, years):
+    """The Δh evolution of the same region over `years`: one timed run after compilation."""
+    glacier, climate, calendar = region(n_glaciers, n_bands, years, seed=1)
+    evolution = P.DeltaH(P.MonthlyTemperatureIndex(melt_factor=6.0, precipitation_factor=2.0))
+
+    @eqx.filter_jit
+    def run(evolution, glacier, climate):
+        one = lambda g, c: evolution.run(g, dict(c, **calendar))  # noqa: E731
+        out = jax.vmap(one)(glacier, climate)
+        return out["volume"], out["initial_volume"], out["area"]
+
+    start = time.perf_counter()
+    jax.block_until_ready(run(evolution, glacier, climate))
+    first = time.perf_counter() - start
+    seconds = median_seconds(run, evolution, glacier, climate, repeats=1)
+    volume, initial, area = (np.asarray(x) for x in run(evolution, glacier, climate))
+    return dict(
+        years=years,
+        seconds=seconds,
+        seconds_with_compilation=first,
+        microseconds_per_glacier_year=1e6 * seconds / (n_glaciers * years),
+        finite=bool(np.isfinite(volume).all() and np.isfinite(area).all()),
+        volume_change_percent=float(100 * (volume[:, -1].sum() / initial.sum() - 1)),
+        glaciers_gone=int((volume[:, -1] == 0).sum()),
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--glaciers", type=int, default=10_000)
     parser.add_argument("--bands", type=int, default=50)
     parser.add_argument("--years", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--evolution-years", type=int, default=50, help="years of the Δh run (0: skip it)")
     args = parser.parse_args()
     glacier, climate, calendar = region(args.glaciers, args.bands, args.years)
     model = P.MonthlyTemperatureIndex(melt_factor=6.0, precipitation_factor=2.0)
@@ -111,6 +139,8 @@ def main():
         device=str(jax.devices()[0]),
         monthly_ti=dict(seconds=seconds, microseconds_per_glacier_year=1e6 * seconds / glacier_years),
     )
+    if args.evolution_years:
+        result["delta_h"] = delta_h_seconds(args.glaciers, args.bands, args.evolution_years)
     oggm = oggm_seconds_per_glacier_year(args.years, args.repeats)
     if oggm is not None:
         per_year, bands = oggm

@@ -17,6 +17,7 @@ from ._freeze_curves import (
     PiecewiseLinear as PiecewiseLinear,
     PowerLaw as PowerLaw,
 )
+from ._glacier_geometry import DeltaH as DeltaH, volume_area_thickness as volume_area_thickness
 from ._grid import Grid as Grid
 from ._heat import ImplicitEnthalpyEuler as ImplicitEnthalpyEuler
 from ._initial import (
@@ -25,6 +26,11 @@ from ._initial import (
 )
 from ._lst import SatelliteLST as SatelliteLST, fill_lst_gaps as fill_lst_gaps, gap_fill_lst as gap_fill_lst
 from ._smb import Hypsometry as Hypsometry, MonthlyTemperatureIndex as MonthlyTemperatureIndex
+from ._smb_snowpack import (
+    AbstractSnowpackMassBalance as AbstractSnowpackMassBalance,
+    DailyTemperatureIndex as DailyTemperatureIndex,
+    EnhancedTemperatureIndex as EnhancedTemperatureIndex,
+)
 from ._snow import Snow as Snow
 from ._soil import SoilLayer as SoilLayer
 from ._surface import (

@@ -40,3 +40,7 @@ SPECIFIC_HEAT_ICE = 2100.0
 DEFAULT_GEOTHERMAL_FLUX = 0.053
 """Default upward heat flux at the bottom of the column [W m-2] (GIPL2 default;
 Lachenbruch & Sass 1977 give 0.04-0.08 for Alaska)."""
+
+ICE_DENSITY = 900.0
+"""Density of glacier ice for mass-volume conversion [kg m-3] (Huss et al. 2010 use 900;
+pure ice is 917, Cuffey & Paterson 2010)."""

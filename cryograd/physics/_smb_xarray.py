@@ -1,5 +1,6 @@
 """The xarray edge of the glacier mass-balance models: climate checks, years, CF output."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,6 +10,31 @@ import xarray as xr
 from ._xarray import _to_celsius
 
 WINTER_SUMMER = ("winter_balance", "summer_balance")
+
+
+def _reference_elevation(climate: xr.Dataset) -> np.ndarray:
+    if "reference_elevation" in climate.data_vars:
+        return climate["reference_elevation"].values.astype(float)
+    if "reference_elevation" in climate.attrs:
+        return np.asarray(float(climate.attrs["reference_elevation"]))
+    raise ValueError("climate needs the reference elevation [m]: attrs['reference_elevation'] or a variable")
+
+
+def _climate_variable(variable: xr.DataArray, name: str, times) -> np.ndarray:
+    """Values (glacier?, time) in the model's units; NaN and negative amounts refused."""
+    extra = set(variable.dims) - {"time", "glacier"}
+    if extra:
+        raise ValueError(f"climate variable {name!r} has unexpected dimensions {sorted(extra)}")
+    values = variable.transpose(*[d for d in ("glacier", "time") if d in variable.dims]).values.astype(float)
+    if np.isnan(values).any():
+        raise ValueError(
+            f"climate variable {name!r} has NaN, first at {times[int(np.argwhere(np.isnan(values))[0][-1])]}"
+        )
+    if name == "temperature":
+        return _to_celsius(values, variable.attrs.get("units"), name)
+    if np.any(values < 0):
+        raise ValueError(f"climate variable {name!r} has negative values (min {values.min()})")
+    return values
 
 
 def monthly_climate(climate: xr.Dataset, year_start_month: int, n_glaciers: int | None):
@@ -23,34 +49,16 @@ def monthly_climate(climate: xr.Dataset, year_start_month: int, n_glaciers: int 
     for name in ("temperature", "precipitation"):
         if name not in climate.data_vars:
             raise ValueError(f"climate lacks variable {name!r}; it has {list(climate.data_vars)}")
-    if "reference_elevation" in climate.data_vars:
-        reference = climate["reference_elevation"].values.astype(float)
-    elif "reference_elevation" in climate.attrs:
-        reference = np.asarray(float(climate.attrs["reference_elevation"]))
-    else:
-        raise ValueError("climate needs the reference elevation [m]: attrs['reference_elevation'] or a variable")
+    reference = _reference_elevation(climate)
     first = int(np.argmax(times.month == year_start_month))
     whole = (times.size - first) // 12
     if times.month[first] != year_start_month or whole < 1:
         raise ValueError(f"climate holds no whole mass-balance year starting in month {year_start_month}")
     keep = slice(first, first + 12 * whole)
     times = times[keep]
-    arrays = {}
-    for name in ("temperature", "precipitation"):
-        variable = climate[name].isel(time=keep)
-        extra = set(variable.dims) - {"time", "glacier"}
-        if extra:
-            raise ValueError(f"climate variable {name!r} has unexpected dimensions {sorted(extra)}")
-        values = variable.transpose(*[d for d in ("glacier", "time") if d in variable.dims]).values.astype(float)
-        if np.isnan(values).any():
-            raise ValueError(
-                f"climate variable {name!r} has NaN, first at {times[int(np.argwhere(np.isnan(values))[0][-1])]}"
-            )
-        if name == "temperature":
-            values = _to_celsius(values, variable.attrs.get("units"), name)
-        elif np.any(values < 0):
-            raise ValueError(f"climate variable 'precipitation' has negative values (min {values.min()})")
-        arrays[name] = values
+    arrays = {
+        name: _climate_variable(climate[name].isel(time=keep), name, times) for name in ("temperature", "precipitation")
+    }
     if n_glaciers is not None:
         arrays = {k: np.broadcast_to(v, (n_glaciers, times.size)) for k, v in arrays.items()}
         reference = np.broadcast_to(reference, (n_glaciers,))
@@ -92,5 +100,148 @@ def simulate_monthly(model, glacier, climate: xr.Dataset) -> xr.Dataset:
         if name in out:
             season = name.split("_")[0]
             ds[name] = ((*dims, "year"), np.asarray(out[name]), dict(units="kg m-2", long_name=f"{season} balance"))
+    ds.attrs["year_start_month"] = model.year_start_month
+    return ds
+
+
+def simulate_geometry(model, glacier, climate: xr.Dataset, thickness) -> xr.Dataset:
+    from ._glacier_geometry import check_thickness
+
+    regional = glacier.elevation.ndim == 2
+    n = glacier.elevation.shape[0] if regional else None
+    arrays, years = monthly_climate(climate, model.mass_balance.year_start_month, n)
+    month, days = jnp.asarray(arrays.pop("month")), jnp.asarray(arrays.pop("days"))
+    thickness = check_thickness(thickness, glacier)
+
+    def one(glacier, arrays, thickness):
+        return model.run(glacier, dict(arrays, month=month, days=days), thickness)
+
+    inputs = {k: jnp.asarray(v) for k, v in arrays.items()}
+    run = jax.jit(jax.vmap(one, in_axes=(0, 0, None if thickness is None else 0)) if regional else one)
+    out = run(glacier, inputs, None if thickness is None else jnp.asarray(thickness))
+    dims = ("glacier",) if regional else ()
+    ds = xr.Dataset(coords=dict(year=("year", years)))
+    ds["elevation"] = (
+        (*dims, "band"),
+        np.asarray(glacier.elevation),
+        dict(units="m", long_name="initial band surface"),
+    )
+    ds["band_area"] = ((*dims, "band"), np.asarray(glacier.area), dict(units="m2", long_name="initial band area"))
+    described = dict(
+        specific_mass_balance=("kg m-2", "glacier-wide annual specific mass balance over the area at the year's start"),
+        mass_change=("kg", "annual glacier mass change"),
+        area=("m2", "glacier area at the end of the year"),
+        volume=("m3", "ice volume at the end of the year"),
+        mass=("Gt", "ice mass at the end of the year"),
+        unmet_loss=("kg", "mass loss beyond the ice the glacier held"),
+    )
+    for name, (units, long_name) in described.items():
+        ds[name] = ((*dims, "year"), np.asarray(out[name]), dict(units=units, long_name=long_name))
+    for name, long_name in (
+        ("thickness", "ice thickness at the end of the year"),
+        ("surface", "surface at the year's start"),
+    ):
+        ds[name] = ((*dims, "year", "band"), np.asarray(out[name]), dict(units="m", long_name=long_name))
+    for name, units in (("initial_volume", "m3"), ("initial_area", "m2"), ("initial_mass", "Gt")):
+        ds[name] = (dims, np.asarray(out[name]), dict(units=units))
+    ds.attrs["year_start_month"] = model.mass_balance.year_start_month
+    return ds
+
+
+def _step_days(times: pd.DatetimeIndex) -> np.ndarray:
+    """Length of each step [day]: calendar months for first-of-month stamps, else a regular spacing."""
+    if times.size < 2:
+        raise ValueError("climate 'time' needs at least two steps")
+    monthly = np.all(times.day == 1) and np.all(np.diff(times.year * 12 + times.month) == 1)
+    if monthly and np.all(times.hour == 0):
+        return np.asarray(times.days_in_month, dtype=float)
+    spacing = np.diff(times.values)  # timedelta64 in the index's own unit (ns or us)
+    if np.any(spacing != spacing[0]) or spacing[0] <= np.timedelta64(0):
+        raise ValueError("climate 'time' must be regular (hourly, daily, ...) or monthly (first of each month)")
+    return np.full(times.size, spacing[0] / np.timedelta64(1, "D"))
+
+
+def snowpack_climate(climate: xr.Dataset, variables, year_start_month: int, n_glaciers: int | None):
+    """Checked climate as (glacier?, year, step) arrays padded with empty steps, with the
+    year labels, steps per year and whether each year is complete."""
+    if not isinstance(climate, xr.Dataset):
+        raise ValueError(f"climate must be an xarray.Dataset, got {type(climate).__name__}")
+    if "time" not in climate.coords:
+        raise ValueError("climate has no 'time' coordinate")
+    for name in variables:
+        if name not in climate.data_vars:
+            raise ValueError(f"climate lacks variable {name!r}; it has {list(climate.data_vars)}")
+    times = pd.DatetimeIndex(climate.indexes["time"])
+    days = _step_days(times)
+    label = times.year + ((times.month >= year_start_month) & (year_start_month != 1))
+    years = np.unique(label)
+    index = np.searchsorted(years, label)
+    position = np.arange(times.size) - np.searchsorted(index, index)  # step within its year
+    width = int(position.max()) + 1
+    reference = _reference_elevation(climate)
+    arrays = {}
+    for name in variables:
+        values = _climate_variable(climate[name], name, times)
+        padded = np.zeros((*values.shape[:-1], years.size, width))
+        padded[..., index, position] = values
+        arrays[name] = padded
+    step_days = np.zeros((years.size, width))
+    step_days[index, position] = days
+    if n_glaciers is not None:
+        arrays = {k: np.broadcast_to(v, (n_glaciers, *v.shape[-2:])) for k, v in arrays.items()}
+        reference = np.broadcast_to(reference, (n_glaciers,))
+    elif reference.ndim != 0:
+        raise ValueError("a (glacier) reference_elevation needs a Hypsometry with a glacier axis")
+    arrays["reference_elevation"] = reference
+    starts = pd.to_datetime([f"{y - (year_start_month != 1)}-{year_start_month:02d}-01" for y in years])
+    ends = pd.to_datetime([f"{y + (year_start_month == 1)}-{year_start_month:02d}-01" for y in years])
+    first = times[np.searchsorted(index, np.arange(years.size))]
+    last_end = times[np.searchsorted(index, np.arange(years.size), side="right") - 1] + pd.to_timedelta(
+        days[np.searchsorted(index, np.arange(years.size), side="right") - 1], unit="D"
+    )
+    complete = (first <= starts) & (last_end >= ends)
+    steps = np.bincount(index, minlength=years.size)
+    return arrays, step_days, years, steps, np.asarray(complete), (index, position)
+
+
+def simulate_snowpack(model, glacier, climate: xr.Dataset, series: bool) -> xr.Dataset:
+    from ._smb_snowpack import PACK_FLUXES
+
+    regional = glacier.elevation.ndim == 2
+    n = glacier.elevation.shape[0] if regional else None
+    arrays, days, years, steps, complete, where = snowpack_climate(
+        climate, model.forcing_variables, model.year_start_month, n
+    )
+    days = jnp.asarray(days)
+
+    def one(model, glacier, arrays):
+        return model.run(glacier, dict(arrays, days=days), series=series)
+
+    inputs = {k: jnp.asarray(v) for k, v in arrays.items()}
+    run = eqx.filter_jit(eqx.filter_vmap(one, in_axes=(None, 0, 0)) if regional else one)
+    out = run(model, glacier, inputs)
+    dims = ("glacier",) if regional else ()
+    ds = xr.Dataset(coords=dict(year=("year", years)))
+    ds["elevation"] = ((*dims, "band"), np.asarray(glacier.elevation), dict(units="m", long_name="band elevation"))
+    ds["area"] = ((*dims, "band"), np.asarray(glacier.area), dict(units="m2", long_name="band area"))
+    for name in PACK_FLUXES:
+        long_name = f"annual {name.replace('_', ' ')} of the band"
+        ds[name] = ((*dims, "year", "band"), np.asarray(out[name]), dict(units="kg m-2", long_name=long_name))
+    for name in ("snow", "firn"):
+        long_name = f"{name} at the end of the year"
+        ds[name] = ((*dims, "year", "band"), np.asarray(out[name]), dict(units="kg m-2", long_name=long_name))
+    ds["specific_mass_balance"] = (
+        (*dims, "year"),
+        np.asarray(out["specific_mass_balance"]),
+        dict(units="kg m-2", long_name="glacier-wide specific surface mass balance over the year (or its part)"),
+    )
+    for name in ("snow_series", "firn_series") if series else ():
+        values = np.asarray(out[name])[..., where[0], where[1], :]
+        long_name = f"{name.split('_')[0]} after each step"
+        ds[name] = ((*dims, "time", "band"), values, dict(units="kg m-2", long_name=long_name))
+    if series:
+        ds = ds.assign_coords(time=climate.indexes["time"])
+    ds["steps"] = ("year", steps, dict(long_name="time steps of the year in the climate"))
+    ds["complete"] = ("year", complete, dict(long_name="the climate covers the whole mass-balance year"))
     ds.attrs["year_start_month"] = model.year_start_month
     return ds
