@@ -15,6 +15,8 @@ import argparse
 import json
 import pathlib
 
+import equinox as eqx
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -101,14 +103,63 @@ def plot(modelled, observed, path):
     figure.savefig(path, dpi=110)
 
 
+def evolution(start="1950-01-01", end="2002-12-01", temperature_bias=0.0):
+    """The glacier's geometry through time with the same parameters: `DeltaH` from a
+    volume-area initial thickness (xr.Dataset of `DeltaH.simulate`)."""
+    mass_balance = eqx.tree_at(lambda m: m.temperature_bias, model(), jnp.asarray(float(temperature_bias)))
+    return P.DeltaH(mass_balance).simulate(glacier(), climate().sel(time=slice(start, end)))
+
+
+def plot_evolution(path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for bias, color in ((0.0, "tab:blue"), (1.0, "tab:orange"), (2.0, "tab:red")):
+        out = evolution(temperature_bias=bias)
+        years = np.concatenate([[out.year.values[0] - 1], out.year.values])
+        label = f"temperature bias {bias:+.0f} K"
+        volume = np.concatenate([[float(out.initial_volume)], out.volume.values]) / 1e9
+        area = np.concatenate([[float(out.initial_area)], out.area.values]) / 1e6
+        axes[0].plot(years, volume, color=color, label=label)
+        axes[1].plot(years, area, color=color, label=label)
+        if bias == 0.0:
+            thickness = out.thickness.values
+            z = out.elevation.values
+            for index, style in ((0, "-"), (len(out.year) // 2, "--"), (-1, ":")):
+                axes[2].plot(thickness[index], z, "k" + style, lw=1, label=f"end of {out.year.values[index]}")
+    axes[0].set_ylabel("ice volume [km3]")
+    axes[1].set_ylabel("glacier area [km2]")
+    axes[2].set_xlabel("ice thickness [m]")
+    axes[2].set_ylabel("band elevation [m]")
+    for axis in axes[:2]:
+        axis.set_xlabel("year")
+    for axis in axes:
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.suptitle("Hintereisferner, Δh-parameterisation with OGGM 1.6.3 parameters (HISTALP)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--figure", default=None)
+    parser.add_argument("--evolution-figure", default=None, help="volume, area and thickness 1950-2002 (DeltaH)")
     args = parser.parse_args()
     stats, modelled, observed = run()
     print(json.dumps({k: round(v, 3) for k, v in stats.items()}))
     if args.figure:
         plot(modelled, observed, args.figure)
+    if args.evolution_figure:
+        out = evolution()
+        print(
+            f"DeltaH 1950-2002: volume {float(out.initial_volume) / 1e9:.3f} -> {float(out.volume[-1]) / 1e9:.3f} km3, "
+            f"area {float(out.initial_area) / 1e6:.2f} -> {float(out.area[-1]) / 1e6:.2f} km2"
+        )
+        plot_evolution(args.evolution_figure)
 
 
 if __name__ == "__main__":
