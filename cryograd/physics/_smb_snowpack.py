@@ -28,6 +28,7 @@ Years are laid out as (year, step) arrays, padded with zero-length steps (no
 precipitation), which change nothing.
 """
 
+import abc
 import math
 from typing import Literal
 
@@ -95,10 +96,10 @@ class AbstractSnowpackMassBalance(eqx.Module):
     refreezing: eqx.AbstractVar[Refreezing]
     year_start_month: eqx.AbstractVar[int]
 
+    @abc.abstractmethod
     def potential_melt(self, temperature, step: dict, surface: dict):
         """Potential melt [kg m-2] of snow, firn and ice over the step, and the updated
         extra surface state (e.g. snow age)."""
-        raise NotImplementedError
 
     def initial_surface(self, shape) -> dict:
         return {}
