@@ -35,7 +35,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from ._constants import ICE_DENSITY
-from ._smb import Hypsometry, MonthlyTemperatureIndex
+from ._smb import Hypsometry, MonthlyTemperatureIndex, by_year, safe_ratio
 from ._validation import as_float_array, is_concrete
 
 SizeClass = Literal["auto", "large", "medium", "small"]
@@ -82,7 +82,7 @@ def _shape(surface, has_ice, coefficients):
     span = top - bottom
     single = span <= 0
     # A safe denominator keeps the gradient finite for one-band and empty glaciers.
-    hr = jnp.where(single, 0.0, (top - surface) / jnp.where(single, 1.0, span))
+    hr = safe_ratio(top - surface, span)
     hr = jnp.clip(jnp.where(has_ice, hr, 0.0), 0.0, 1.0)
     x = hr + a
     s = jnp.sign(x) ** jnp.round(gamma) * jnp.abs(x) ** gamma + b * x + c
@@ -127,7 +127,7 @@ def _add(thickness, area, shape, gain):
     weight = jnp.where(has_ice, shape, 0.0)
     weight = jnp.where(jnp.sum(area * weight) > 0, weight, has_ice.astype(thickness.dtype))
     total = jnp.sum(area * weight)
-    return thickness + jnp.where(total > 0, gain / jnp.where(total > 0, total, 1.0), 0.0) * weight
+    return thickness + safe_ratio(gain, total) * weight
 
 
 def redistribute(thickness, area, surface, coefficients, volume_change):
@@ -197,11 +197,9 @@ class DeltaH(eqx.Module):
         h0 = volume_area_thickness(glacier) if thickness is None else jnp.asarray(thickness, jnp.float64)
         h0 = jnp.where(area0 > 0, h0, 0.0)
         coefficients = _size_coefficients(self.size_class, glacier.total_area)
-        by_year = {
-            name: (jnp.reshape(value, (-1, 12)) if jnp.ndim(value) == 1 else value) for name, value in climate.items()
-        }
-        constant = {k: v for k, v in by_year.items() if jnp.ndim(v) == 0}
-        yearly = {k: v for k, v in by_year.items() if jnp.ndim(v) != 0}
+        years = by_year(climate)
+        constant = {k: v for k, v in years.items() if jnp.ndim(v) == 0}
+        yearly = {k: v for k, v in years.items() if jnp.ndim(v) != 0}
         rho = self.ice_density
 
         def year(h, months):
@@ -214,7 +212,7 @@ class DeltaH(eqx.Module):
             new_area = jnp.sum(jnp.where(new > 0, area0, 0.0))
             volume = jnp.sum(area0 * new)
             out = dict(
-                specific_mass_balance=jnp.where(total > 0, change / jnp.where(total > 0, total, 1.0), 0.0),
+                specific_mass_balance=safe_ratio(change, total),
                 mass_change=change,
                 thickness=new,
                 surface=surface,

@@ -95,6 +95,17 @@ class Hypsometry(eqx.Module):
         return weighted / total
 
 
+def safe_ratio(numerator, denominator):
+    """numerator / denominator, 0 where denominator <= 0 (finite gradients both ways)."""
+    positive = denominator > 0
+    return jnp.where(positive, numerator / jnp.where(positive, denominator, 1.0), 0.0)
+
+
+def by_year(climate: dict) -> dict:
+    """Monthly climate arrays (month,) as (year, 12); scalars and 2-D arrays unchanged."""
+    return {name: (jnp.reshape(value, (-1, 12)) if jnp.ndim(value) == 1 else value) for name, value in climate.items()}
+
+
 def _parameter(value, name, bounds=None):
     if is_concrete(value):
         array = as_float_array(value, name)
@@ -212,10 +223,7 @@ class MonthlyTemperatureIndex(eqx.Module):
         """
         # Computed in (year, 12, band) layout: XLA fuses the monthly terms into the sum
         # over months (reshaping (month, band) results afterwards costs 2x).
-        by_year = {
-            name: (jnp.reshape(value, (-1, 12)) if jnp.ndim(value) == 1 else value) for name, value in climate.items()
-        }
-        yearly = self.monthly(glacier.elevation, by_year)
+        yearly = self.monthly(glacier.elevation, by_year(climate))
         out = {name: yearly[name].sum(axis=1) for name in ("accumulation", "melt", "mass_balance")}
         out["specific_mass_balance"] = glacier.specific(out["mass_balance"])
         if self.year_start_month == 10:

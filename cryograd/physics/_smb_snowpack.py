@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import jax.scipy.special as jsp
 from jaxtyping import Array, Float
 
-from ._smb import PRECIPITATION_FACTOR_BOUNDS, TEMPERATURE_BIAS_BOUNDS, Hypsometry
+from ._smb import PRECIPITATION_FACTOR_BOUNDS, TEMPERATURE_BIAS_BOUNDS, Hypsometry, safe_ratio
 from ._validation import as_float_array, is_concrete, require_in_range
 
 Phase = Literal["linear", "smooth"]
@@ -74,12 +74,6 @@ def _scalar(value, name, bounds=None):
         if bounds is not None:
             require_in_range(array, name, *bounds)
     return jnp.asarray(value, jnp.float64)
-
-
-def _safe_ratio(numerator, denominator):
-    """numerator / denominator, 0 where denominator is 0 (finite gradients both ways)."""
-    positive = denominator > 0
-    return jnp.where(positive, numerator / jnp.where(positive, denominator, 1.0), 0.0)
 
 
 class AbstractSnowpackMassBalance(eqx.Module):
@@ -139,7 +133,7 @@ class AbstractSnowpackMassBalance(eqx.Module):
         firn = zeros if firn is None else jnp.asarray(firn, jnp.float64) + zeros
         band_temperature = (climate["temperature"] + self.temperature_bias)[..., None] + self.lapse_rate * height
         # The refreezing potential of each year from the band's mean annual temperature.
-        annual_mean = _safe_ratio(
+        annual_mean = safe_ratio(
             jnp.sum(band_temperature * climate["days"][..., None], axis=1), jnp.sum(climate["days"], axis=1)[:, None]
         )
         potential = jnp.maximum(10.0 * (WOODWARD_SLOPE * annual_mean + WOODWARD_INTERCEPT), 0.0)  # [kg m-2]
@@ -156,9 +150,9 @@ class AbstractSnowpackMassBalance(eqx.Module):
                 temperature, forcing, surface | {"snow": snow, "firn": firn, "solid": solid}
             )
             snow_melt = jnp.minimum(snow, pot_snow)
-            rest = 1.0 - _safe_ratio(snow_melt, pot_snow) * (pot_snow > 0)
+            rest = 1.0 - safe_ratio(snow_melt, pot_snow)
             firn_melt = jnp.minimum(firn, rest * pot_firn)
-            rest = rest - _safe_ratio(firn_melt, pot_firn)
+            rest = rest - safe_ratio(firn_melt, pot_firn)
             ice_melt = jnp.maximum(rest, 0.0) * pot_ice
             snow, firn = snow - snow_melt, firn - firn_melt
             liquid = snow_melt + firn_melt + ice_melt + rain

@@ -195,12 +195,10 @@ def snowpack_climate(climate: xr.Dataset, variables, year_start_month: int, n_gl
     arrays["reference_elevation"] = reference
     starts = pd.to_datetime([f"{y - (year_start_month != 1)}-{year_start_month:02d}-01" for y in years])
     ends = pd.to_datetime([f"{y + (year_start_month == 1)}-{year_start_month:02d}-01" for y in years])
-    first = times[np.searchsorted(index, np.arange(years.size))]
-    last_end = times[np.searchsorted(index, np.arange(years.size), side="right") - 1] + pd.to_timedelta(
-        days[np.searchsorted(index, np.arange(years.size), side="right") - 1], unit="D"
-    )
-    complete = (first <= starts) & (last_end >= ends)
     steps = np.bincount(index, minlength=years.size)
+    first = np.cumsum(steps) - steps  # the first and last step of each year
+    last = first + steps - 1
+    complete = (times[first] <= starts) & (times[last] + pd.to_timedelta(days[last], unit="D") >= ends)
     return arrays, step_days, years, steps, np.asarray(complete), (index, position)
 
 

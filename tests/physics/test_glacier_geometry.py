@@ -6,11 +6,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import xarray as xr
 
 import cryograd as cg
 from cryograd.physics._glacier_geometry import redistribute
 from tests._experiments import load_experiment
+from tests.physics._regions import assert_region_equals_glaciers_alone, region_climate
 
 P = cg.physics
 HEF = load_experiment("hintereisferner")
@@ -160,25 +160,9 @@ def test_region_in_one_batch_equals_glaciers_one_by_one():
     z, a = np.asarray(glacier.elevation), np.asarray(glacier.area)
     elevation = np.stack([z, np.concatenate([z[:40] - 300.0, np.zeros(z.size - 40)])])
     area = np.stack([a, np.concatenate([a[:40] * 0.3, np.zeros(z.size - 40)])])  # padded small glacier
-    climate = HEF.climate().sel(time=slice("1960-01-01", "1989-12-01"))
-    region = xr.Dataset(
-        dict(
-            temperature=climate.temperature.expand_dims(glacier=2).transpose("time", "glacier"),
-            precipitation=climate.precipitation.expand_dims(glacier=2).transpose("time", "glacier"),
-            reference_elevation=("glacier", [3160.0, 2860.0]),
-        ),
-        coords=dict(time=climate.time),
-    )
-    evolution = hef_evolution()
-    together = evolution.simulate(P.Hypsometry(elevation, area), region)
-    for g in range(2):
-        keep = area[g] > 0
-        alone = evolution.simulate(
-            P.Hypsometry(elevation[g, keep], area[g, keep]),
-            climate.assign_attrs(reference_elevation=float(region.reference_elevation[g])),
-        )
-        for name in ("volume", "area", "specific_mass_balance"):
-            np.testing.assert_allclose(together[name].isel(glacier=g), alone[name], rtol=1e-12, err_msg=name)
+    region = region_climate(HEF.climate().sel(time=slice("1960-01-01", "1989-12-01")), [3160.0, 2860.0])
+    names = ["volume", "area", "specific_mass_balance"]
+    assert_region_equals_glaciers_alone(hef_evolution(), elevation, area, region, names, rtol=1e-12)
 
 
 @pytest.mark.parametrize(

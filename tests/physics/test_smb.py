@@ -11,6 +11,7 @@ import xarray as xr
 
 import cryograd as cg
 from tests._experiments import load_experiment
+from tests.physics._regions import assert_region_equals_glaciers_alone, region_climate
 
 P = cg.physics
 HERE = Path(__file__).parent
@@ -151,29 +152,10 @@ def test_hydrological_years_with_winter_and_summer():
 def test_region_in_one_batch_equals_glaciers_one_by_one():
     elevation = np.array([[3300.0, 3100.0, 2900.0], [3000.0, 2800.0, 0.0]])
     area = np.array([[1.0, 2.0, 1.0], [3.0, 1.0, 0.0]])  # second glacier padded
-    climate = synthetic_climate(years=3)
-    region = xr.Dataset(
-        dict(
-            temperature=climate.temperature.expand_dims(glacier=2).transpose("time", "glacier")
-            + xr.DataArray([0.0, 1.5], dims="glacier"),
-            precipitation=climate.precipitation.expand_dims(glacier=2).transpose("time", "glacier"),
-            reference_elevation=("glacier", [3000.0, 2900.0]),
-        ),
-        coords=dict(time=climate.time),
+    region = region_climate(synthetic_climate(years=3), [3000.0, 2900.0], temperature_offset=[0.0, 1.5])
+    assert_region_equals_glaciers_alone(
+        P.MonthlyTemperatureIndex(), elevation, area, region, ["specific_mass_balance"], rtol=1e-13
     )
-    model = P.MonthlyTemperatureIndex()
-    together = model.simulate(P.Hypsometry(elevation, area), region)
-    for g in range(2):
-        keep = area[g] > 0
-        alone = model.simulate(
-            P.Hypsometry(elevation[g, keep], area[g, keep]),
-            region.isel(glacier=g)
-            .drop_vars("reference_elevation")
-            .assign_attrs(reference_elevation=float(region.reference_elevation[g])),
-        )
-        np.testing.assert_allclose(
-            together.specific_mass_balance.isel(glacier=g).values, alone.specific_mass_balance.values, rtol=1e-13
-        )
 
 
 def test_gradients_of_a_multi_decade_loss_match_central_differences():

@@ -10,6 +10,7 @@ import xarray as xr
 
 import cryograd as cg
 from tests._experiments import load_experiment
+from tests.physics._regions import assert_region_equals_glaciers_alone, region_climate
 
 P = cg.physics
 GLACIER = P.Hypsometry(np.linspace(3500.0, 2600.0, 7), np.array([1.0, 2.0, 3.0, 3.0, 2.0, 1.0, 0.5]) * 1e5)
@@ -333,26 +334,6 @@ def test_bad_climate_is_refused(change, match):
 def test_region_in_one_batch_equals_glaciers_one_by_one():
     elevation = np.array([[3300.0, 3100.0, 2900.0], [3000.0, 2800.0, 0.0]])
     area = np.array([[1.0, 2.0, 1.0], [3.0, 1.0, 0.0]])  # second glacier padded
-    climate = daily_climate(years=2)
-    region = xr.Dataset(
-        dict(
-            temperature=climate.temperature.expand_dims(glacier=2).transpose("time", "glacier")
-            + xr.DataArray([0.0, 1.5], dims="glacier"),
-            precipitation=climate.precipitation.expand_dims(glacier=2).transpose("time", "glacier"),
-            shortwave_radiation=climate.shortwave_radiation,
-            reference_elevation=("glacier", [3000.0, 2900.0]),
-        ),
-        coords=dict(time=climate.time),
-    )
+    region = region_climate(daily_climate(years=2), [3000.0, 2900.0], temperature_offset=[0.0, 1.5])
     for model in (P.DailyTemperatureIndex(), P.EnhancedTemperatureIndex()):
-        together = model.simulate(P.Hypsometry(elevation, area), region)
-        for g in range(2):
-            keep = area[g] > 0
-            single = region.isel(glacier=g).drop_vars("reference_elevation")
-            alone = model.simulate(
-                P.Hypsometry(elevation[g, keep], area[g, keep]),
-                single.assign_attrs(reference_elevation=float(region.reference_elevation[g])),
-            )
-            np.testing.assert_allclose(
-                together.specific_mass_balance.isel(glacier=g), alone.specific_mass_balance, rtol=1e-13
-            )
+        assert_region_equals_glaciers_alone(model, elevation, area, region, ["specific_mass_balance"], rtol=1e-13)
