@@ -35,7 +35,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from ._constants import ICE_DENSITY
-from ._smb import Hypsometry, MonthlyTemperatureIndex, by_year, safe_ratio
+from ._smb import Hypsometry, MonthlyTemperatureIndex, by_year, safe_ratio, sum_months
 from ._validation import as_float_array, is_concrete
 
 SizeClass = Literal["auto", "large", "medium", "small"]
@@ -204,7 +204,7 @@ class DeltaH(eqx.Module):
 
         def year(h, months):
             surface = glacier.elevation + (h - h0 if self.elevation_feedback else 0.0)
-            balance = self.mass_balance.monthly(surface, dict(months, **constant))["mass_balance"].sum(axis=0)
+            balance = sum_months(self.mass_balance.monthly(surface, dict(months, **constant))["mass_balance"])
             area = jnp.where(h > 0, area0, 0.0)
             total = jnp.sum(area)
             change = jnp.sum(area * balance)  # [kg]
