@@ -5,3 +5,12 @@ from ._cryogrid import open_cryogrid_forcing as open_cryogrid_forcing
 from ._gipl import open_gipl_station as open_gipl_station
 from ._gtnp import open_gtnp as open_gtnp
 from ._kudryavtsev import open_kudryavtsev_series as open_kudryavtsev_series
+from ._modis import (
+    MANDATORY_QA as MANDATORY_QA,
+    extract_points as extract_points,
+    open_appeears_lst as open_appeears_lst,
+    open_modis_lst as open_modis_lst,
+    quality_mask as quality_mask,
+    write_modis_lst as write_modis_lst,
+)
+from ._samples import load_sample as load_sample, sample_names as sample_names, sample_path as sample_path
