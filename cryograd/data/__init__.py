@@ -5,6 +5,16 @@ from ._cryogrid import open_cryogrid_forcing as open_cryogrid_forcing
 from ._gipl import open_gipl_station as open_gipl_station
 from ._gtnp import open_gtnp as open_gtnp
 from ._kudryavtsev import open_kudryavtsev_series as open_kudryavtsev_series
+from ._grace import (
+    apply_gain_factors as apply_gain_factors,
+    cell_area as cell_area,
+    glacier_mascons as glacier_mascons,
+    open_grace as open_grace,
+    regional_mass as regional_mass,
+    write_csr_mascons as write_csr_mascons,
+    write_gsfc_mascons as write_gsfc_mascons,
+    write_jpl_mascons as write_jpl_mascons,
+)
 from ._modis import (
     MANDATORY_QA as MANDATORY_QA,
     extract_points as extract_points,

@@ -4,6 +4,7 @@ samples/CITATION.md). Nothing here touches the network."""
 from importlib import resources
 from pathlib import Path
 
+from ._grace import open_grace
 from ._modis import open_modis_lst
 
 _SAMPLES = {
@@ -11,6 +12,16 @@ _SAMPLES = {
         "modis/MOD11A1.A2019305.h14v09.006.2019306084028.hdf",
         open_modis_lst,
         "MOD11A1 C6 daily 1 km LST tile h14v09 (north-eastern Brazil), 2019-11-01",
+    ),
+    "greenland_grace": (
+        "grace/greenland_mass_200204_202408.txt",
+        open_grace,
+        "JPL GRACE/GRACE-FO Greenland mass anomaly [Gt], 2002-04 to 2024-08 (RL06.3Mv4)",
+    ),
+    "greenland_imbie": (
+        "grace/imbie_greenland_2021_Gt.csv",
+        open_grace,
+        "IMBIE 2021 Greenland mass balance [Gt/yr] and cumulative [Gt], 1992-2020",
     ),
 }
 
