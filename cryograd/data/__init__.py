@@ -3,8 +3,7 @@ ValueError naming the file and the field when a file is not what it claims to be
 
 from ._cryogrid import open_cryogrid_forcing as open_cryogrid_forcing
 from ._gipl import open_gipl_station as open_gipl_station
-from ._gtnp import open_gtnp as open_gtnp
-from ._kudryavtsev import open_kudryavtsev_series as open_kudryavtsev_series
+from ._glacier_tables import open_geodetic_mb as open_geodetic_mb, open_wgms as open_wgms
 from ._grace import (
     apply_gain_factors as apply_gain_factors,
     cell_area as cell_area,
@@ -15,6 +14,8 @@ from ._grace import (
     write_gsfc_mascons as write_gsfc_mascons,
     write_jpl_mascons as write_jpl_mascons,
 )
+from ._gtnp import open_gtnp as open_gtnp
+from ._kudryavtsev import open_kudryavtsev_series as open_kudryavtsev_series
 from ._modis import (
     MANDATORY_QA as MANDATORY_QA,
     extract_points as extract_points,
