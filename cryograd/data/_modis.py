@@ -1,7 +1,7 @@
 """MODIS land-surface temperature: MOD11/MYD11 HDF4-EOS tiles and AppEEARS point tables.
 
 The tile facts (products, scaling, QC bits, sinusoidal grid) are those of the MOD11 user
-guide (Wan 2013) and of the files themselves; see ../shared/FORMATS.md in the project notes.
+guide (Wan 2013) and of the files themselves (docs/data.md lists what the reader does).
 """
 
 import re
