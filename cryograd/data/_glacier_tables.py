@@ -10,28 +10,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ._tables import numeric_columns, read_table
+
 WGMS_MISSING = (9999, -9999, 99999)
 """Placeholder values in WGMS elevation columns (glacier-wide rows)."""
-
-
-def _read_csv(path, **kwargs):
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: file not found")
-    try:
-        return path, pd.read_csv(path, **kwargs)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
-        raise ValueError(f"{path}: not a readable CSV file ({error})") from None
-
-
-def _numbers(path, table, columns):
-    out = {}
-    for column in columns:
-        values = pd.to_numeric(table[column], errors="coerce")
-        if (values.isna() & table[column].notna()).any():
-            raise ValueError(f"{path}: column {column!r} holds values that are not numbers")
-        out[column] = values.to_numpy(np.float64)
-    return out
 
 
 def open_wgms(path) -> xr.Dataset:
@@ -49,7 +31,7 @@ def open_wgms(path) -> xr.Dataset:
     Years are WGMS hydrological years (October-September in the northern hemisphere),
     labelled by the year they end.
     """
-    path, table = _read_csv(path)
+    path, table = read_table(path)
     columns = [str(c).strip() for c in table.columns]
     table.columns = columns
     if "YEAR" in columns and any(c.endswith("_BALANCE") for c in columns):
@@ -72,13 +54,13 @@ def _wgms_mbdata(path, table):
     balance_columns = [c for c in ("ANNUAL_BALANCE", "WINTER_BALANCE", "SUMMER_BALANCE") if c in table]
     if "ANNUAL_BALANCE" not in balance_columns:
         raise ValueError(f"{path}: column 'ANNUAL_BALANCE' not found")
-    numbers = _numbers(path, table, ["YEAR", "WGMS_ID", *balance_columns])
+    numbers = numeric_columns(path, table, ["YEAR", "WGMS_ID", *balance_columns])
     if np.isnan(numbers["YEAR"]).any() or np.isnan(numbers["WGMS_ID"]).any():
         raise ValueError(f"{path}: columns 'YEAR' and 'WGMS_ID' must be filled on every row")
     table = table.assign(**numbers)
     profile_rows = np.zeros(len(table), bool)
     if "LOWER_BOUND" in table and "UPPER_BOUND" in table:
-        bounds = _numbers(path, table, ["LOWER_BOUND", "UPPER_BOUND"])
+        bounds = numeric_columns(path, table, ["LOWER_BOUND", "UPPER_BOUND"])
         profile_rows = ~np.isin(bounds["LOWER_BOUND"], WGMS_MISSING) & ~np.isnan(bounds["LOWER_BOUND"])
         table = table.assign(LOWER_BOUND=bounds["LOWER_BOUND"], UPPER_BOUND=bounds["UPPER_BOUND"])
     wide = table[~profile_rows]
@@ -114,7 +96,7 @@ def _wgms_mbdata(path, table):
 
 
 def _wgms_profile(path, table, elevations):
-    numbers = _numbers(path, table, list(table.columns))
+    numbers = numeric_columns(path, table, list(table.columns))
     years = numbers[table.columns[0]]
     if np.isnan(years).any():
         raise ValueError(f"{path}: the first column (year) has empty rows")
@@ -154,7 +136,7 @@ def open_geodetic_mb(path) -> xr.Dataset:
     path = Path(path)
     if path.suffix.lower() == ".json":
         return _dh_profile_json(path)
-    path, table = _read_csv(path)
+    path, table = read_table(path)
     columns = set(table.columns)
     if set(_HUGONNET_GLACIER) <= columns:
         return _hugonnet(path, table, "rgiid", "glacier", per_glacier=True)
@@ -194,7 +176,7 @@ def _hugonnet(path, table, key, dim, per_glacier):
         "area": ("area", "m2", 1.0),
     }
     present = [c for c in variables if c in table] + [f"err_{c}" for c in variables if f"err_{c}" in table]
-    numbers = _numbers(path, table, present)
+    numbers = numeric_columns(path, table, present)
     if per_glacier and np.nanmax(np.abs(numbers["dmdtda"])) > 30:
         raise ValueError(f"{path}: column 'dmdtda' reaches {np.nanmax(np.abs(numbers['dmdtda']))}: mm, not m w.e.?")
     if not per_glacier and np.nanmax(np.abs(numbers["dmdtda"])) < 30:
@@ -222,7 +204,7 @@ def _dh_profile_csv(path, table):
     missing = [c for c in required if c not in table]
     if missing:
         raise ValueError(f"{path}: columns {missing} not found")
-    numbers = _numbers(path, table, ["bin_start", "bin_stop", "bin_area", "dh", "dh_sigma"])
+    numbers = numeric_columns(path, table, ["bin_start", "bin_stop", "bin_area", "dh", "dh_sigma"])
     table = table.assign(**numbers, period=table.date_start.astype(str) + "_" + table.date_end.astype(str))
     indexed = table.set_index(["period", "bin_start"])
     ds = xr.Dataset(

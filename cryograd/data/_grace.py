@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ._tables import numeric_columns, read_table
+
 EARTH_RADIUS = 6371000.0
 """Radius of the sphere for cell areas [m] (as the JPL and GSFC documentation use)."""
 WATER_DENSITY = 1000.0
@@ -103,6 +105,7 @@ def _open_mascon_netcdf(path, gain_factors, land_mask):
     for name in ("lwe_thickness", "uncertainty"):
         if name in raw:
             ds[name] = _to_metres(path, raw[name])
+    # the first field decides almost always; the whole (lazy) cube is read only if it is empty
     if not bool(ds["lwe_thickness"].isel(time=0).notnull().any()) and not bool(ds.lwe_thickness.notnull().any()):
         raise ValueError(f"{path}: variable 'lwe_thickness' holds only fill values")
     if "time_bounds" in raw or "time_bnds" in raw:
@@ -265,27 +268,17 @@ def decimal_year_to_datetime(years) -> np.ndarray:
     return np.asarray((start + (end - start) * (years - whole)).round("s"), "datetime64[ns]")
 
 
-def _numeric_table(path, skip=0, names=None, **kwargs):
-    try:
-        table = pd.read_csv(path, skiprows=skip, names=names, **kwargs)
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
-        raise ValueError(f"{path}: not a readable table ({error})") from None
-    if table.empty:
-        raise ValueError(f"{path}: no data rows")
-    for column in table.columns:
-        if column == "region":
-            continue
-        converted = pd.to_numeric(table[column], errors="coerce")
-        if (converted.isna() & table[column].notna()).any():
-            raise ValueError(f"{path}: column {column!r} holds values that are not numbers")
-        table[column] = converted
-    return table
+def _numeric_table(path, **kwargs):
+    """The whole table as numbers (a `region` name column excepted)."""
+    path, table = read_table(path, **kwargs)
+    columns = [c for c in table.columns if c != "region"]
+    return table.assign(**numeric_columns(path, table, columns))
 
 
 def _open_jpl_series(path):
     lines = path.read_text(errors="replace").splitlines()
     header = [line for line in lines if line.startswith("HDR")]
-    table = _numeric_table(path, skip=len(header), names=["year", "mass", "sigma"], sep=r"\s+")
+    table = _numeric_table(path, skiprows=len(header), names=["year", "mass", "sigma"], sep=r"\s+")
     if table.isna().any().any():
         raise ValueError(f"{path}: rows after the header must hold three numbers (year, mass, 1-sigma)")
     ds = xr.Dataset(
@@ -363,6 +356,14 @@ def _open_glambie(path):
 # --- regional mass ---------------------------------------------------------------------
 
 
+def _box_area(lat, lat_span, lon_span):
+    """Area [m2] of lat/lon boxes centred on `lat` [degree] with the given spans [degree]
+    on the sphere R = 6371 km: R^2 dlon (sin(lat + dlat/2) - sin(lat - dlat/2))."""
+    top = np.radians(np.clip(lat + lat_span / 2, -90, 90))
+    bottom = np.radians(np.clip(lat - lat_span / 2, -90, 90))
+    return EARTH_RADIUS**2 * np.radians(lon_span) * (np.sin(top) - np.sin(bottom))
+
+
 def cell_area(lat, lon, lat_step=None, lon_step=None) -> xr.DataArray:
     """Area [m2] of regular lat/lon cells centred on `lat`, `lon` [degree] on the sphere
     R = 6371 km: R^2 dlon (sin(lat + dlat/2) - sin(lat - dlat/2))."""
@@ -370,9 +371,7 @@ def cell_area(lat, lon, lat_step=None, lon_step=None) -> xr.DataArray:
     lon = np.asarray(lon, np.float64)
     dlat = lat_step if lat_step is not None else float(np.median(np.abs(np.diff(lat))))
     dlon = lon_step if lon_step is not None else float(np.median(np.abs(np.diff(lon))))
-    top = np.radians(np.clip(lat + dlat / 2, -90, 90))
-    bottom = np.radians(np.clip(lat - dlat / 2, -90, 90))
-    band = EARTH_RADIUS**2 * np.radians(dlon) * (np.sin(top) - np.sin(bottom))
+    band = _box_area(lat, dlat, dlon)
     return xr.DataArray(np.broadcast_to(band[:, None], (lat.size, lon.size)).copy(), dims=("lat", "lon"))
 
 
@@ -504,10 +503,17 @@ def _month_bounds(times):
     return np.stack([_days_since_epoch(start), _days_since_epoch(start + pd.offsets.MonthBegin(1))], axis=1)
 
 
-def _global_grid(step):
-    lat = np.arange(-90 + step / 2, 90, step)
-    lon = np.arange(step / 2, 360, step)
-    return lat, lon
+def _global_field(lwe_thickness, time):
+    """A writer's (time, lat, lon) field [m] on a global regular grid (n x 2n cells), its
+    times, and the grid's cell-centre latitudes and longitudes (0-360) [degree]."""
+    lwe = np.asarray(lwe_thickness, np.float64)
+    if lwe.ndim != 3 or lwe.shape[2] != 2 * lwe.shape[1]:
+        raise ValueError(f"lwe_thickness must be (time, lat, 2 x lat) on a global grid, got {lwe.shape}")
+    times = pd.DatetimeIndex(np.atleast_1d(np.asarray(time, "datetime64[ns]")))
+    if times.size != lwe.shape[0]:
+        raise ValueError(f"time has {times.size} values for {lwe.shape[0]} fields")
+    step = 180.0 / lwe.shape[1]
+    return lwe, times, np.arange(-90 + step / 2, 90, step), np.arange(step / 2, 360, step)
 
 
 def write_jpl_mascons(
@@ -532,13 +538,7 @@ def write_jpl_mascons(
     `land_mask` and `mascon_ID` (lat, lon), repeated along time when
     `ancillary_time_axis`. Stored in cm, as the product; `dtype` of the stored fields.
     """
-    lwe = np.asarray(lwe_thickness, np.float64)
-    if lwe.ndim != 3 or lwe.shape[2] != 2 * lwe.shape[1]:
-        raise ValueError(f"lwe_thickness must be (time, lat, 2 x lat) on a global grid, got {lwe.shape}")
-    times = pd.DatetimeIndex(np.atleast_1d(np.asarray(time, "datetime64[ns]")))
-    if times.size != lwe.shape[0]:
-        raise ValueError(f"time has {times.size} values for {lwe.shape[0]} fields")
-    lat, lon = _global_grid(180.0 / lwe.shape[1])
+    lwe, times, lat, lon = _global_field(lwe_thickness, time)
     cube = ("time", "lat", "lon")
     ds = xr.Dataset(
         dict(lwe_thickness=(cube, lwe * 100.0), time_bounds=(("time", "bounds"), _month_bounds(times))),
@@ -572,13 +572,7 @@ def write_csr_mascons(path, lwe_thickness, time):
     [m] stored in cm on a global grid (720 x 1440 for the real 0.25 degree product),
     longitudes 0-360, and `time` in days since 2002-01-01 whose unit attribute is
     spelled `Units`, as CSR spells it."""
-    lwe = np.asarray(lwe_thickness, np.float64)
-    if lwe.ndim != 3 or lwe.shape[2] != 2 * lwe.shape[1]:
-        raise ValueError(f"lwe_thickness must be (time, lat, 2 x lat) on a global grid, got {lwe.shape}")
-    times = pd.DatetimeIndex(np.atleast_1d(np.asarray(time, "datetime64[ns]")))
-    if times.size != lwe.shape[0]:
-        raise ValueError(f"time has {times.size} values for {lwe.shape[0]} fields")
-    lat, lon = _global_grid(180.0 / lwe.shape[1])
+    lwe, times, lat, lon = _global_field(lwe_thickness, time)
     ds = xr.Dataset(
         dict(lwe_thickness=(("time", "lat", "lon"), lwe * 100.0)),
         coords=dict(time=("time", _days_since_epoch(times)), lat=lat, lon=lon),
@@ -608,9 +602,7 @@ def write_gsfc_mascons(path, lwe_thickness, time, lat, lon, lat_span, lon_span, 
     lat, lon, lat_span, lon_span = (
         np.broadcast_to(np.asarray(v, np.float64), (n,)) for v in (lat, lon, lat_span, lon_span)
     )
-    top = np.radians(np.clip(lat + lat_span / 2, -90, 90))
-    bottom = np.radians(np.clip(lat - lat_span / 2, -90, 90))
-    area_km2 = EARTH_RADIUS**2 * np.radians(lon_span) * (np.sin(top) - np.sin(bottom)) / 1e6
+    area_km2 = _box_area(lat, lat_span, lon_span) / 1e6
     bounds = _month_bounds(times)
     jan0 = lambda days: days + 1.0  # noqa: E731  days since 2002-01-01 -> days from "2002 January 0"
     with h5py.File(path, "w") as f:
