@@ -16,7 +16,6 @@ import argparse
 import json
 import statistics
 import time
-from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -27,7 +26,7 @@ from _timing import median_seconds
 import cryograd as cg
 
 P = cg.physics
-FILES = Path(__file__).parents[1] / "tests" / "data" / "files" / "hintereisferner"
+FILES = cg.data.sample_path("hintereisferner_climate").parent
 
 
 def region(n_glaciers, n_bands, years, seed=0):

@@ -13,7 +13,6 @@ Prints one line per depth (MAE, RMSE, bias [K], n days) and returns the table.
 """
 
 import argparse
-import pathlib
 
 import numpy as np
 import xarray as xr
@@ -22,7 +21,7 @@ from _metrics import error_table
 import cryograd as cg
 
 P = cg.physics
-DEFAULT = pathlib.Path(__file__).parents[1] / "tests" / "data" / "files" / "B755-Arctic_Village-Dataset.csv"
+DEFAULT = cg.data.sample_path("arctic_village")
 DEPTHS = [0.5, 1.0, 2.0, 3.0, 4.0, 5.0]
 
 

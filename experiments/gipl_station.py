@@ -15,7 +15,6 @@ Prints one line per depth (MAE, RMSE, bias [K], n days), the mean MAE, and retur
 """
 
 import argparse
-import pathlib
 
 import xarray as xr
 from _metrics import error_table
@@ -23,7 +22,7 @@ from _metrics import error_table
 import cryograd as cg
 
 P = cg.physics
-DEFAULT = pathlib.Path(__file__).parents[1] / "tests" / "data" / "files" / "gipl_station_2008"
+DEFAULT = cg.data.sample_path("gipl_station")
 START = "2008-07-01"
 SNOW_HEAT_CAPACITY = 8.4e5
 """GIPL2's snow heat capacity [J m-3 K-1]."""

@@ -3,7 +3,7 @@ against the WGMS annual balances: the baseline the assimilation issue must beat.
 
     python experiments/hintereisferner.py [--figure out.png]
 
-Inputs (tests/data/files/hintereisferner, OGGM sample data and WGMS): OGGM's monthly
+Inputs (the package's `hintereisferner_*` samples, OGGM sample data and WGMS): OGGM's monthly
 HISTALP climate at its reference point (ref_hgt 3160 m), the 56-band elevation-band
 flowline (band area = width x dx) and `mb_calib.json` (melt factor 6.594952...,
 precipitation factor 2.5, no temperature bias). Calendar years, 365/12 days per month,
@@ -24,21 +24,13 @@ import xarray as xr
 import cryograd as cg
 
 P = cg.physics
-FILES = pathlib.Path(__file__).parents[1] / "tests" / "data" / "files" / "hintereisferner"
+FILES = cg.data.sample_path("hintereisferner_climate").parent
 PERIOD = (1953, 2002)
 
 
 def climate(path=FILES / "climate_historical_hef_histalp.nc") -> xr.Dataset:
     """OGGM's climate file as the SMB models' climate (temperature, precipitation, reference elevation)."""
-    with xr.open_dataset(path) as ds:
-        out = xr.Dataset(
-            dict(
-                temperature=ds["temp"].astype(float).assign_attrs(units="degC"),
-                precipitation=ds["prcp"].astype(float).assign_attrs(units="kg m-2"),
-            )
-        ).load()
-        out.attrs["reference_elevation"] = float(ds.attrs["ref_hgt"])
-    return out
+    return cg.data.open_climate(path)
 
 
 def glacier(path=FILES / "elevation_band_flowline.csv") -> P.Hypsometry:

@@ -1,7 +1,17 @@
 """Readers of real data formats. Each returns CF-annotated xarray objects and raises
 ValueError naming the file and the field when a file is not what it claims to be."""
 
+from ._climate import open_climate as open_climate
 from ._cryogrid import open_cryogrid_forcing as open_cryogrid_forcing
+from ._dem import (
+    elevation_change as elevation_change,
+    geodetic_mass_balance as geodetic_mass_balance,
+    hypsometry as hypsometry,
+    open_dem as open_dem,
+    outline_mask as outline_mask,
+    pixel_area as pixel_area,
+    write_dem as write_dem,
+)
 from ._gipl import open_gipl_station as open_gipl_station
 from ._glacier_tables import open_geodetic_mb as open_geodetic_mb, open_wgms as open_wgms
 from ._grace import (

@@ -1,11 +1,37 @@
 """Real sample datasets shipped inside the package (sources and licences in
 samples/CITATION.md). Nothing here touches the network."""
 
+import json
 from importlib import resources
 from pathlib import Path
 
+import geopandas as gpd
+import pandas as pd
+
+from ..physics import Hypsometry
+from ._climate import open_climate
+from ._dem import open_dem
+from ._gipl import open_gipl_station
+from ._glacier_tables import open_wgms
 from ._grace import open_grace
+from ._gtnp import open_gtnp
 from ._modis import open_modis_lst
+
+ERA5_OETZTAL = ("sel_era5_monthly_t2m_1979-2018.nc", "sel_era5_monthly_prcp_1979-2018.nc", "sel_era5_invariant.nc")
+
+
+def _flowline(path) -> Hypsometry:
+    flowline = pd.read_csv(path)
+    return Hypsometry.from_flowline(flowline.surface_h_m.values, flowline.width_m.values, flowline.dx_m.values)
+
+
+def _json(path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def _era5(folder):
+    return open_climate([Path(folder) / name for name in ERA5_OETZTAL])
+
 
 _SAMPLES = {
     "modis_tile": (
@@ -23,6 +49,78 @@ _SAMPLES = {
         open_grace,
         "IMBIE 2021 Greenland mass balance [Gt/yr] and cumulative [Gt], 1992-2020",
     ),
+    "hintereisferner_dem": (
+        "hintereisferner/hef_srtm.tif",
+        open_dem,
+        "SRTM 3 arc-second DEM around Hintereisferner (int16, EGM96, no nodata tag)",
+    ),
+    "hintereisferner_outline": (
+        "hintereisferner/Hintereisferner_RGI6.shp",
+        gpd.read_file,
+        "RGI 6.0 outline of Hintereisferner (RGI60-11.00897, 8.036 km2)",
+    ),
+    "hintereisferner_climate": (
+        "hintereisferner/climate_historical_hef_histalp.nc",
+        open_climate,
+        "OGGM's monthly HISTALP climate at Hintereisferner's reference point (3160 m), 1802-2002",
+    ),
+    "hintereisferner_histalp": (
+        "hintereisferner/histalp_merged_hef.nc",
+        open_climate,
+        "HISTALP monthly temperature and precipitation, 3 x 3 grid points around Hintereisferner, 1801-2003",
+    ),
+    "hintereisferner_flowline": (
+        "hintereisferner/elevation_band_flowline.csv",
+        _flowline,
+        "OGGM's 56-band elevation-band flowline of Hintereisferner, as a Hypsometry",
+    ),
+    "hintereisferner_mb_calib": (
+        "hintereisferner/mb_calib.json",
+        _json,
+        "OGGM 1.6.3's calibrated mass-balance parameters of Hintereisferner (dict)",
+    ),
+    "hintereisferner_wgms": (
+        "hintereisferner/wgms_mbdata_491_hintereisferner.csv",
+        open_wgms,
+        "WGMS annual, winter and summer balances of Hintereisferner (WGMS 491), 1953-2020",
+    ),
+    "hintereisferner_wgms_profile": (
+        "hintereisferner/wgms_mbprofile_491_hintereisferner.csv",
+        open_wgms,
+        "WGMS altitudinal mass-balance profiles of Hintereisferner",
+    ),
+    "oetztal_dem": (
+        "oetztal/srtm_oetztal.tif",
+        open_dem,
+        "SRTM 3 arc-second DEM of the Oetztal Alps (int16, EGM96, no nodata tag)",
+    ),
+    "oetztal_outlines": (
+        "oetztal/rgi_oetztal.shp",
+        gpd.read_file,
+        "RGI 5.0 outlines of 20 Oetztal glaciers (87.7 km2)",
+    ),
+    "oetztal_histalp": (
+        "oetztal/HISTALP_oetztal.nc",
+        open_climate,
+        "HISTALP monthly temperature and precipitation on 7 x 7 grid points, 1801-2014 (67 negative "
+        "precipitation values, set to 0 with a warning)",
+    ),
+    "oetztal_era5": (
+        "oetztal",
+        _era5,
+        "ERA5 monthly 2 m temperature, precipitation and surface height, 4 x 4 points, 1979-2018 "
+        "(legacy CDS layout, int16 packed)",
+    ),
+    "gipl_station": (
+        "permafrost/gipl_station_2008",
+        open_gipl_station,
+        "GIPL2 example station in Alaska: forcing, soil layers and measured daily ground temperature from 2008-07",
+    ),
+    "arctic_village": (
+        "permafrost/B755-Arctic_Village-Dataset.csv",
+        open_gtnp,
+        "GTN-P borehole 755, Arctic Village, Alaska: hourly ground temperature 0-5 m, 2007-03 to 2009-04",
+    ),
 }
 
 
@@ -39,6 +137,8 @@ def sample_path(name: str) -> Path:
 
 
 def load_sample(name: str):
-    """Open sample `name` with its reader (see `sample_names()` for the list)."""
+    """Open sample `name` with its reader (see `sample_names()` for the list): an xarray
+    Dataset or DataArray for data, a GeoDataFrame for outlines, a `Hypsometry` for the
+    flowline, a dict for calibrated parameters."""
     path = sample_path(name)
     return _SAMPLES[name][1](path)

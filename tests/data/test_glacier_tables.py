@@ -14,14 +14,14 @@ FILES = Path(__file__).parent / "files"
 
 
 def test_wgms_491_annual_balance_1953_and_the_profiles():
-    ds = D.open_wgms(FILES / "hintereisferner" / "wgms_mbdata_491_hintereisferner.csv")
+    ds = D.open_wgms(D.sample_path("hintereisferner_wgms"))
     assert float(ds.annual_balance.sel(glacier=491, year=1953)) == -540.0
     assert ds.annual_balance.attrs["units"] == "kg m-2"
     assert str(ds.rgi_id.sel(glacier=491).values) == "RGI60-11.00897"
     assert np.isnan(float(ds.winter_balance.sel(glacier=491, year=1953)))  # not measured that year
     complete = ds.sel(glacier=491).dropna("year", subset=["winter_balance", "summer_balance"])
     np.testing.assert_allclose(complete.annual_balance, complete.winter_balance + complete.summer_balance, atol=1.0)
-    profile = D.open_wgms(FILES / "hintereisferner" / "wgms_mbprofile_491_hintereisferner.csv")
+    profile = D.open_wgms(D.sample_path("hintereisferner_wgms_profile"))
     assert float(profile.mass_balance_profile.sel(year=1964, elevation=2425)) == -6870.0
     assert float(profile.elevation[0]) == 2425.0 and profile.mass_balance_profile.attrs["units"] == "kg m-2"
 

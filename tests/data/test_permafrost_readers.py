@@ -9,7 +9,7 @@ import pytest
 import cryograd as cg
 
 FILES = pathlib.Path(__file__).parent / "files"
-GIPL = FILES / "gipl_station_2008"
+GIPL = cg.data.sample_path("gipl_station")
 KU = pathlib.Path(__file__).parents[1] / "physics" / "data"
 
 
@@ -170,7 +170,7 @@ def test_cryogrid_forcing_refuses_broken_files(tmp_path, text, match):
 
 
 def test_gtnp_hourly_borehole_with_repeated_rows():
-    ds = cg.data.open_gtnp(FILES / "B755-Arctic_Village-Dataset.csv")
+    ds = cg.data.load_sample("arctic_village")
     # 16,243 data rows, 8 of them identical repeats of an earlier row (pandas duplicated()).
     assert ds.attrs["repeated_rows_dropped"] == 8 and ds.sizes == {"time": 16235, "depth": 7}
     first_row = [-28.148, -14.08, -11.075, -8.696, -6.929, -5.263, -4.166]

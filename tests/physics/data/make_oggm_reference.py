@@ -4,7 +4,7 @@
     /tmp/oggmvenv/bin/python tests/physics/data/make_oggm_reference.py
 
 OGGM's own `MonthlyTIModel` runs on the project's copies of its Hintereisferner inputs
-(tests/data/files/hintereisferner: climate_historical_hef_histalp.nc, mb_calib.json,
+(the package's hintereisferner samples: climate_historical_hef_histalp.nc, mb_calib.json,
 elevation_band_flowline.csv) through a minimal stand-in for a GlacierDirectory (the model
 only reads the climate file, the calibration JSON and the hemisphere). The calendar-year
 specific mass balance 1802-2002 [kg m-2] from `get_specific_mb` and the annual band
@@ -19,8 +19,10 @@ import pandas as pd
 from oggm import cfg
 from oggm.core.massbalance import MonthlyTIModel
 
+import cryograd as cg
+
 HERE = Path(__file__).parent
-FILES = HERE.parents[1] / "data" / "files" / "hintereisferner"
+FILES = cg.data.sample_path("hintereisferner_climate").parent
 
 
 class StandIn:
