@@ -100,7 +100,8 @@ def _open_one(path: Path) -> xr.Dataset:
                 f"{path}: not a climate file this reader knows (HISTALP/OGGM temp, prcp; ERA5 t2m, tp, skt, z); "
                 f"variables {sorted(raw.data_vars)}"
             )
-        raw = _standard_dims(path, raw.load())
+        needs_time = any(_NAMES[v][1] in ("temperature", "precipitation") for v in known)
+        raw = _standard_dims(path, raw.load(), needs_time)
     out = xr.Dataset(attrs={k: v for k, v in raw.attrs.items() if k in ("ref_hgt", "ref_pix_lon", "ref_pix_lat")})
     for variable in known:
         name, kind = _NAMES[variable]
@@ -121,7 +122,7 @@ def _open_one(path: Path) -> xr.Dataset:
     return out
 
 
-def _standard_dims(path, raw):
+def _standard_dims(path, raw, needs_time=True):
     """Rename to (time, lat, lon), decode time, drop ERA5's ensemble/experiment tags."""
     raw = raw.rename(
         {k: v for k, v in (("valid_time", "time"), ("latitude", "lat"), ("longitude", "lon")) if k in raw.variables}
@@ -137,7 +138,9 @@ def _standard_dims(path, raw):
             raw = raw.combine_first(part)
     raw = raw.drop_vars([c for c in ("number", "expver") if c in raw.variables])
     if "time" not in raw.variables:
-        raise ValueError(f"{path}: no time axis ('time' or 'valid_time')")
+        if needs_time:
+            raise ValueError(f"{path}: no time axis ('time' or 'valid_time')")
+        return _standard_grid(raw)
     units = raw["time"].attrs.get("units")
     try:
         decoded = xr.decode_cf(raw[["time"]])["time"].values
@@ -145,7 +148,11 @@ def _standard_dims(path, raw):
         raise ValueError(f"{path}: variable 'time' cannot be decoded (units {units!r}: {error})") from None
     if not np.issubdtype(decoded.dtype, np.datetime64):
         raise ValueError(f"{path}: variable 'time' cannot be decoded to dates (units {units!r})")
-    raw = raw.assign_coords(time=decoded)
+    return _standard_grid(raw.assign_coords(time=decoded))
+
+
+def _standard_grid(raw):
+    """lon in -180..180 and float64 lat/lon, both ascending."""
     if "lon" in raw.coords:
         lon = ((raw["lon"].values.astype(np.float64) + 180.0) % 360.0) - 180.0
         raw = raw.assign_coords(lon=lon, lat=raw["lat"].values.astype(np.float64)).sortby(["lat", "lon"])

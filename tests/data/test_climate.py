@@ -126,6 +126,13 @@ def test_refusals(tmp_path):
     xr.Dataset({"T2": ("time", np.ones(3), {"units": "K"})}, coords={"time": [0, 1, 2]}).to_netcdf(other)
     with pytest.raises(ValueError, match=r"aws.nc: not a climate file .* variables \['T2'\]"):
         D.open_climate(other)
+    xr.open_dataset(D.sample_path("hintereisferner_histalp"))[["hgt"]].to_netcdf(tmp_path / "heights.nc")
+    with pytest.raises(ValueError, match=r"heights.nc: no temperature or precipitation variable"):
+        D.open_climate(tmp_path / "heights.nc")
+    without_time = xr.open_dataset(D.sample_path("hintereisferner_histalp"), decode_times=False)
+    without_time.drop_vars("time").to_netcdf(tmp_path / "timeless.nc")
+    with pytest.raises(ValueError, match=r"timeless.nc: no time axis"):
+        D.open_climate(tmp_path / "timeless.nc")
     text = tmp_path / "notes.nc"
     text.write_text("not netCDF")
     with pytest.raises(ValueError, match=r"notes.nc: not a netCDF file"):

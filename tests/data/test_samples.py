@@ -1,6 +1,7 @@
 """The samples shipped with the package: each opens with its reader, each file is cited,
 and together they stay within 15 MB."""
 
+import socket
 import warnings
 from pathlib import Path
 
@@ -22,6 +23,24 @@ def test_every_sample_opens(name):
         sample = D.load_sample(name)
     assert isinstance(sample, (xr.Dataset, xr.DataArray, gpd.GeoDataFrame, cg.physics.Hypsometry, dict))
     assert D.sample_path(name).exists() and str(D.sample_path(name)).startswith(str(SAMPLES))
+
+
+def test_readers_do_not_touch_the_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access: {args}")
+
+    for name in ("connect", "connect_ex"):
+        monkeypatch.setattr(socket.socket, name, refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for name in D.sample_names():
+            D.load_sample(name)
+        D.hypsometry(D.load_sample("oetztal_dem"), D.sample_path("oetztal_outlines"))
+        dem = D.load_sample("oetztal_dem")
+        D.geodetic_mass_balance(dem.copy(data=np.zeros(dem.shape)), D.load_sample("oetztal_outlines"), years=1.0)
+        D.open_climate(D.sample_path("oetztal_histalp"), lat=46.8, lon=10.76, elevation=3000.0)
 
 
 def test_samples_are_cited_and_small():
