@@ -256,69 +256,71 @@ def pixel_area(dem: xr.DataArray) -> xr.DataArray:
     and for a projected CRS the grid cell divided by the projection's areal scale at the
     pixel centre."""
     _check_georeferenced(dem)
+    rows, cols = np.indices((dem.sizes["y"], dem.sizes["x"]))
+    area = _pixel_area_at(dem, rows.ravel(), cols.ravel()).reshape(rows.shape)
+    coords = {"y": dem.y, "x": dem.x}
+    return xr.DataArray(area, coords=coords, dims=("y", "x"), name="pixel_area", attrs={"units": "m2"})
+
+
+def _pixel_area_at(dem, rows, cols) -> np.ndarray:
+    """Areas [m2] of the pixels (rows, cols) only, so a large DEM is not computed whole."""
     crs = pyproj.CRS.from_wkt(dem.rio.crs.to_wkt())
     transform = dem.rio.transform()
     dx, dy = transform.a, transform.e
     x, y = dem["x"].values, dem["y"].values
-    if crs.is_geographic:
+    if crs.is_geographic:  # depends on the row only: one geodesic quadrilateral per row
         geod = crs.get_geod()
-        west = x[0] - dx / 2
-        rows = np.empty(y.size)
-        for i, centre in enumerate(y):
-            top, bottom = centre - dy / 2, centre + dy / 2
-            area, _ = geod.polygon_area_perimeter([west, west + dx, west + dx, west], [bottom, bottom, top, top])
-            rows[i] = abs(area)
-        area = np.broadcast_to(rows[:, None], (y.size, x.size)).copy()
-    else:
-        xx, yy = np.meshgrid(x, y)
-        lon, lat = pyproj.Transformer.from_crs(crs, crs.geodetic_crs, always_xy=True).transform(xx, yy)
-        scale = pyproj.Proj(crs).get_factors(lon, lat).areal_scale
-        area = abs(dx * dy) / np.asarray(scale)
-    return xr.DataArray(
-        area, coords={"y": dem.y, "x": dem.x}, dims=("y", "x"), name="pixel_area", attrs={"units": "m2"}
-    )
+        unique, inverse = np.unique(rows, return_inverse=True)
+        per_row = np.empty(unique.size)
+        for k, row in enumerate(unique):
+            top, bottom = y[row] - dy / 2, y[row] + dy / 2
+            area, _ = geod.polygon_area_perimeter([0.0, dx, dx, 0.0], [bottom, bottom, top, top])
+            per_row[k] = abs(area)
+        return per_row[inverse]
+    to_geographic = pyproj.Transformer.from_crs(crs, crs.geodetic_crs, always_xy=True)
+    lon, lat = to_geographic.transform(x[cols], y[rows])
+    return abs(dx * dy) / np.asarray(pyproj.Proj(crs).get_factors(lon, lat).areal_scale)
 
 
 def _coverage(dem, outlines, subpixels):
     """Which glacier covers which pixel, and how much: (glacier, flat pixel index, covered
     fraction) for every pair with a fraction > 0. Each pixel is split into subpixels x
-    subpixels cells, rasterised by their centres, over the window around the outlines."""
+    subpixels cells, rasterised by their centres, in a window around each outline (so
+    memory follows the glacier, not the DEM; overlapping outlines each get their share)."""
     transform = dem.rio.transform()
     ny, nx = dem.sizes["y"], dem.sizes["x"]
-    west, south, east, north = outlines.total_bounds
-    corners = [~transform @ corner for corner in ((west, north), (east, south), (west, south), (east, north))]
-    cols, rows = [c for c, _ in corners], [r for _, r in corners]
-    row0, row1 = max(int(np.floor(min(rows))) - 1, 0), min(int(np.ceil(max(rows))) + 1, ny)
-    col0, col1 = max(int(np.floor(min(cols))) - 1, 0), min(int(np.ceil(max(cols))) + 1, nx)
-    if row0 >= row1 or col0 >= col1:
-        raise ValueError(f"outline: no polygon overlaps the DEM (bounds {dem.rio.bounds()})")
-    fine = (
-        transform @ rasterio.transform.Affine.translation(col0, row0) @ rasterio.transform.Affine.scale(1 / subpixels)
-    )
-    shapes = [(geometry, index + 1) for index, geometry in enumerate(outlines)]
-    shape = ((row1 - row0) * subpixels, (col1 - col0) * subpixels)
-    labels = rasterio.features.rasterize(shapes, out_shape=shape, transform=fine, fill=0, dtype="int32")
-    r, c = np.nonzero(labels)
-    pixel = (r // subpixels + row0) * nx + (c // subpixels + col0)
-    key = (labels[r, c].astype(np.int64) - 1) * (ny * nx) + pixel
-    unique, counts = np.unique(key, return_counts=True)
-    glacier, pixel = np.divmod(unique, ny * nx)
-    for index in range(len(outlines)):
-        if not np.any(glacier == index):
-            raise ValueError(f"outline: polygon {index} does not overlap the DEM (bounds {dem.rio.bounds()})")
-        outside = outlines.iloc[index].difference(shapely.box(*dem.rio.bounds())).area / outlines.iloc[index].area
+    bounds = dem.rio.bounds()
+    glaciers, pixels, fractions = [], [], []
+    for index, geometry in enumerate(outlines):
+        west, south, east, north = geometry.bounds
+        corners = [~transform @ corner for corner in ((west, north), (east, south), (west, south), (east, north))]
+        cols, rows = [c for c, _ in corners], [r for _, r in corners]
+        row0, row1 = max(int(np.floor(min(rows))) - 1, 0), min(int(np.ceil(max(rows))) + 1, ny)
+        col0, col1 = max(int(np.floor(min(cols))) - 1, 0), min(int(np.ceil(max(cols))) + 1, nx)
+        inside = np.zeros((0, 0), bool)
+        if row0 < row1 and col0 < col1:
+            Affine = rasterio.transform.Affine
+            fine = transform @ Affine.translation(col0, row0) @ Affine.scale(1 / subpixels)
+            shape = ((row1 - row0) * subpixels, (col1 - col0) * subpixels)
+            inside = rasterio.features.geometry_mask([geometry], out_shape=shape, transform=fine, invert=True)
+        if not inside.any():
+            raise ValueError(f"outline: polygon {index} does not overlap the DEM (bounds {bounds})")
+        outside = geometry.difference(shapely.box(*bounds)).area / geometry.area
         if outside > 0.01:
-            raise ValueError(
-                f"outline: {outside:.1%} of polygon {index} lies outside the DEM (bounds {dem.rio.bounds()})"
-            )
-    return glacier, pixel, counts / subpixels**2
+            raise ValueError(f"outline: {outside:.1%} of polygon {index} lies outside the DEM (bounds {bounds})")
+        window = inside.reshape(row1 - row0, subpixels, col1 - col0, subpixels).sum(axis=(1, 3))
+        r, c = np.nonzero(window)
+        glaciers.append(np.full(r.size, index))
+        pixels.append((r + row0) * nx + (c + col0))
+        fractions.append(window[r, c] / subpixels**2)
+    return np.concatenate(glaciers), np.concatenate(pixels), np.concatenate(fractions)
 
 
 def _glacier_sums(dem, outlines, values, subpixels):
-    """Per glacier: outlined area, area of finite `values`, and the area-weighted sum of
-    `values` and the (glacier, pixel) pairs with their areas [m2]."""
+    """Per glacier: outlined area and area of finite `values` [m2]; and for the (glacier,
+    pixel) pairs with finite values: glacier, covered area [m2] and value."""
     glacier, pixel, fraction = _coverage(dem, outlines, subpixels)
-    area = pixel_area(dem).values.ravel()[pixel] * fraction
+    area = _pixel_area_at(dem, *np.divmod(pixel, dem.sizes["x"])) * fraction
     v = np.asarray(values).ravel()[pixel]
     valid = np.isfinite(v)
     n = len(outlines)

@@ -230,7 +230,7 @@ def test_refusals(tmp_path):
         D.open_dem(tmp_path / "geoid.tif", vertical_datum="EGM96")
     # outlines: no overlap, partly outside, no CRS, not polygons
     far = gpd.GeoSeries([shapely.box(12.0, 46.0, 12.1, 46.1)], crs="EPSG:4326")
-    with pytest.raises(ValueError, match="outline: no polygon overlaps the DEM"):
+    with pytest.raises(ValueError, match="outline: polygon 0 does not overlap the DEM"):
         D.hypsometry(dem, far)
     two = gpd.GeoSeries([shapely.box(10.7, 46.8, 10.75, 46.85), shapely.box(10.9, 46.0, 10.95, 46.1)], crs="EPSG:4326")
     with pytest.raises(ValueError, match="outline: polygon 1 does not overlap the DEM"):
