@@ -13,7 +13,6 @@ covers). Prints RMSE, bias and correlation, and returns them with the series.
 
 import argparse
 import json
-import pathlib
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -33,13 +32,13 @@ def climate(path=FILES / "climate_historical_hef_histalp.nc") -> xr.Dataset:
     return cg.data.open_climate(path)
 
 
-def glacier(path=FILES / "elevation_band_flowline.csv") -> P.Hypsometry:
-    flowline = pd.read_csv(path)
-    return P.Hypsometry.from_flowline(flowline.surface_h_m.values, flowline.width_m.values, flowline.dx_m.values)
+def glacier() -> P.Hypsometry:
+    """OGGM's 56-band elevation-band flowline (band area = width x dx)."""
+    return cg.data.load_sample("hintereisferner_flowline")
 
 
-def model(path=FILES / "mb_calib.json") -> P.MonthlyTemperatureIndex:
-    calib = json.loads(pathlib.Path(path).read_text())
+def model() -> P.MonthlyTemperatureIndex:
+    calib = cg.data.load_sample("hintereisferner_mb_calib")
     params = calib["mb_global_params"]
     return P.MonthlyTemperatureIndex(
         melt_factor=calib["melt_f"],

@@ -85,13 +85,14 @@ def open_dem(path, *, vertical_datum=None, band: int = 1) -> xr.DataArray:
     if band not in raw["band"].values:
         raise ValueError(f"band: {path} has bands {raw['band'].values.tolist()}, not {band}")
     values = raw.sel(band=band).values
-    invalid = ~np.isfinite(values.astype(np.float64))
+    elevation = values.astype(np.float64)
+    invalid = ~np.isfinite(elevation)
     nodata = raw.rio.nodata
     if nodata is not None and np.isfinite(nodata):
         invalid |= values == nodata
     if values.dtype == np.int16:
         invalid |= values == -32768
-    elevation = np.where(invalid, np.nan, values.astype(np.float64))
+    elevation[invalid] = np.nan
     if invalid.all():
         raise ValueError(f"{path}: band {band} 'elevation' is all nodata")
     low, high = np.nanmin(elevation), np.nanmax(elevation)

@@ -108,8 +108,8 @@ def test_pixel_area_is_geodesic():
         assert float(utm[i, j]) == pytest.approx(abs(geod.polygon_area_perimeter(lon, lat)[0]), rel=1e-6)
 
 
-def _grid(values, x, y, crs, datum=None):
-    da = xr.DataArray(values, coords={"y": y, "x": x}, dims=("y", "x"), attrs={"vertical_datum": datum or "unknown"})
+def _grid(values, x, y, crs):
+    da = xr.DataArray(values, coords={"y": y, "x": x}, dims=("y", "x"), attrs={"vertical_datum": "unknown"})
     return da.rio.write_crs(crs)
 
 
