@@ -1,1 +1,28 @@
-"""Parameter estimation (coming with the assimilation issue)."""
+"""Assimilation: parameters, priors, observation operators, fitting and uncertainty."""
+
+from ._fit import METHODS as METHODS, FitResult as FitResult, fit as fit
+from ._observations import (
+    DENSITY as DENSITY,
+    DENSITY_SIGMA as DENSITY_SIGMA,
+    AbstractObservation as AbstractObservation,
+    GroundTemperature as GroundTemperature,
+    PeriodMean as PeriodMean,
+    RegionalMassChange as RegionalMassChange,
+    Series as Series,
+    exponential_covariance as exponential_covariance,
+    geodetic_balance as geodetic_balance,
+    geodetic_from_dh as geodetic_from_dh,
+    glaciological_balances as glaciological_balances,
+    ground_temperature as ground_temperature,
+    regional_mass_change as regional_mass_change,
+)
+from ._parameters import (
+    AbstractPrior as AbstractPrior,
+    LogNormal as LogNormal,
+    Normal as Normal,
+    Parameter as Parameter,
+    TruncatedNormal as TruncatedNormal,
+    Uniform as Uniform,
+)
+from ._problem import Problem as Problem
+from ._uncertainty import Posterior as Posterior, laplace as laplace, sample as sample

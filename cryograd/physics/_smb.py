@@ -245,6 +245,17 @@ class MonthlyTemperatureIndex(eqx.Module):
             out["summer_balance"] = out["specific_mass_balance"] - out["winter_balance"]
         return out
 
+    def climate_arrays(self, climate, n_glaciers: int | None = None) -> tuple[dict, np.ndarray]:
+        """The checked monthly `climate` (`xr.Dataset`, as for `simulate`) as the dict of
+        arrays `run` takes, over whole mass-balance years, and the year labels.
+
+        `n_glaciers` broadcasts the climate to (glacier, month) for a region.
+        """
+        from ._smb_xarray import monthly_climate
+
+        arrays, years = monthly_climate(climate, self.year_start_month, n_glaciers)
+        return {name: jnp.asarray(value) for name, value in arrays.items()}, np.asarray(years)
+
     def simulate(self, glacier: Hypsometry, climate):
         """Annual mass balance of a glacier (or a region) from a monthly `xr.Dataset`.
 

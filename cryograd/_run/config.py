@@ -1,0 +1,155 @@
+"""Experiment configs: TOML files, `--set key=value` overrides, data references, checks.
+
+Data references are strings: `sample:NAME` for a sample shipped with the package
+(`cg.data.sample_names()`), or a file/folder path. Paths in the TOML file are relative to
+the file's folder; paths given with `--set` are relative to the working directory.
+"""
+
+import copy
+import tomllib
+from pathlib import Path
+
+from .. import data as cgdata
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message lists every problem found."""
+
+
+def load(path, overrides=()) -> dict:
+    """The config at `path` with `overrides` ("dotted.key=value", value in TOML syntax,
+    bare words taken as strings) applied; data paths resolved."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        config = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {path}: not valid TOML ({error})") from None
+    _resolve_data(config, path.parent)
+    problems = []
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            problems.append(f"--set {item!r}: expected key=value")
+            continue
+        value = parse_value(text)
+        key = key.strip()
+        if key.startswith("data.") and isinstance(value, str):
+            value = _resolve_reference(value, Path.cwd())
+        try:
+            set_key(config, key, value)
+        except ConfigError as error:
+            problems.append(str(error))
+    if problems:
+        raise ConfigError("\n".join(problems))
+    config.setdefault("_source", str(path))
+    return config
+
+
+def parse_value(text: str):
+    """A `--set` value: TOML syntax (numbers, booleans, arrays, quoted strings), or a bare string."""
+    text = text.strip()
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def set_key(config: dict, key: str, value) -> None:
+    node = config
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {key}: {part!r} is a value, not a table")
+        node = child
+    node[parts[-1]] = value
+
+
+def _resolve_reference(value: str, base: Path) -> str:
+    if value.startswith("sample:"):
+        return value
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (base / path).resolve())
+
+
+def _resolve_data(config: dict, base: Path) -> None:
+    data = config.get("data")
+    if not isinstance(data, dict):
+        return
+    for key, value in data.items():
+        if isinstance(value, str):
+            data[key] = _resolve_reference(value, base)
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            data[key] = [_resolve_reference(v, base) for v in value]
+
+
+def data_path(reference: str) -> Path:
+    """The file or folder a data reference names."""
+    if reference.startswith("sample:"):
+        return cgdata.sample_path(reference.removeprefix("sample:"))
+    return Path(reference)
+
+
+def check(config: dict, schema: dict, where: str = "") -> list[str]:
+    """Problems of `config` against `schema` (nested dicts of key -> type or tuple of types,
+    `dict` for free tables); unknown keys and wrong types, each with the dotted key."""
+    problems = []
+    for key, value in config.items():
+        if key.startswith("_"):
+            continue
+        name = f"{where}{key}"
+        if key not in schema:
+            close = _closest(key, schema)
+            hint = f"; did you mean {close!r}?" if close else f"; allowed: {', '.join(sorted(schema))}"
+            problems.append(f"{name}: unknown key{hint}")
+            continue
+        expected = schema[key]
+        if isinstance(expected, dict):
+            if not isinstance(value, dict):
+                problems.append(f"{name}: expected a table, got {type(value).__name__}")
+            else:
+                problems.extend(check(value, expected, f"{name}."))
+        elif not _is_instance(value, expected):
+            names = " or ".join(t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,)))
+            problems.append(f"{name}: expected {names}, got {type(value).__name__} {value!r}")
+    return problems
+
+
+def _is_instance(value, expected) -> bool:
+    types = expected if isinstance(expected, tuple) else (expected,)
+    if isinstance(value, bool) and bool not in types:
+        return False
+    if isinstance(value, int) and float in types:
+        return True
+    return isinstance(value, types)
+
+
+def _closest(key: str, schema: dict) -> str | None:
+    import difflib
+
+    matches = difflib.get_close_matches(key, list(schema), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def check_files(config: dict, keys) -> list[str]:
+    """Problems with data references: missing files or unknown samples."""
+    problems = []
+    data = config.get("data", {})
+    for key in keys:
+        value = data.get(key)
+        if value is None:
+            continue
+        for reference in value if isinstance(value, list) else [value]:
+            if reference.startswith("sample:"):
+                name = reference.removeprefix("sample:")
+                if name not in cgdata.sample_names():
+                    problems.append(f"data.{key}: no sample named {name!r}; see cryograd.data.sample_names()")
+            elif not Path(reference).exists():
+                problems.append(f"data.{key}: {reference} does not exist")
+    return problems
+
+
+def copy_config(config: dict) -> dict:
+    return copy.deepcopy(config)

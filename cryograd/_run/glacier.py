@@ -1,0 +1,511 @@
+"""`cryograd run` for one glacier: monthly temperature index fitted to WGMS glaciological
+balances and a geodetic (period-mean) rate, with leave-years-out validation.
+
+Config sections: [experiment], [data], [model], [parameters.NAME], [observations],
+[calibration], [validation], [fit], [uncertainty] (see docs/assimilation.md).
+"""
+
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import xarray as xr
+
+from .. import assimilation as A, data as cgdata, physics as P
+from . import report
+from .config import ConfigError, check, check_files, data_path
+
+PARAMETER_KEYS = {"path": str, "init": float, "bounds": list, "prior": dict, "scope": str, "units": str}
+UNITS = {
+    "melt_factor": "kg m-2 day-1 K-1",
+    "precipitation_factor": "1",
+    "temperature_bias": "K",
+    "melt_threshold": "degC",
+    "lapse_rate": "K m-1",
+}
+SCHEMA = {
+    "experiment": {"name": str, "kind": str, "description": str, "seed": int},
+    "data": {
+        "climate": (str, list),
+        "flowline": str,
+        "dem": str,
+        "outline": str,
+        "wgms": str,
+        "wgms_glacier": int,
+        "latitude": float,
+        "longitude": float,
+        "bin_size": float,
+    },
+    "model": {
+        "melt_factor": float,
+        "precipitation_factor": float,
+        "temperature_bias": float,
+        "melt_threshold": float,
+        "solid_threshold": float,
+        "liquid_threshold": float,
+        "lapse_rate": float,
+        "days_per_month": str,
+        "year_start_month": int,
+    },
+    "parameters": dict,
+    "observations": {
+        "wgms_annual": {"sigma": float},
+        "wgms_winter": {"sigma": float},
+        "geodetic": {"value": float, "sigma": float, "start": int, "end": int, "source": str},
+    },
+    "calibration": {"start": int, "end": int},
+    "validation": {"scheme": str, "folds": int},
+    "fit": {"method": str, "max_steps": int, "rtol": float, "atol": float, "gtol": float, "checkpoint_every": int},
+    "uncertainty": {"hessian": str, "sampler": str, "num_warmup": int, "num_samples": int, "band_draws": int},
+}
+
+
+def validate(config: dict) -> list[str]:
+    """Every problem of a glacier config (keys, types, files, parameters), without running."""
+    problems = check(config, SCHEMA)
+    data = config.get("data", {})
+    for key in ("climate", "wgms"):
+        if key not in data:
+            problems.append(f"data.{key}: missing (a path or sample:NAME)")
+    if "flowline" not in data and not ("dem" in data and "outline" in data):
+        problems.append("data: give either flowline, or dem and outline")
+    problems += check_files(config, ("climate", "flowline", "dem", "outline", "wgms"))
+    parameters = config.get("parameters", {})
+    if not parameters:
+        problems.append("parameters: name at least one parameter to fit, e.g. [parameters.melt_factor]")
+    for name, spec in parameters.items():
+        if not isinstance(spec, dict):
+            problems.append(f"parameters.{name}: expected a table")
+            continue
+        problems += check(spec, PARAMETER_KEYS, f"parameters.{name}.")
+        try:
+            _parameter(name, spec)
+        except (TypeError, ValueError) as error:
+            problems.append(f"parameters.{name}: {error}")
+        if spec.get("path", name) not in SCHEMA["model"] or spec.get("path", name) in (
+            "days_per_month",
+            "year_start_month",
+        ):
+            problems.append(
+                f"parameters.{name}: the model has no parameter {spec.get('path', name)!r}; "
+                f"fit one of melt_factor, precipitation_factor, temperature_bias, melt_threshold, "
+                f"solid_threshold, liquid_threshold, lapse_rate (or set path=)"
+            )
+    calibration = config.get("calibration", {})
+    if {"start", "end"} - set(calibration):
+        problems.append("calibration: give start and end (mass-balance years)")
+    elif all(isinstance(calibration[k], int) for k in ("start", "end")) and calibration["start"] > calibration["end"]:
+        problems.append(f"calibration: start {calibration['start']} is after end {calibration['end']}; swap them")
+    method = config.get("fit", {}).get("method", "levenberg_marquardt")
+    if method not in A.METHODS:
+        problems.append(f"fit.method: {method!r} is not one of {', '.join(A.METHODS)}")
+    scheme = config.get("validation", {}).get("scheme", "leave_years_out")
+    if scheme not in ("leave_years_out", "none"):
+        problems.append(f"validation.scheme: {scheme!r}; use 'leave_years_out' or 'none'")
+    folds = config.get("validation", {}).get("folds", 5)
+    if isinstance(folds, int) and folds < 2:
+        problems.append("validation.folds: needs at least 2")
+    return problems
+
+
+def _parameter(name, spec) -> A.Parameter:
+    bounds = spec.get("bounds")
+    if bounds is not None and len(bounds) != 2:
+        raise ValueError(f"bounds must be [low, high], got {bounds!r}")
+    if bounds is not None and bounds[0] >= bounds[1]:
+        raise ValueError(f"bounds [{bounds[0]}, {bounds[1]}] are reversed; write [{bounds[1]}, {bounds[0]}]")
+    return A.Parameter(
+        spec.get("path", name),
+        name=name,
+        init=spec.get("init"),
+        bounds=None if bounds is None else tuple(bounds),
+        prior=spec.get("prior"),
+        scope=spec.get("scope", "shared"),
+        units=spec.get("units", UNITS.get(spec.get("path", name), "")),
+    )
+
+
+def _climate(config):
+    data = config["data"]
+    references = data["climate"] if isinstance(data["climate"], list) else [data["climate"]]
+    paths = [data_path(r) for r in references]
+    point = {k: data[k] for k in ("latitude", "longitude") if k in data}
+    kwargs = dict(lat=point["latitude"], lon=point["longitude"]) if point else {}
+    return cgdata.open_climate(paths if len(paths) > 1 else paths[0], **kwargs)
+
+
+def _glacier(config) -> P.Hypsometry:
+    data = config["data"]
+    if "flowline" in data:
+        reference = data["flowline"]
+        if reference.startswith("sample:"):
+            return cgdata.load_sample(reference.removeprefix("sample:"))
+        import pandas as pd
+
+        table = pd.read_csv(reference)
+        missing = {"surface_h_m", "width_m", "dx_m"} - set(table.columns)
+        if missing:
+            raise ValueError(f"flowline {reference}: missing columns {sorted(missing)} (OGGM elevation-band format)")
+        return P.Hypsometry.from_flowline(table.surface_h_m.values, table.width_m.values, table.dx_m.values)
+    import geopandas as gpd
+
+    dem = cgdata.open_dem(data_path(data["dem"]))
+    outline = gpd.read_file(data_path(data["outline"]))
+    return cgdata.hypsometry(dem, outline, bin_size=data.get("bin_size", 50.0))
+
+
+def _wgms(config):
+    reference = config["data"]["wgms"]
+    if reference.startswith("sample:"):
+        return cgdata.load_sample(reference.removeprefix("sample:"))
+    return cgdata.open_wgms(reference)
+
+
+class GlacierExperiment:
+    """The pieces of a glacier config: model, inputs, observations for a set of years."""
+
+    def __init__(self, config: dict):
+        self.config = config
+        model_keys = {k: v for k, v in config.get("model", {}).items()}
+        model_keys.setdefault("year_start_month", 10)
+        self.model = P.MonthlyTemperatureIndex(**model_keys)
+        calibration = config["calibration"]
+        self.start, self.end = int(calibration["start"]), int(calibration["end"])
+        climate = _climate(config)
+        self.glacier = _glacier(config)
+        self.wgms = _wgms(config)
+        arrays, years = self.model.climate_arrays(climate)
+        keep = (years >= self.start) & (years <= self.end)
+        if not keep.any() or years[keep][0] != self.start or years[keep][-1] != self.end:
+            raise ValueError(
+                f"calibration {self.start}-{self.end}: the climate covers mass-balance years "
+                f"{years[0]}-{years[-1]} (year_start_month {self.model.year_start_month})"
+            )
+        first, last = np.flatnonzero(keep)[[0, -1]]
+        months = slice(12 * first, 12 * (last + 1))
+        self.inputs = dict(
+            glacier=self.glacier,
+            climate={k: (v[months] if np.ndim(v) == 1 else v) for k, v in arrays.items()},
+        )
+        self.years = years[keep]
+        self.parameters = [_parameter(name, spec) for name, spec in config["parameters"].items()]
+        self.notes = []
+
+    @staticmethod
+    def forward(model, inputs):
+        return model.run(inputs["glacier"], inputs["climate"])
+
+    def observations(self, years) -> list:
+        """The observation operators restricted to `years` (the geodetic rate is a period
+        value and stays)."""
+        spec = self.config.get("observations", {})
+        out = []
+        for kind in ("annual", "winter"):
+            key = f"wgms_{kind}"
+            if key not in spec:
+                continue
+            glacier = self.config["data"].get("wgms_glacier")
+            series = self.wgms[f"{kind}_balance"]
+            if "glacier" in series.dims:
+                series = series.sel(glacier=glacier) if glacier is not None else series.isel(glacier=0)
+            observed = series.dropna("year").year.values
+            chosen = np.intersect1d(observed, years)
+            if chosen.size == 0:
+                self.note(f"{key}: no observed {kind} balance in the years used ({years[0]}-{years[-1]}); not used")
+                continue
+            out.append(
+                A.glaciological_balances(
+                    self.wgms,
+                    self.years,
+                    kind=kind,
+                    years=chosen,
+                    sigma=spec[key].get("sigma", 200.0),
+                    glacier=glacier,
+                    name=key,
+                )
+            )
+        if "geodetic" in spec:
+            g = spec["geodetic"]
+            out.append(
+                A.geodetic_balance(
+                    g["value"],
+                    g["sigma"],
+                    self.years,
+                    g.get("start", self.start),
+                    g.get("end", self.end),
+                    name="geodetic",
+                )
+            )
+        if not out:
+            raise ValueError("observations: none of the configured observations has data in the calibration years")
+        return out
+
+    def note(self, text):
+        if text not in self.notes:
+            self.notes.append(text)
+
+    def problem(self, years) -> A.Problem:
+        return A.Problem(self.model, self.forward, self.parameters, self.observations(years), self.inputs)
+
+
+def run(config: dict, out: Path, progress: bool = True) -> dict:
+    """Fit, validate, and write summary.json, result.nc and figures to `out`."""
+    problems = validate(config)
+    if problems:
+        raise ConfigError("the config has problems:\n  " + "\n  ".join(problems))
+    started = time.perf_counter()
+    experiment = GlacierExperiment(config)
+    fit_config = dict(config.get("fit", {}))
+    method = fit_config.pop("method", "levenberg_marquardt")
+    uncertainty = config.get("uncertainty", {})
+    seed = int(config.get("experiment", {}).get("seed", 0))
+    out.mkdir(parents=True, exist_ok=True)
+
+    years = experiment.years
+    problem = experiment.problem(years)
+    checkpoint = out / "checkpoint.eqx"
+    tag = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+    if checkpoint.exists() and _checkpoint_tag(checkpoint) != tag:
+        print(f"{checkpoint} is from another config; starting afresh", file=sys.stderr)
+        _remove_checkpoint(checkpoint)
+    result = A.fit(
+        problem,
+        method,
+        progress=progress,
+        description="calibration",
+        checkpoint=checkpoint,
+        checkpoint_tag=tag,
+        **fit_config,
+    )
+    posterior = A.laplace(problem, result.u, hessian=uncertainty.get("hessian", "exact"))
+    samples = None
+    if uncertainty.get("sampler", "none") == "nuts":
+        nuts = A.sample(
+            problem,
+            result.u,
+            jax.random.key(seed),
+            num_warmup=uncertainty.get("num_warmup", 500),
+            num_samples=uncertainty.get("num_samples", 1000),
+        )
+        samples = nuts
+
+    start_outputs = jax.jit(problem.outputs)(problem.u0)
+    outputs = jax.jit(problem.outputs)(result.u)
+    calibration_metrics = {o.name: report.metrics(o.predict(outputs, None), o.values) for o in problem.observations}
+    start_metrics = {o.name: report.metrics(o.predict(start_outputs, None), o.values) for o in problem.observations}
+
+    # Leave-years-out: interleaved folds; each held-out year is predicted by a fit without it.
+    validation = config.get("validation", {})
+    held_out = {}
+    fold_histories = {}
+    if validation.get("scheme", "leave_years_out") == "leave_years_out":
+        folds = int(validation.get("folds", 5))
+        from tqdm.auto import tqdm
+
+        for k in tqdm(range(folds), desc="leave-years-out folds", disable=not progress):
+            test = years[np.arange(years.size) % folds == k]
+            train = np.setdiff1d(years, test)
+            fold = A.fit(experiment.problem(train), method, progress=False, **fit_config)
+            fold_histories[f"fold {k + 1}"] = fold.history
+            fold_outputs = jax.jit(experiment.problem(train).outputs)(fold.u)
+            for name, value in (("wgms_annual", "specific_mass_balance"), ("wgms_winter", "winter_balance")):
+                if name in {o.name for o in problem.observations}:
+                    series = held_out.setdefault(name, np.full(years.size, np.nan))
+                    index = np.flatnonzero(np.isin(years, test))
+                    series[index] = np.asarray(fold_outputs[value])[index]
+    validation_metrics = {}
+    for o in problem.observations:
+        if o.name in held_out:
+            observed_years = np.array([int(x) for x in o.labels])
+            predicted = held_out[o.name][np.searchsorted(years, observed_years)]
+            validation_metrics[o.name] = report.metrics(predicted, o.values)
+
+    # Parameter uncertainty propagated to the annual balance (Laplace, Gaussian in u).
+    draws = int(uncertainty.get("band_draws", 200))
+    key = jax.random.key(seed + 1)
+    u_draws = jax.random.multivariate_normal(key, result.u, posterior.covariance_u, (draws,))
+    band = np.asarray(jax.jit(jax.vmap(lambda u: problem.outputs(u)["specific_mass_balance"]))(u_draws))
+
+    dataset = _result_dataset(experiment, problem, outputs, start_outputs, held_out, band, posterior, result)
+    dataset.attrs["config"] = json.dumps({k: v for k, v in config.items()})
+    dataset.to_netcdf(out / "result.nc")
+    _figures(out, experiment, dataset, posterior, result, fold_histories, samples)
+
+    summary = dict(
+        experiment=config.get("experiment", {}).get("name", "glacier"),
+        parameters={
+            label: dict(value=float(m), std=float(s), units=UNITS.get(label.split("[")[0], ""))
+            for label, m, s in zip(posterior.labels, posterior.mean, posterior.std, strict=True)
+        },
+        correlation=dict(labels=posterior.labels, matrix=np.round(posterior.correlation, 4).tolist()),
+        metrics=dict(calibration=calibration_metrics, validation=validation_metrics, start=start_metrics),
+        cost=result.cost(),
+        validation=dict(
+            scheme=validation.get("scheme", "leave_years_out"),
+            folds=validation.get("folds", 5),
+            years=[int(years[0]), int(years[-1])],
+            note="each year's validation value comes from the fit of the fold that left it out; the geodetic "
+            "period rate stays in every fold",
+        ),
+        sampler=None
+        if samples is None
+        else dict(
+            method="nuts (blackjax)",
+            std={lb: float(s) for lb, s in zip(samples.labels, samples.std, strict=True)},
+            mean={lb: float(m) for lb, m in zip(samples.labels, samples.mean, strict=True)},
+            laplace_to_sampler_std_ratio={
+                lb: float(a / b) for lb, a, b in zip(samples.labels, posterior.std, samples.std, strict=True)
+            },
+            diagnostics=samples.diagnostics,
+        ),
+        notes=experiment.notes,
+        seed=seed,
+        versions=report.versions(),
+        wall_time_s=round(time.perf_counter() - started, 2),
+        config=config,
+    )
+    report.write_summary(out / "summary.json", summary)
+    _remove_checkpoint(checkpoint)  # the run finished: nothing to resume
+    return summary
+
+
+def _checkpoint_tag(path: Path) -> str | None:
+    meta = path.with_name(path.name + ".json")
+    try:
+        return json.loads(meta.read_text()).get("tag")
+    except (OSError, ValueError):
+        return None
+
+
+def _remove_checkpoint(path: Path) -> None:
+    for p in (path, path.with_name(path.name + ".json")):
+        p.unlink(missing_ok=True)
+
+
+def _result_dataset(experiment, problem, outputs, start_outputs, held_out, band, posterior, result):
+    years = experiment.years
+    ds = xr.Dataset(coords=dict(year=("year", years), parameter=("parameter", posterior.labels)))
+    ds["elevation"] = ("band", np.asarray(experiment.glacier.elevation), dict(units="m", long_name="band elevation"))
+    ds["area"] = ("band", np.asarray(experiment.glacier.area), dict(units="m2", long_name="band area"))
+    observed = experiment.wgms["annual_balance"]
+    glacier = experiment.config["data"].get("wgms_glacier")
+    if "glacier" in observed.dims:
+        observed = observed.sel(glacier=glacier) if glacier is not None else observed.isel(glacier=0)
+    ds["observed_annual_balance"] = (
+        "year",
+        observed.reindex(year=years).values,
+        dict(units="kg m-2", long_name="WGMS annual balance (hydrological year)"),
+    )
+    mb = dict(units="kg m-2")
+    ds["specific_mass_balance"] = (
+        "year",
+        np.asarray(outputs["specific_mass_balance"]),
+        dict(mb, long_name="modelled annual balance, calibrated on all years"),
+    )
+    ds["specific_mass_balance_start"] = (
+        "year",
+        np.asarray(start_outputs["specific_mass_balance"]),
+        dict(mb, long_name="modelled annual balance with the start parameters"),
+    )
+    ds["specific_mass_balance_p05"] = (
+        "year",
+        np.percentile(band, 5, axis=0),
+        dict(mb, long_name="5th percentile over Laplace parameter draws"),
+    )
+    ds["specific_mass_balance_p95"] = (
+        "year",
+        np.percentile(band, 95, axis=0),
+        dict(mb, long_name="95th percentile over Laplace parameter draws"),
+    )
+    if "wgms_annual" in held_out:
+        ds["specific_mass_balance_validation"] = (
+            "year",
+            held_out["wgms_annual"],
+            dict(mb, long_name="annual balance predicted by the fold that left the year out"),
+        )
+    for name in ("winter_balance", "summer_balance"):
+        if name in outputs:
+            ds[name] = ("year", np.asarray(outputs[name]), dict(mb, long_name=f"modelled {name.replace('_', ' ')}"))
+    ds["mass_balance"] = (
+        ("year", "band"),
+        np.asarray(outputs["mass_balance"]),
+        dict(mb, long_name="modelled annual balance of the band"),
+    )
+    ds["parameter_value"] = ("parameter", posterior.mean, dict(long_name="fitted value (units in summary.json)"))
+    ds["parameter_std"] = ("parameter", posterior.std, dict(long_name="Laplace posterior standard deviation"))
+    ds["parameter_correlation"] = (("parameter", "parameter_2"), posterior.correlation)
+    ds["loss"] = ("step", np.asarray(result.history), dict(long_name="-log posterior after each step", units="1"))
+    return ds
+
+
+def _figures(out, experiment, ds, posterior, result, fold_histories, samples):
+    plt = report.pyplot()
+    name = experiment.config.get("experiment", {}).get("name", "glacier")
+    years = ds.year.values
+    figure, axis = plt.subplots(figsize=(10, 4.6))
+    axis.fill_between(
+        years,
+        ds.specific_mass_balance_p05,
+        ds.specific_mass_balance_p95,
+        color="tab:red",
+        alpha=0.2,
+        label="calibrated, 5-95 % (parameter uncertainty)",
+    )
+    axis.plot(years, ds.specific_mass_balance, color="tab:red", lw=1.2, label="calibrated on all years")
+    axis.plot(years, ds.specific_mass_balance_start, color="0.5", lw=1, ls="--", label="start parameters")
+    if "specific_mass_balance_validation" in ds:
+        axis.plot(
+            years,
+            ds.specific_mass_balance_validation,
+            "s",
+            mfc="none",
+            color="tab:blue",
+            ms=5,
+            label="held-out prediction (leave-years-out)",
+        )
+    axis.plot(years, ds.observed_annual_balance, "k.-", lw=0.8, label="WGMS annual balance")
+    axis.axhline(0, color="0.7", lw=0.6)
+    axis.set_xlabel("hydrological year (labelled by its end)")
+    axis.set_ylabel("specific mass balance [kg m-2]")
+    axis.set_title(f"{name}: annual mass balance")
+    axis.grid(alpha=0.3)
+    axis.legend(loc="lower left", ncol=2)
+    figure.tight_layout()
+    figure.savefig(out / "mass_balance_by_year.png", dpi=120)
+    plt.close(figure)
+
+    figure, axis = plt.subplots(figsize=(6, 5.5))
+    area = ds.area.values > 0
+    axis.plot(
+        ds.mass_balance.mean("year").values[area],
+        ds.elevation.values[area],
+        color="tab:red",
+        label=f"calibrated, mean {years[0]}-{years[-1]}",
+    )
+    axis.axvline(0, color="0.7", lw=0.6)
+    axis.set_xlabel("annual mass balance [kg m-2]")
+    axis.set_ylabel("band elevation [m]")
+    axis.set_title(f"{name}: mass balance by elevation")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(out / "mass_balance_by_elevation.png", dpi=120)
+    plt.close(figure)
+
+    report.convergence_figure(
+        out / "convergence.png",
+        {"all years": result.history, **fold_histories},
+        f"{name}: convergence ({result.method})",
+    )
+    units = {p.name: p.units for p in experiment.parameters}
+    report.posterior_figure(
+        out / "posterior.png",
+        posterior,
+        units,
+        f"{name}: posterior",
+        samples=None if samples is None else samples.samples,
+    )

@@ -1,0 +1,122 @@
+"""Shared pieces of experiment outputs: error metrics, summary.json, figure helpers."""
+
+import json
+import platform
+from importlib import metadata
+
+import numpy as np
+
+PACKAGES = ("cryograd", "jax", "jaxlib", "equinox", "optax", "optimistix", "diffrax", "blackjax", "xarray", "numpy")
+
+
+def metrics(modelled, observed) -> dict:
+    """MAE, RMSE, bias (modelled - observed), Pearson r and n over paired finite values."""
+    m, o = np.asarray(modelled, dtype=float), np.asarray(observed, dtype=float)
+    keep = np.isfinite(m) & np.isfinite(o)
+    m, o = m[keep], o[keep]
+    if m.size == 0:
+        return dict(mae=None, rmse=None, bias=None, r=None, n=0)
+    d = m - o
+    r = float(np.corrcoef(m, o)[0, 1]) if m.size > 2 and np.std(m) > 0 and np.std(o) > 0 else None
+    return dict(
+        mae=float(np.mean(np.abs(d))),
+        rmse=float(np.sqrt(np.mean(d**2))),
+        bias=float(np.mean(d)),
+        r=r,
+        n=int(m.size),
+    )
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def write_summary(path, summary: dict) -> None:
+    path.write_text(json.dumps(summary, indent=2, default=_jsonable) + "\n")
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 11, "axes.titlesize": 12, "legend.fontsize": 9})
+    return plt
+
+
+def convergence_figure(path, histories: dict, title: str) -> None:
+    """Loss against step for one or more fits (label -> list of losses)."""
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    for label, history in histories.items():
+        history = np.asarray(history, dtype=float)
+        axis.plot(np.arange(1, history.size + 1), history - history.min() + 1e-3, marker=".", label=label)
+    axis.set_yscale("log")
+    axis.set_xlabel("optimiser step (chunk for Levenberg-Marquardt)")
+    axis.set_ylabel("-log posterior - its minimum + 1e-3 [1]")
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def posterior_figure(path, posterior, units: dict, title: str, samples=None) -> None:
+    """Marginals (Laplace Gaussian, NUTS histogram) on the diagonal, pairs below."""
+    plt = pyplot()
+    k = len(posterior.labels)
+    figure, axes = plt.subplots(k, k, figsize=(2.9 * k + 0.6, 2.7 * k + 0.4), squeeze=False)
+    rng = np.random.default_rng(0)
+    covariance = posterior.correlation * np.outer(posterior.std, posterior.std)
+    draws = rng.multivariate_normal(posterior.mean, covariance, size=2000, method="eigh")
+    for i in range(k):
+        for j in range(k):
+            axis = axes[i, j]
+            if j > i:
+                axis.axis("off")
+                continue
+            if i == j:
+                grid = np.linspace(
+                    posterior.mean[i] - 4 * posterior.std[i], posterior.mean[i] + 4 * posterior.std[i], 200
+                )
+                density = np.exp(-0.5 * ((grid - posterior.mean[i]) / posterior.std[i]) ** 2)
+                density /= posterior.std[i] * np.sqrt(2 * np.pi)
+                if samples is not None:
+                    axis.hist(samples[:, i], bins=40, density=True, color="0.75", label="NUTS")
+                axis.plot(grid, density, color="tab:red", label="Laplace")
+                axis.set_yticks([])
+                if i == 0:
+                    axis.legend(loc="upper right")
+            else:
+                if samples is not None:
+                    axis.plot(samples[:, j], samples[:, i], ".", ms=1.5, color="0.6", label="NUTS")
+                axis.plot(draws[:, j], draws[:, i], ".", ms=1.0, color="tab:red", alpha=0.25, label="Laplace")
+                axis.set_ylabel(_label(posterior.labels[i], units))
+            if i == k - 1:
+                axis.set_xlabel(_label(posterior.labels[j], units))
+            axis.grid(alpha=0.3)
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _label(name, units):
+    unit = units.get(name.split("[")[0], "")
+    return f"{name} [{unit}]" if unit else name

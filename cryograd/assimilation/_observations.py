@@ -1,0 +1,532 @@
+"""Observation operators: a model run's outputs -> the observed quantity, with its error model.
+
+Each operator is an `equinox.Module` holding the observed `values` and their standard
+errors `sigma` (same units), and the indices it needs into the model's outputs (built at
+construction from the observation's dates, depths or years, outside `jit`). `predict(outputs,
+parameters)` is pure JAX: `outputs` is the dict the model's pure-JAX `run` returns (with a
+leading member axis for batched problems) and `parameters` the fitted values by name (for
+operator-level parameters such as an LST offset).
+
+The error model: whitened residuals r = (predicted - observed) / sigma, or L^-1 (predicted -
+observed) with L the Cholesky factor of a given covariance (correlated errors, e.g. a
+geodetic or GRACE series). Gaussian: -log L = sum r^2 / 2; Student-t with `dof` nu:
+-log L = (nu + 1) / 2 sum log(1 + r^2 / nu). Observation types are weighted only through
+their errors.
+"""
+
+from typing import Literal
+
+import equinox as eqx
+import jax.numpy as jnp
+import jax.scipy.linalg as jsl
+import numpy as np
+import pandas as pd
+import xarray as xr
+from jaxtyping import Array, Float, Int
+
+Likelihood = Literal["gaussian", "student_t"]
+
+DENSITY = 850.0
+"""Volume-to-mass conversion for geodetic mass balance [kg m-3] (Huss 2013)."""
+DENSITY_SIGMA = 60.0
+"""Its uncertainty [kg m-3] (Huss 2013)."""
+
+
+def _values(values, name, what):
+    array = np.asarray(values, dtype=float)
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"observation {name!r}: {what} must be a non-empty 1-D array, got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"observation {name!r}: {what} has NaN or infinite entries")
+    return array
+
+
+class AbstractObservation(eqx.Module):
+    """Observed values with errors, and how to predict them from model outputs.
+
+    Fields every operator has: `name` (label in results), `values` (n,) and `sigma` (n,)
+    [the observation's units], `labels` (n strings, e.g. the years, for reports),
+    `units`, `likelihood` (`"gaussian"` or `"student_t"`), `dof` (Student-t degrees of
+    freedom) and `covariance_cholesky` (n, n) or None.
+    """
+
+    name: eqx.AbstractVar[str]
+    values: eqx.AbstractVar[Float[Array, " n"]]
+    sigma: eqx.AbstractVar[Float[Array, " n"]]
+    labels: eqx.AbstractVar[tuple[str, ...]]
+    units: eqx.AbstractVar[str]
+    likelihood: eqx.AbstractVar[str]
+    dof: eqx.AbstractVar[float]
+    covariance_cholesky: eqx.AbstractVar[Float[Array, "n n"] | None]
+
+    def predict(self, outputs: dict, parameters: dict):
+        """The model's value of each observation (n,) [units]."""
+        raise NotImplementedError
+
+    def residuals(self, predicted):
+        """Whitened residuals (n,) [1]."""
+        difference = predicted - self.values
+        if self.covariance_cholesky is None:
+            return difference / self.sigma
+        return jsl.solve_triangular(self.covariance_cholesky, difference, lower=True)
+
+    def neg_log_likelihood(self, predicted):
+        r = self.residuals(predicted)
+        if self.likelihood == "student_t":
+            return 0.5 * (self.dof + 1.0) * jnp.sum(jnp.log1p(r**2 / self.dof))
+        return 0.5 * jnp.sum(r**2)
+
+
+def _error_model(name, values, sigma, likelihood, dof, covariance):
+    values = _values(values, name, "values")
+    sigma = np.broadcast_to(np.asarray(sigma, dtype=float), values.shape).copy()
+    if not np.all(np.isfinite(sigma) & (sigma > 0)):
+        raise ValueError(f"observation {name!r}: sigma must be positive and finite, got min {np.nanmin(sigma)}")
+    if likelihood not in ("gaussian", "student_t"):
+        raise ValueError(f"observation {name!r}: likelihood must be 'gaussian' or 'student_t', got {likelihood!r}")
+    if likelihood == "student_t" and not (dof is not None and dof > 0):
+        raise ValueError(f"observation {name!r}: a Student-t likelihood needs dof > 0, got {dof!r}")
+    cholesky = None
+    if covariance is not None:
+        covariance = np.asarray(covariance, dtype=float)
+        if covariance.shape != (values.size, values.size):
+            raise ValueError(
+                f"observation {name!r}: covariance must be ({values.size}, {values.size}), got {covariance.shape}"
+            )
+        try:
+            cholesky = jnp.asarray(np.linalg.cholesky(covariance))
+        except np.linalg.LinAlgError:
+            raise ValueError(f"observation {name!r}: covariance is not positive definite") from None
+    return jnp.asarray(values), jnp.asarray(sigma), cholesky
+
+
+def exponential_covariance(sigma, times, correlation_time: float) -> np.ndarray:
+    """Covariance s_i s_j exp(-|t_i - t_j| / tau) of a series with serially correlated errors.
+
+    `times` and `correlation_time` in the same units (e.g. years)."""
+    sigma = np.asarray(sigma, dtype=float)
+    t = np.asarray(times, dtype=float)
+    if not correlation_time > 0:
+        raise ValueError(f"correlation_time must be positive, got {correlation_time!r}")
+    return sigma[:, None] * sigma[None, :] * np.exp(-np.abs(t[:, None] - t[None, :]) / correlation_time)
+
+
+def _member(value, member):
+    return value if member is None else value[member]
+
+
+class Series(AbstractObservation):
+    """Entries of one model output picked by position: `outputs[variable][member][index]`.
+
+    The operator for annual, winter and summer balances (index = positions of the
+    observed years in the model's years) and for any output observed as-is. Build it with
+    `glaciological_balances` for WGMS series.
+    """
+
+    name: str = eqx.field(static=True)
+    values: Float[Array, " n"]
+    sigma: Float[Array, " n"]
+    variable: str = eqx.field(static=True)
+    index: Int[Array, " n"]
+    member: int | None = eqx.field(static=True)
+    labels: tuple[str, ...] = eqx.field(static=True)
+    units: str = eqx.field(static=True)
+    likelihood: str = eqx.field(static=True)
+    dof: float = eqx.field(static=True)
+    covariance_cholesky: Float[Array, "n n"] | None
+
+    def __init__(
+        self,
+        name,
+        variable,
+        index,
+        values,
+        sigma,
+        *,
+        member=None,
+        labels=None,
+        units="",
+        likelihood: Likelihood = "gaussian",
+        dof=4.0,
+        covariance=None,
+    ):
+        self.values, self.sigma, self.covariance_cholesky = _error_model(
+            name, values, sigma, likelihood, dof, covariance
+        )
+        index = np.asarray(index, dtype=int)
+        if index.shape != self.values.shape:
+            raise ValueError(f"observation {name!r}: index has shape {index.shape}, values {self.values.shape}")
+        self.name, self.variable, self.member = str(name), str(variable), member
+        self.index = jnp.asarray(index)
+        self.labels = tuple(str(x) for x in (labels if labels is not None else index))
+        self.units, self.likelihood, self.dof = units, likelihood, float(dof)
+
+    def predict(self, outputs, parameters):
+        return _member(outputs[self.variable], self.member)[self.index]
+
+
+class PeriodMean(AbstractObservation):
+    """Mean of a yearly output over a period of years: a geodetic mass-balance rate.
+
+    `outputs[variable][member][start:stop].mean()`, one value per entry (entries may be
+    several glaciers or periods). Build it with `geodetic_balance`.
+    """
+
+    name: str = eqx.field(static=True)
+    values: Float[Array, " n"]
+    sigma: Float[Array, " n"]
+    variable: str = eqx.field(static=True)
+    weights: Float[Array, "n year"]
+    member: tuple[int, ...] | None = eqx.field(static=True)
+    labels: tuple[str, ...] = eqx.field(static=True)
+    units: str = eqx.field(static=True)
+    likelihood: str = eqx.field(static=True)
+    dof: float = eqx.field(static=True)
+    covariance_cholesky: Float[Array, "n n"] | None
+
+    def __init__(
+        self,
+        name,
+        variable,
+        weights,
+        values,
+        sigma,
+        *,
+        member=None,
+        labels=None,
+        units="",
+        likelihood: Likelihood = "gaussian",
+        dof=4.0,
+        covariance=None,
+    ):
+        self.values, self.sigma, self.covariance_cholesky = _error_model(
+            name, values, sigma, likelihood, dof, covariance
+        )
+        weights = np.asarray(weights, dtype=float)
+        if weights.ndim != 2 or weights.shape[0] != self.values.size:
+            raise ValueError(f"observation {name!r}: weights must be (n, year), got {weights.shape}")
+        if member is not None:
+            member = tuple(int(m) for m in np.broadcast_to(member, (self.values.size,)))
+        self.name, self.variable, self.member = str(name), str(variable), member
+        self.weights = jnp.asarray(weights)
+        self.labels = tuple(str(x) for x in (labels if labels is not None else range(self.values.size)))
+        self.units, self.likelihood, self.dof = units, likelihood, float(dof)
+
+    def predict(self, outputs, parameters):
+        values = outputs[self.variable]
+        if self.member is not None:
+            values = values[jnp.asarray(self.member)]  # (n, year)
+        return jnp.sum(self.weights * values, axis=-1)
+
+
+class RegionalMassChange(AbstractObservation):
+    """A regional mass-change series (GRACE/GlaMBIE) against the sum over the glaciers.
+
+    The model's regional mass [Gt] at the end of each mass-balance year is the cumulative
+    sum of sum_g smb[g, y] area[g] (kg -> Gt); `weights` (n, year) pick or interpolate it
+    to the observation dates. The series' unknown reference offset is profiled out: the
+    error-weighted mean difference between model and observation is removed, which is the
+    maximum-likelihood offset.
+    """
+
+    name: str = eqx.field(static=True)
+    values: Float[Array, " n"]
+    sigma: Float[Array, " n"]
+    area: Float[Array, " member"]
+    weights: Float[Array, "n year"]
+    variable: str = eqx.field(static=True)
+    labels: tuple[str, ...] = eqx.field(static=True)
+    units: str = eqx.field(static=True)
+    likelihood: str = eqx.field(static=True)
+    dof: float = eqx.field(static=True)
+    covariance_cholesky: Float[Array, "n n"] | None
+
+    def __init__(
+        self,
+        name,
+        area,
+        weights,
+        values,
+        sigma,
+        *,
+        variable="specific_mass_balance",
+        labels=None,
+        likelihood: Likelihood = "gaussian",
+        dof=4.0,
+        covariance=None,
+    ):
+        self.values, self.sigma, self.covariance_cholesky = _error_model(
+            name, values, sigma, likelihood, dof, covariance
+        )
+        if self.values.size < 2:
+            raise ValueError(f"observation {name!r}: an anomaly series needs at least 2 values")
+        self.area = jnp.asarray(np.asarray(area, dtype=float))
+        weights = np.asarray(weights, dtype=float)
+        if weights.ndim != 2 or weights.shape[0] != self.values.size:
+            raise ValueError(f"observation {name!r}: weights must be (n, year), got {weights.shape}")
+        self.weights = jnp.asarray(weights)
+        self.variable = variable
+        self.name = str(name)
+        self.labels = tuple(str(x) for x in (labels if labels is not None else range(self.values.size)))
+        self.units, self.likelihood, self.dof = "Gt", likelihood, float(dof)
+
+    def regional_mass(self, outputs):
+        """Cumulative regional mass change [Gt] at the end of each model year."""
+        smb = outputs[self.variable]  # (member, year) [kg m-2]
+        return jnp.cumsum(jnp.matmul(self.area, smb), axis=-1) / 1e12
+
+    def predict(self, outputs, parameters):
+        modelled = jnp.matmul(self.weights, self.regional_mass(outputs))
+        w = 1.0 / self.sigma**2
+        offset = jnp.sum(w * (modelled - self.values)) / jnp.sum(w)
+        return modelled - offset
+
+
+class GroundTemperature(AbstractObservation):
+    """Borehole or ground temperatures at depths and dates, interpolated between cell centres.
+
+    `outputs["temperature"][member][time_index]` (time, cell) is interpolated linearly in
+    depth (held constant above the first and below the last centre). Build it with
+    `ground_temperature`.
+    """
+
+    name: str = eqx.field(static=True)
+    values: Float[Array, " n"]
+    sigma: Float[Array, " n"]
+    time_index: Int[Array, " n"]
+    cell: Int[Array, " n"]
+    weight: Float[Array, " n"]
+    member: int | None = eqx.field(static=True)
+    variable: str = eqx.field(static=True)
+    labels: tuple[str, ...] = eqx.field(static=True)
+    units: str = eqx.field(static=True)
+    likelihood: str = eqx.field(static=True)
+    dof: float = eqx.field(static=True)
+    covariance_cholesky: Float[Array, "n n"] | None
+
+    def __init__(
+        self,
+        name,
+        time_index,
+        depth,
+        centres,
+        values,
+        sigma,
+        *,
+        member=None,
+        variable="temperature",
+        labels=None,
+        likelihood: Likelihood = "gaussian",
+        dof=4.0,
+    ):
+        self.values, self.sigma, self.covariance_cholesky = _error_model(name, values, sigma, likelihood, dof, None)
+        centres = np.asarray(centres, dtype=float)
+        depth = np.broadcast_to(np.asarray(depth, dtype=float), self.values.shape)
+        if np.any(depth < 0) or np.any(depth > centres[-1] + (centres[-1] - centres[-2])):
+            raise ValueError(f"observation {name!r}: depths {depth.min()}..{depth.max()} m lie outside the column")
+        cell = np.clip(np.searchsorted(centres, depth) - 1, 0, centres.size - 2)
+        weight = np.clip((depth - centres[cell]) / (centres[cell + 1] - centres[cell]), 0.0, 1.0)
+        self.time_index = jnp.asarray(np.asarray(time_index, dtype=int))
+        self.cell, self.weight = jnp.asarray(cell), jnp.asarray(weight)
+        self.name, self.member, self.variable = str(name), member, variable
+        self.labels = tuple(str(x) for x in (labels if labels is not None else range(self.values.size)))
+        self.units, self.likelihood, self.dof = "degC", likelihood, float(dof)
+
+    def predict(self, outputs, parameters):
+        temperature = _member(outputs[self.variable], self.member)[self.time_index]  # (n, nz)
+        rows = jnp.arange(self.values.shape[0])
+        upper = temperature[rows, self.cell]
+        lower = temperature[rows, self.cell + 1]
+        return upper + self.weight * (lower - upper)
+
+
+# --- builders from the readers' xarray objects ------------------------------------------------
+
+
+def _year_positions(model_years, years, name):
+    model_years = np.asarray(model_years)
+    lookup = {int(y): i for i, y in enumerate(model_years)}
+    missing = [int(y) for y in years if int(y) not in lookup]
+    if missing:
+        raise ValueError(
+            f"observation {name!r}: years {missing} are not modelled (model years "
+            f"{int(model_years[0])}-{int(model_years[-1])})"
+        )
+    return np.array([lookup[int(y)] for y in years])
+
+
+def glaciological_balances(
+    table: xr.Dataset,
+    model_years,
+    *,
+    kind: str = "annual",
+    years=None,
+    sigma: float = 200.0,
+    glacier=None,
+    member=None,
+    name=None,
+    likelihood: Likelihood = "gaussian",
+) -> Series:
+    """WGMS annual, winter or summer balances as a `Series` on the model's years.
+
+    **Arguments:** `table` from `cg.data.open_wgms` (hydrological years labelled by their
+    end, kg m-2); `model_years` the model's year labels (use `year_start_month=10`);
+    `kind` `"annual"`, `"winter"` or `"summer"`; `years` to use (default: every observed
+    year the model covers); `sigma` the balance error [kg m-2] (default 200, a typical
+    glaciological uncertainty, Zemp et al. 2013); `glacier` the WGMS id when the table has
+    several; `member` the glacier's position in a batched problem.
+    """
+    variable = f"{kind}_balance"
+    if kind not in ("annual", "winter", "summer") or variable not in table:
+        raise ValueError(f"kind must be 'annual', 'winter' or 'summer' with a '{variable}' column; got {kind!r}")
+    series = table[variable]
+    if "glacier" in series.dims:
+        if glacier is None and series.sizes["glacier"] != 1:
+            raise ValueError(f"the WGMS table holds {series.sizes['glacier']} glaciers; pass glacier=<WGMS id>")
+        series = series.sel(glacier=glacier) if glacier is not None else series.isel(glacier=0)
+    series = series.dropna("year")
+    model_years = np.asarray(model_years)
+    observed = series.year.values
+    chosen = observed[np.isin(observed, model_years)] if years is None else np.asarray(years)
+    chosen = np.intersect1d(chosen, observed) if years is not None else chosen
+    if years is not None and len(chosen) < len(np.asarray(years)):
+        absent = sorted(set(np.asarray(years).tolist()) - set(chosen.tolist()))
+        raise ValueError(f"WGMS {kind} balance: no value for years {absent}")
+    name = name or f"wgms_{kind}"
+    if chosen.size == 0:
+        raise ValueError(f"observation {name!r}: no observed {kind} balance inside the model years")
+    model_variable = "specific_mass_balance" if kind == "annual" else variable
+    return Series(
+        name,
+        model_variable,
+        _year_positions(model_years, chosen, name),
+        series.sel(year=chosen).values,
+        sigma,
+        member=member,
+        labels=[str(y) for y in chosen],
+        units="kg m-2",
+        likelihood=likelihood,
+    )
+
+
+def geodetic_balance(
+    value,
+    sigma,
+    model_years,
+    start,
+    end,
+    *,
+    member=None,
+    name="geodetic",
+    label=None,
+) -> PeriodMean:
+    """A geodetic mass-balance rate [kg m-2 yr-1] over mass-balance years start..end.
+
+    `value`/`sigma` scalars (one glacier) or arrays (one per `member` glacier); the
+    uncertainty should already include the density conversion (`geodetic_from_dh` or
+    `cg.data.geodetic_mass_balance` do). `start` and `end` are the first and last model
+    year labels of the period, inclusive.
+    """
+    values = np.atleast_1d(np.asarray(value, dtype=float))
+    model_years = np.asarray(model_years)
+    rows = _year_positions(model_years, np.arange(int(start), int(end) + 1), name)
+    weights = np.zeros((values.size, model_years.size))
+    weights[:, rows] = 1.0 / rows.size
+    labels = label if label is not None else [f"{start}-{end}"] * values.size
+    return PeriodMean(
+        name, "specific_mass_balance", weights, values, sigma, member=member, labels=labels, units="kg m-2 yr-1"
+    )
+
+
+def geodetic_from_dh(dh_rate, dh_sigma, density=DENSITY, density_sigma=DENSITY_SIGMA):
+    """Mass-balance rate and its error [kg m-2 yr-1] from a mean elevation-change rate and
+    its error [m yr-1]: B = rho dh, sigma_B^2 = (rho sigma_dh)^2 + (dh sigma_rho)^2."""
+    dh_rate, dh_sigma = np.asarray(dh_rate, dtype=float), np.asarray(dh_sigma, dtype=float)
+    return density * dh_rate, np.hypot(density * dh_sigma, dh_rate * density_sigma)
+
+
+def regional_mass_change(
+    series: xr.Dataset,
+    area,
+    model_years,
+    *,
+    year_start_month: int = 10,
+    name="grace",
+    start=None,
+    end=None,
+    variable="mass",
+    sigma_variable="mass_uncertainty",
+) -> RegionalMassChange:
+    """A GRACE/GlaMBIE cumulative mass series (Gt, `cg.data.open_grace`) against the model
+    region's mass at the ends of its mass-balance years.
+
+    The series is interpolated linearly in time to each year end (the first day of
+    `year_start_month`), for the model years whose end lies inside the series (and within
+    `start`..`end` years if given); `area` (member,) are the glacier areas [m2]. The model's
+    mass at the end of year y is the sum of the balances of years <= y, so the first model
+    year must start before the first compared year end.
+    """
+    if variable not in series or "time" not in series[variable].dims:
+        raise ValueError(f"observation {name!r}: the series needs a time-dimensioned {variable!r} variable")
+    times = pd.DatetimeIndex(series.indexes["time"])
+    t = (times - times[0]) / pd.Timedelta(days=1)
+    mass = series[variable].values.astype(float)
+    error = series[sigma_variable].values.astype(float) if sigma_variable in series else None
+    if error is None:
+        raise ValueError(f"observation {name!r}: the series has no {sigma_variable!r}; give its uncertainties")
+    model_years = np.asarray(model_years)
+    ends = pd.DatetimeIndex([pd.Timestamp(int(y), year_start_month, 1) for y in model_years])
+    if year_start_month == 1:
+        ends = pd.DatetimeIndex([pd.Timestamp(int(y) + 1, 1, 1) for y in model_years])
+    inside = (ends >= times[0]) & (ends <= times[-1])
+    if start is not None:
+        inside &= model_years >= int(start)
+    if end is not None:
+        inside &= model_years <= int(end)
+    rows = np.flatnonzero(inside)
+    if rows.size < 2:
+        raise ValueError(f"observation {name!r}: fewer than 2 model year ends fall inside the series")
+    te = (ends[rows] - times[0]) / pd.Timedelta(days=1)
+    values = np.interp(te, t, mass)
+    sigma = np.interp(te, t, error)
+    weights = np.zeros((rows.size, model_years.size))
+    weights[np.arange(rows.size), rows] = 1.0
+    labels = [str(e.date()) for e in ends[rows]]
+    return RegionalMassChange(name, area, weights, values, sigma, labels=labels)
+
+
+def ground_temperature(
+    measured: xr.DataArray,
+    model_times,
+    centres,
+    *,
+    sigma: float = 0.5,
+    member=None,
+    name="ground_temperature",
+    start=None,
+    end=None,
+    likelihood: Likelihood = "gaussian",
+) -> GroundTemperature:
+    """Measured ground temperatures (time, depth) [degC] as a `GroundTemperature` operator.
+
+    `model_times` the model's saved times (one per row of `outputs["temperature"]`);
+    `centres` the cell centres [m]; only times present in the model and inside
+    `start`..`end` are used; NaN entries are skipped; `sigma` [K].
+    """
+    if not isinstance(measured, xr.DataArray) or set(measured.dims) != {"time", "depth"}:
+        raise ValueError(f"observation {name!r}: measured must be a DataArray (time, depth)")
+    measured = measured.transpose("time", "depth").sel(time=slice(start, end))
+    lookup = {t: i for i, t in enumerate(pd.DatetimeIndex(model_times))}
+    times = pd.DatetimeIndex(measured.indexes["time"])
+    keep = np.array([t in lookup for t in times])
+    values = measured.values[keep]
+    rows, cols = np.nonzero(np.isfinite(values))
+    if rows.size == 0:
+        raise ValueError(f"observation {name!r}: no measured value on a modelled day in the period")
+    kept_times = times[keep]
+    depth = measured.depth.values[cols]
+    time_index = np.array([lookup[t] for t in kept_times[rows]])
+    labels = [f"{kept_times[r].date()}@{d:g}m" for r, d in zip(rows, depth, strict=True)]
+    return GroundTemperature(
+        name, time_index, depth, centres, values[rows, cols], sigma, member=member, labels=labels, likelihood=likelihood
+    )

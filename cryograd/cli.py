@@ -1,0 +1,73 @@
+"""The `cryograd` command.
+
+cryograd run CONFIG.toml [--set key=value ...] [--out DIR] [--dry-run] [--no-progress]
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+KINDS = ("glacier",)
+
+
+def _run(args) -> int:
+    from ._run import config as cfg
+
+    try:
+        config = cfg.load(args.config, args.set or [])
+        kind = config.get("experiment", {}).get("kind")
+        if kind not in KINDS:
+            raise cfg.ConfigError(f"experiment.kind: {kind!r} is not one of {', '.join(KINDS)}")
+        from ._run import glacier
+
+        runner = glacier
+        if args.dry_run:
+            problems = runner.validate(config)
+            print(json.dumps(config, indent=2, default=str))
+            if problems:
+                raise cfg.ConfigError("the config has problems:\n  " + "\n  ".join(problems))
+            return 0
+        out = Path(args.out) if args.out else Path("results") / config.get("experiment", {}).get("name", kind)
+        summary = runner.run(config, out, progress=not args.no_progress)
+    except ValueError as error:
+        print(f"cryograd run: {error}", file=sys.stderr)
+        return 2
+    print(f"results in {out}/ (summary.json, result.nc, *.png)")
+    for label, value in summary["parameters"].items():
+        print(f"  {label} = {value['value']:.4g} +- {value['std']:.2g} {value['units']}")
+    for period in ("calibration", "validation"):
+        for name, m in summary["metrics"][period].items():
+            if m["n"]:
+                r = "n/a" if m["r"] is None else f"{m['r']:.3f}"
+                print(f"  {period} {name}: RMSE {m['rmse']:.4g}, bias {m['bias']:+.4g}, r {r}, n {m['n']}")
+    cost = summary["cost"]
+    print(
+        f"  cost: {cost['model_runs']} model runs, {cost['forward_equivalents']} forward-equivalents, "
+        f"{cost['wall_time_s']} s"
+    )
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="cryograd", description="Differentiable permafrost and glacier models.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run a calibration experiment from a TOML config")
+    run.add_argument("config", help="the experiment's TOML file")
+    run.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config key (dotted path, TOML value), e.g. --set data.wgms=my_wgms.csv",
+    )
+    run.add_argument("--out", help="output folder (default results/<experiment name>)")
+    run.add_argument("--dry-run", action="store_true", help="print the resolved config, check it, and stop")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return _run(args)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
