@@ -14,9 +14,9 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _timing import median_seconds
 
 import cryograd as cg
+from cryograd._timing import median_seconds
 
 P = cg.physics
 

@@ -22,9 +22,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _timing import median_seconds
 
 import cryograd as cg
+from cryograd._timing import median_seconds
 
 P = cg.physics
 DAY = 86400.0

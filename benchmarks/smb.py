@@ -21,9 +21,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _timing import median_seconds
 
 import cryograd as cg
+from cryograd._timing import median_seconds
 
 P = cg.physics
 FILES = cg.data.sample_path("hintereisferner_climate").parent

@@ -5,6 +5,7 @@ from ._observations import (
     DENSITY as DENSITY,
     DENSITY_SIGMA as DENSITY_SIGMA,
     AbstractObservation as AbstractObservation,
+    ErrorModel as ErrorModel,
     GroundTemperature as GroundTemperature,
     PeriodMean as PeriodMean,
     RegionalMassChange as RegionalMassChange,

@@ -19,7 +19,6 @@ optimisers' own work and Python overhead.
 """
 
 import json
-import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ import optax
 import optax.tree_utils as otu
 import optimistix as optx
 
+from .._timing import median_seconds
 from ._problem import Problem
 
 METHODS = ("lbfgs", "adam", "gauss_newton", "levenberg_marquardt")
@@ -91,16 +91,6 @@ class FitResult:
             converged=self.converged,
             message=self.message,
         )
-
-
-def _median_time(function, *args, repeats: int = 5) -> float:
-    jax.block_until_ready(function(*args))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(function(*args))
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def forward_mode(function, n: int):
@@ -179,14 +169,14 @@ def fit(
     u = jnp.asarray(problem.u0 if init is None else problem.pack(init))
 
     loss = problem.loss if gradient == "reverse" else forward_mode(problem.loss, problem.size)
-    forward_time = _median_time(jax.jit(problem.loss), u)
+    forward_time = median_seconds(jax.jit(problem.loss), u, repeats=5)
     if least_squares:
         derivative = jax.jit(jax.jacfwd(problem.residuals))
         runner = _OptimistixRunner(problem, method, rtol, atol, checkpoint_every)
     else:
         derivative = jax.jit(jax.value_and_grad(loss))
         runner = _OptaxRunner(loss, method, learning_rate)
-    evaluation_cost = _median_time(derivative, u) / forward_time
+    evaluation_cost = median_seconds(derivative, u, repeats=5) / forward_time
     state = runner.init(u)
 
     path = None if checkpoint is None else Path(checkpoint)
@@ -206,6 +196,22 @@ def fit(
     bar = tqdm(total=max_steps, initial=step_count, desc=description or f"fit ({method})", disable=not progress)
     converged, message = False, f"reached max_steps={max_steps}"
     wall = 0.0
+
+    def save():
+        _save(
+            path,
+            problem,
+            method,
+            checkpoint_tag,
+            u,
+            state,
+            step_count,
+            history,
+            model_runs,
+            previous_wall + wall,
+            runner,
+        )
+
     try:
         while step_count < max_steps:
             tick = time.perf_counter()
@@ -232,35 +238,11 @@ def fit(
                 converged, message = True, f"loss change {abs(previous - value):.2e} <= ftol x max(1, |loss|)"
                 break
             if path is not None and step_count % checkpoint_every < steps:
-                _save(
-                    path,
-                    problem,
-                    method,
-                    checkpoint_tag,
-                    u,
-                    state,
-                    step_count,
-                    history,
-                    model_runs,
-                    previous_wall + wall,
-                    runner,
-                )
+                save()
     finally:
         bar.close()
     if path is not None:
-        _save(
-            path,
-            problem,
-            method,
-            checkpoint_tag,
-            u,
-            state,
-            step_count,
-            history,
-            model_runs,
-            previous_wall + wall,
-            runner,
-        )
+        save()
     u = np.asarray(u)
     return FitResult(
         problem=problem,

@@ -41,63 +41,109 @@ def _values(values, name, what):
     return array
 
 
-class AbstractObservation(eqx.Module):
-    """Observed values with errors, and how to predict them from model outputs.
+class ErrorModel(eqx.Module):
+    """The observed values of an operator and their errors.
 
-    Fields every operator has: `name` (label in results), `values` (n,) and `sigma` (n,)
-    [the observation's units], `labels` (n strings, e.g. the years, for reports),
-    `units`, `likelihood` (`"gaussian"` or `"student_t"`), `dof` (Student-t degrees of
-    freedom) and `covariance_cholesky` (n, n) or None.
+    **Arguments:** `name` (label in results); `values` (n,) and `sigma` (n,) [the
+    observation's units]; `labels` (n strings, e.g. the years, for reports; default
+    0..n-1); `units`; `likelihood` (`"gaussian"` or `"student_t"`); `dof` (Student-t
+    degrees of freedom); `covariance` (n, n) or None, kept as its Cholesky factor.
     """
 
-    name: eqx.AbstractVar[str]
-    values: eqx.AbstractVar[Float[Array, " n"]]
-    sigma: eqx.AbstractVar[Float[Array, " n"]]
-    labels: eqx.AbstractVar[tuple[str, ...]]
-    units: eqx.AbstractVar[str]
-    likelihood: eqx.AbstractVar[str]
-    dof: eqx.AbstractVar[float]
-    covariance_cholesky: eqx.AbstractVar[Float[Array, "n n"] | None]
+    name: str = eqx.field(static=True)
+    values: Float[Array, " n"]
+    sigma: Float[Array, " n"]
+    labels: tuple[str, ...] = eqx.field(static=True)
+    units: str = eqx.field(static=True)
+    likelihood: str = eqx.field(static=True)
+    dof: float = eqx.field(static=True)
+    covariance_cholesky: Float[Array, "n n"] | None
+
+    def __init__(
+        self,
+        name,
+        values,
+        sigma,
+        *,
+        labels=None,
+        units="",
+        likelihood: Likelihood = "gaussian",
+        dof=4.0,
+        covariance=None,
+    ):
+        values = _values(values, name, "values")
+        sigma = np.broadcast_to(np.asarray(sigma, dtype=float), values.shape).copy()
+        if not np.all(np.isfinite(sigma) & (sigma > 0)):
+            raise ValueError(f"observation {name!r}: sigma must be positive and finite, got min {np.nanmin(sigma)}")
+        if likelihood not in ("gaussian", "student_t"):
+            raise ValueError(f"observation {name!r}: likelihood must be 'gaussian' or 'student_t', got {likelihood!r}")
+        if likelihood == "student_t" and not (dof is not None and dof > 0):
+            raise ValueError(f"observation {name!r}: a Student-t likelihood needs dof > 0, got {dof!r}")
+        cholesky = None
+        if covariance is not None:
+            covariance = np.asarray(covariance, dtype=float)
+            if covariance.shape != (values.size, values.size):
+                raise ValueError(
+                    f"observation {name!r}: covariance must be ({values.size}, {values.size}), got {covariance.shape}"
+                )
+            try:
+                cholesky = jnp.asarray(np.linalg.cholesky(covariance))
+            except np.linalg.LinAlgError:
+                raise ValueError(f"observation {name!r}: covariance is not positive definite") from None
+        self.name = str(name)
+        self.values, self.sigma, self.covariance_cholesky = jnp.asarray(values), jnp.asarray(sigma), cholesky
+        self.labels = tuple(str(x) for x in (labels if labels is not None else range(values.size)))
+        self.units, self.likelihood, self.dof = units, likelihood, float(dof)
+
+
+class AbstractObservation(eqx.Module):
+    """Observed values with their errors (an `ErrorModel`, field `error`), and how to
+    predict them from model outputs. `name`, `values`, `sigma`, `labels`, `units` and
+    `likelihood` read through to the error model."""
+
+    error: eqx.AbstractVar[ErrorModel]
 
     def predict(self, outputs: dict, parameters: dict):
         """The model's value of each observation (n,) [units]."""
         raise NotImplementedError
 
+    @property
+    def name(self) -> str:
+        return self.error.name
+
+    @property
+    def values(self):
+        return self.error.values
+
+    @property
+    def sigma(self):
+        return self.error.sigma
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.error.labels
+
+    @property
+    def units(self) -> str:
+        return self.error.units
+
+    @property
+    def likelihood(self) -> str:
+        return self.error.likelihood
+
     def residuals(self, predicted):
         """Whitened residuals (n,) [1]."""
         difference = predicted - self.values
-        if self.covariance_cholesky is None:
+        if self.error.covariance_cholesky is None:
             return difference / self.sigma
-        return jsl.solve_triangular(self.covariance_cholesky, difference, lower=True)
+        return jsl.solve_triangular(self.error.covariance_cholesky, difference, lower=True)
 
     def neg_log_likelihood(self, predicted):
         r = self.residuals(predicted)
         if self.likelihood == "student_t":
-            return 0.5 * (self.dof + 1.0) * jnp.sum(jnp.log1p(r**2 / self.dof))
+            dof = self.error.dof
+            return 0.5 * (dof + 1.0) * jnp.sum(jnp.log1p(r**2 / dof))
         return 0.5 * jnp.sum(r**2)
-
-
-def _error_model(name, values, sigma, likelihood, dof, covariance):
-    values = _values(values, name, "values")
-    sigma = np.broadcast_to(np.asarray(sigma, dtype=float), values.shape).copy()
-    if not np.all(np.isfinite(sigma) & (sigma > 0)):
-        raise ValueError(f"observation {name!r}: sigma must be positive and finite, got min {np.nanmin(sigma)}")
-    if likelihood not in ("gaussian", "student_t"):
-        raise ValueError(f"observation {name!r}: likelihood must be 'gaussian' or 'student_t', got {likelihood!r}")
-    if likelihood == "student_t" and not (dof is not None and dof > 0):
-        raise ValueError(f"observation {name!r}: a Student-t likelihood needs dof > 0, got {dof!r}")
-    cholesky = None
-    if covariance is not None:
-        covariance = np.asarray(covariance, dtype=float)
-        if covariance.shape != (values.size, values.size):
-            raise ValueError(
-                f"observation {name!r}: covariance must be ({values.size}, {values.size}), got {covariance.shape}"
-            )
-        try:
-            cholesky = jnp.asarray(np.linalg.cholesky(covariance))
-        except np.linalg.LinAlgError:
-            raise ValueError(f"observation {name!r}: covariance is not positive definite") from None
-    return jnp.asarray(values), jnp.asarray(sigma), cholesky
 
 
 def exponential_covariance(sigma, times, correlation_time: float) -> np.ndarray:
@@ -123,17 +169,10 @@ class Series(AbstractObservation):
     `glaciological_balances` for WGMS series.
     """
 
-    name: str = eqx.field(static=True)
-    values: Float[Array, " n"]
-    sigma: Float[Array, " n"]
+    error: ErrorModel
     variable: str = eqx.field(static=True)
     index: Int[Array, " n"]
     member: int | None = eqx.field(static=True)
-    labels: tuple[str, ...] = eqx.field(static=True)
-    units: str = eqx.field(static=True)
-    likelihood: str = eqx.field(static=True)
-    dof: float = eqx.field(static=True)
-    covariance_cholesky: Float[Array, "n n"] | None
 
     def __init__(
         self,
@@ -150,16 +189,15 @@ class Series(AbstractObservation):
         dof=4.0,
         covariance=None,
     ):
-        self.values, self.sigma, self.covariance_cholesky = _error_model(
-            name, values, sigma, likelihood, dof, covariance
-        )
         index = np.asarray(index, dtype=int)
+        labels = labels if labels is not None else index
+        self.error = ErrorModel(
+            name, values, sigma, labels=labels, units=units, likelihood=likelihood, dof=dof, covariance=covariance
+        )
         if index.shape != self.values.shape:
             raise ValueError(f"observation {name!r}: index has shape {index.shape}, values {self.values.shape}")
-        self.name, self.variable, self.member = str(name), str(variable), member
+        self.variable, self.member = str(variable), member
         self.index = jnp.asarray(index)
-        self.labels = tuple(str(x) for x in (labels if labels is not None else index))
-        self.units, self.likelihood, self.dof = units, likelihood, float(dof)
 
     def predict(self, outputs, parameters):
         return _member(outputs[self.variable], self.member)[self.index]
@@ -172,17 +210,10 @@ class PeriodMean(AbstractObservation):
     several glaciers or periods). Build it with `geodetic_balance`.
     """
 
-    name: str = eqx.field(static=True)
-    values: Float[Array, " n"]
-    sigma: Float[Array, " n"]
+    error: ErrorModel
     variable: str = eqx.field(static=True)
     weights: Float[Array, "n year"]
     member: tuple[int, ...] | None = eqx.field(static=True)
-    labels: tuple[str, ...] = eqx.field(static=True)
-    units: str = eqx.field(static=True)
-    likelihood: str = eqx.field(static=True)
-    dof: float = eqx.field(static=True)
-    covariance_cholesky: Float[Array, "n n"] | None
 
     def __init__(
         self,
@@ -199,18 +230,16 @@ class PeriodMean(AbstractObservation):
         dof=4.0,
         covariance=None,
     ):
-        self.values, self.sigma, self.covariance_cholesky = _error_model(
-            name, values, sigma, likelihood, dof, covariance
+        self.error = ErrorModel(
+            name, values, sigma, labels=labels, units=units, likelihood=likelihood, dof=dof, covariance=covariance
         )
         weights = np.asarray(weights, dtype=float)
         if weights.ndim != 2 or weights.shape[0] != self.values.size:
             raise ValueError(f"observation {name!r}: weights must be (n, year), got {weights.shape}")
         if member is not None:
             member = tuple(int(m) for m in np.broadcast_to(member, (self.values.size,)))
-        self.name, self.variable, self.member = str(name), str(variable), member
+        self.variable, self.member = str(variable), member
         self.weights = jnp.asarray(weights)
-        self.labels = tuple(str(x) for x in (labels if labels is not None else range(self.values.size)))
-        self.units, self.likelihood, self.dof = units, likelihood, float(dof)
 
     def predict(self, outputs, parameters):
         values = outputs[self.variable]
@@ -229,17 +258,10 @@ class RegionalMassChange(AbstractObservation):
     maximum-likelihood offset.
     """
 
-    name: str = eqx.field(static=True)
-    values: Float[Array, " n"]
-    sigma: Float[Array, " n"]
+    error: ErrorModel
     area: Float[Array, " member"]
     weights: Float[Array, "n year"]
     variable: str = eqx.field(static=True)
-    labels: tuple[str, ...] = eqx.field(static=True)
-    units: str = eqx.field(static=True)
-    likelihood: str = eqx.field(static=True)
-    dof: float = eqx.field(static=True)
-    covariance_cholesky: Float[Array, "n n"] | None
 
     def __init__(
         self,
@@ -255,8 +277,8 @@ class RegionalMassChange(AbstractObservation):
         dof=4.0,
         covariance=None,
     ):
-        self.values, self.sigma, self.covariance_cholesky = _error_model(
-            name, values, sigma, likelihood, dof, covariance
+        self.error = ErrorModel(
+            name, values, sigma, labels=labels, units="Gt", likelihood=likelihood, dof=dof, covariance=covariance
         )
         if self.values.size < 2:
             raise ValueError(f"observation {name!r}: an anomaly series needs at least 2 values")
@@ -266,9 +288,6 @@ class RegionalMassChange(AbstractObservation):
             raise ValueError(f"observation {name!r}: weights must be (n, year), got {weights.shape}")
         self.weights = jnp.asarray(weights)
         self.variable = variable
-        self.name = str(name)
-        self.labels = tuple(str(x) for x in (labels if labels is not None else range(self.values.size)))
-        self.units, self.likelihood, self.dof = "Gt", likelihood, float(dof)
 
     def regional_mass(self, outputs):
         """Cumulative regional mass change [Gt] at the end of each model year."""
@@ -290,19 +309,12 @@ class GroundTemperature(AbstractObservation):
     `ground_temperature`.
     """
 
-    name: str = eqx.field(static=True)
-    values: Float[Array, " n"]
-    sigma: Float[Array, " n"]
+    error: ErrorModel
     time_index: Int[Array, " n"]
     cell: Int[Array, " n"]
     weight: Float[Array, " n"]
     member: int | None = eqx.field(static=True)
     variable: str = eqx.field(static=True)
-    labels: tuple[str, ...] = eqx.field(static=True)
-    units: str = eqx.field(static=True)
-    likelihood: str = eqx.field(static=True)
-    dof: float = eqx.field(static=True)
-    covariance_cholesky: Float[Array, "n n"] | None
 
     def __init__(
         self,
@@ -319,7 +331,7 @@ class GroundTemperature(AbstractObservation):
         likelihood: Likelihood = "gaussian",
         dof=4.0,
     ):
-        self.values, self.sigma, self.covariance_cholesky = _error_model(name, values, sigma, likelihood, dof, None)
+        self.error = ErrorModel(name, values, sigma, labels=labels, units="degC", likelihood=likelihood, dof=dof)
         centres = np.asarray(centres, dtype=float)
         depth = np.broadcast_to(np.asarray(depth, dtype=float), self.values.shape)
         if np.any(depth < 0) or np.any(depth > centres[-1] + (centres[-1] - centres[-2])):
@@ -328,9 +340,7 @@ class GroundTemperature(AbstractObservation):
         weight = np.clip((depth - centres[cell]) / (centres[cell + 1] - centres[cell]), 0.0, 1.0)
         self.time_index = jnp.asarray(np.asarray(time_index, dtype=int))
         self.cell, self.weight = jnp.asarray(cell), jnp.asarray(weight)
-        self.name, self.member, self.variable = str(name), member, variable
-        self.labels = tuple(str(x) for x in (labels if labels is not None else range(self.values.size)))
-        self.units, self.likelihood, self.dof = "degC", likelihood, float(dof)
+        self.member, self.variable = member, variable
 
     def predict(self, outputs, parameters):
         temperature = _member(outputs[self.variable], self.member)[self.time_index]  # (n, nz)

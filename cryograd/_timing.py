@@ -1,4 +1,4 @@
-"""Timing shared by the benchmark scripts."""
+"""Median wall time of JAX calls: the benchmark scripts and `fit`'s cost figures use it."""
 
 import statistics
 import time
