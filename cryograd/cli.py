@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-KINDS = ("glacier",)
+KINDS = ("glacier", "permafrost")
 
 
 def _run(args) -> int:
@@ -19,9 +19,9 @@ def _run(args) -> int:
         kind = config.get("experiment", {}).get("kind")
         if kind not in KINDS:
             raise cfg.ConfigError(f"experiment.kind: {kind!r} is not one of {', '.join(KINDS)}")
-        from ._run import glacier
+        from ._run import glacier, permafrost
 
-        runner = glacier
+        runner = {"glacier": glacier, "permafrost": permafrost}[kind]
         if args.dry_run:
             problems = runner.validate(config)
             print(json.dumps(config, indent=2, default=str))
@@ -35,9 +35,13 @@ def _run(args) -> int:
         return 2
     print(f"results in {out}/ (summary.json, result.nc, *.png)")
     for label, value in summary["parameters"].items():
-        print(f"  {label} = {value['value']:.4g} +- {value['std']:.2g} {value['units']}")
+        std = "" if value["std"] is None else f" +- {value['std']:.2g}"
+        print(f"  {label} = {value['value']:.4g}{std} {value['units']}")
     for period in ("calibration", "validation"):
         for name, m in summary["metrics"][period].items():
+            if "mean_mae_over_depths" in m:
+                print(f"  {period} {name}: daily MAE averaged over depths {m['mean_mae_over_depths']:.3f} K")
+                m = m["all"]
             if m["n"]:
                 r = "n/a" if m["r"] is None else f"{m['r']:.3f}"
                 print(f"  {period} {name}: RMSE {m['rmse']:.4g}, bias {m['bias']:+.4g}, r {r}, n {m['n']}")

@@ -24,35 +24,16 @@ import cryograd as cg
 P = cg.physics
 DEFAULT = cg.data.sample_path("gipl_station")
 START = "2008-07-01"
-SNOW_HEAT_CAPACITY = 8.4e5
-"""GIPL2's snow heat capacity [J m-3 K-1]."""
 
 
 def column(station: xr.Dataset, snow: P.Snow | None = None) -> P.PermafrostColumn:
-    """The station's column: its layers, the PowerLaw curve per layer, its nodes as edges."""
-    layers = [
-        P.SoilLayer(
-            top=float(station.layer_top[i]),
-            water_content=float(station.water_content[i]),
-            k_thawed=float(station.k_thawed[i]),
-            k_frozen=float(station.k_frozen[i]),
-            c_thawed=float(station.c_thawed[i]),
-            c_frozen=float(station.c_frozen[i]),
-        )
-        for i in range(station.sizes["layer"])
-    ]
-    nodes = station.grid_node_depth.values
-    edges = nodes[nodes >= 0.0]
-    curve = P.PowerLaw(a=station.unfrozen_water_a.values, b=station.unfrozen_water_b.values)
-    if snow is None:
-        snow = P.Snow(conductivity="prescribed", heat_capacity=SNOW_HEAT_CAPACITY)
-    return P.PermafrostColumn(grid=P.Grid(edges), layers=layers, freeze_curve=curve, surface=snow)
+    """The station's column (its layers, PowerLaw curve per layer, nodes as edges)."""
+    return cg.data.gipl_column(station, snow)
 
 
 def initial_profile(station: xr.Dataset) -> xr.DataArray:
     """The station's initial temperatures below the ground surface [degC] over depth."""
-    initial = station.initial_temperature.rename(initial_depth="depth")
-    return initial.where(initial.depth >= 0.0, drop=True)
+    return cg.data.gipl_initial_temperature(station)
 
 
 def run(path=DEFAULT, snow: P.Snow | None = None):

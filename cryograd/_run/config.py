@@ -11,6 +11,9 @@ from pathlib import Path
 
 from .. import data as cgdata
 
+NOT_PATHS = {"data.start"}
+"""[data] keys that hold values, not file references."""
+
 
 class ConfigError(ValueError):
     """A config that cannot run; the message lists every problem found."""
@@ -35,7 +38,7 @@ def load(path, overrides=()) -> dict:
             continue
         value = parse_value(text)
         key = key.strip()
-        if key.startswith("data.") and isinstance(value, str):
+        if key.startswith("data.") and key not in NOT_PATHS and isinstance(value, str):
             value = _resolve_reference(value, Path.cwd())
         try:
             set_key(config, key, value)
@@ -79,6 +82,8 @@ def _resolve_data(config: dict, base: Path) -> None:
     if not isinstance(data, dict):
         return
     for key, value in data.items():
+        if f"data.{key}" in NOT_PATHS:
+            continue
         if isinstance(value, str):
             data[key] = _resolve_reference(value, base)
         elif isinstance(value, list) and all(isinstance(v, str) for v in value):
@@ -149,6 +154,80 @@ def check_files(config: dict, keys) -> list[str]:
             elif not Path(reference).exists():
                 problems.append(f"data.{key}: {reference} does not exist")
     return problems
+
+
+PARAMETER_KEYS = {"path": str, "init": float, "bounds": list, "prior": dict, "scope": str, "units": str}
+"""The keys of a [parameters.NAME] table."""
+
+
+def parameter(name: str, spec: dict, units: str = ""):
+    """The `Parameter` of a [parameters.NAME] table (`path` defaults to NAME; `units` is
+    the default when the table has none)."""
+    from ..assimilation import Parameter
+
+    bounds = spec.get("bounds")
+    if bounds is not None and len(bounds) != 2:
+        raise ValueError(f"bounds must be [low, high], got {bounds!r}")
+    if bounds is not None and bounds[0] >= bounds[1]:
+        raise ValueError(f"bounds [{bounds[0]}, {bounds[1]}] are reversed; write [{bounds[1]}, {bounds[0]}]")
+    return Parameter(
+        spec.get("path", name),
+        name=name,
+        init=spec.get("init"),
+        bounds=None if bounds is None else tuple(bounds),
+        prior=spec.get("prior"),
+        scope=spec.get("scope", "shared"),
+        units=spec.get("units", units),
+    )
+
+
+def parameter_problems(config: dict, example: str) -> list[str]:
+    """Problems of the [parameters.*] tables: none given, keys, types, bounds, priors."""
+    parameters = config.get("parameters", {})
+    if not parameters:
+        return [f"parameters: name at least one parameter to fit, e.g. [parameters.{example}]"]
+    problems = []
+    for name, spec in parameters.items():
+        if not isinstance(spec, dict):
+            problems.append(f"parameters.{name}: expected a table")
+            continue
+        problems += check(spec, PARAMETER_KEYS, f"parameters.{name}.")
+        try:
+            parameter(name, spec)
+        except (TypeError, ValueError) as error:
+            problems.append(f"parameters.{name}: {error}")
+    return problems
+
+
+def prepare_checkpoint(out: Path, config: dict) -> tuple[Path, str]:
+    """The checkpoint file in `out` and the config's tag; a checkpoint left by another
+    config is removed (with a message), one left by this config is kept to resume."""
+    import hashlib
+    import json
+    import sys
+
+    checkpoint = out / "checkpoint.eqx"
+    tag = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+    if checkpoint.exists() and _checkpoint_tag(checkpoint) != tag:
+        print(f"{checkpoint} is from another config; starting afresh", file=sys.stderr)
+        remove_checkpoint(checkpoint)
+    return checkpoint, tag
+
+
+def _checkpoint_tag(path: Path) -> str | None:
+    import json
+
+    meta = path.with_name(path.name + ".json")
+    try:
+        return json.loads(meta.read_text()).get("tag")
+    except (OSError, ValueError):
+        return None
+
+
+def remove_checkpoint(path: Path) -> None:
+    """Remove a checkpoint and its metadata (after a finished run: nothing to resume)."""
+    for p in (path, path.with_name(path.name + ".json")):
+        p.unlink(missing_ok=True)
 
 
 def copy_config(config: dict) -> dict:

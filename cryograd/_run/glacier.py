@@ -5,9 +5,7 @@ Config sections: [experiment], [data], [model], [parameters.NAME], [observations
 [calibration], [validation], [fit], [uncertainty] (see docs/assimilation.md).
 """
 
-import hashlib
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -17,9 +15,17 @@ import xarray as xr
 
 from .. import assimilation as A, data as cgdata, physics as P
 from . import report
-from .config import ConfigError, check, check_files, data_path
+from .config import (
+    ConfigError,
+    check,
+    check_files,
+    data_path,
+    parameter,
+    parameter_problems,
+    prepare_checkpoint,
+    remove_checkpoint,
+)
 
-PARAMETER_KEYS = {"path": str, "init": float, "bounds": list, "prior": dict, "scope": str, "units": str}
 UNITS = {
     "melt_factor": "kg m-2 day-1 K-1",
     "precipitation_factor": "1",
@@ -74,18 +80,10 @@ def validate(config: dict) -> list[str]:
     if "flowline" not in data and not ("dem" in data and "outline" in data):
         problems.append("data: give either flowline, or dem and outline")
     problems += check_files(config, ("climate", "flowline", "dem", "outline", "wgms"))
-    parameters = config.get("parameters", {})
-    if not parameters:
-        problems.append("parameters: name at least one parameter to fit, e.g. [parameters.melt_factor]")
-    for name, spec in parameters.items():
+    problems += parameter_problems(config, "melt_factor")
+    for name, spec in config.get("parameters", {}).items():
         if not isinstance(spec, dict):
-            problems.append(f"parameters.{name}: expected a table")
             continue
-        problems += check(spec, PARAMETER_KEYS, f"parameters.{name}.")
-        try:
-            _parameter(name, spec)
-        except (TypeError, ValueError) as error:
-            problems.append(f"parameters.{name}: {error}")
         if spec.get("path", name) not in SCHEMA["model"] or spec.get("path", name) in (
             "days_per_month",
             "year_start_month",
@@ -113,20 +111,7 @@ def validate(config: dict) -> list[str]:
 
 
 def _parameter(name, spec) -> A.Parameter:
-    bounds = spec.get("bounds")
-    if bounds is not None and len(bounds) != 2:
-        raise ValueError(f"bounds must be [low, high], got {bounds!r}")
-    if bounds is not None and bounds[0] >= bounds[1]:
-        raise ValueError(f"bounds [{bounds[0]}, {bounds[1]}] are reversed; write [{bounds[1]}, {bounds[0]}]")
-    return A.Parameter(
-        spec.get("path", name),
-        name=name,
-        init=spec.get("init"),
-        bounds=None if bounds is None else tuple(bounds),
-        prior=spec.get("prior"),
-        scope=spec.get("scope", "shared"),
-        units=spec.get("units", UNITS.get(spec.get("path", name), "")),
-    )
+    return parameter(name, spec, units=UNITS.get(spec.get("path", name), ""))
 
 
 def _climate(config):
@@ -267,11 +252,7 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
 
     years = experiment.years
     problem = experiment.problem(years)
-    checkpoint = out / "checkpoint.eqx"
-    tag = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
-    if checkpoint.exists() and _checkpoint_tag(checkpoint) != tag:
-        print(f"{checkpoint} is from another config; starting afresh", file=sys.stderr)
-        _remove_checkpoint(checkpoint)
+    checkpoint, tag = prepare_checkpoint(out, config)
     result = A.fit(
         problem,
         method,
@@ -369,21 +350,8 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
         config=config,
     )
     report.write_summary(out / "summary.json", summary)
-    _remove_checkpoint(checkpoint)  # the run finished: nothing to resume
+    remove_checkpoint(checkpoint)  # the run finished: nothing to resume
     return summary
-
-
-def _checkpoint_tag(path: Path) -> str | None:
-    meta = path.with_name(path.name + ".json")
-    try:
-        return json.loads(meta.read_text()).get("tag")
-    except (OSError, ValueError):
-        return None
-
-
-def _remove_checkpoint(path: Path) -> None:
-    for p in (path, path.with_name(path.name + ".json")):
-        p.unlink(missing_ok=True)
 
 
 def _result_dataset(experiment, problem, outputs, start_outputs, held_out, band, posterior, result):

@@ -120,3 +120,24 @@ def posterior_figure(path, posterior, units: dict, title: str, samples=None) -> 
 def _label(name, units):
     unit = units.get(name.split("[")[0], "")
     return f"{name} [{unit}]" if unit else name
+
+
+def correlation_figure(path, posterior, title: str) -> None:
+    """Posterior correlation matrix, labelled with value +- std, for many parameters."""
+    plt = pyplot()
+    k = len(posterior.labels)
+    figure, axis = plt.subplots(figsize=(1.0 * k + 3.5, 0.8 * k + 2.0))
+    image = axis.imshow(posterior.correlation, cmap="RdBu_r", vmin=-1, vmax=1)
+    names = [
+        f"{lb} = {m:.3g} ± {s:.2g}" for lb, m, s in zip(posterior.labels, posterior.mean, posterior.std, strict=True)
+    ]
+    axis.set_xticks(range(k), posterior.labels, rotation=60, ha="right")
+    axis.set_yticks(range(k), names)
+    for i in range(k):
+        for j in range(k):
+            axis.text(j, i, f"{posterior.correlation[i, j]:.2f}", ha="center", va="center", fontsize=7)
+    figure.colorbar(image, ax=axis, label="posterior correlation [1]")
+    axis.set_title(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

@@ -12,7 +12,11 @@ from ._dem import (
     pixel_area as pixel_area,
     write_dem as write_dem,
 )
-from ._gipl import open_gipl_station as open_gipl_station
+from ._gipl import (
+    gipl_column as gipl_column,
+    gipl_initial_temperature as gipl_initial_temperature,
+    open_gipl_station as open_gipl_station,
+)
 from ._glacier_tables import open_geodetic_mb as open_geodetic_mb, open_wgms as open_wgms
 from ._grace import (
     apply_gain_factors as apply_gain_factors,

@@ -27,6 +27,8 @@ LAYER_FIELDS = (
     ("k_frozen", "W m-1 K-1", "thermal conductivity of frozen soil"),
     ("layer_thickness", "m", "layer thickness"),
 )
+GIPL_SNOW_HEAT_CAPACITY = 8.4e5
+"""GIPL2's volumetric heat capacity of snow [J m-3 K-1]."""
 
 
 def _numbers(path: Path) -> list[list[float]]:
@@ -191,3 +193,45 @@ def _initial(path: Path) -> np.ndarray:
     if rows.shape != (count, 2):
         raise ValueError(f"{path}: header says {count} points, expected that many 'depth temperature' rows")
     return rows
+
+
+def gipl_column(station: xr.Dataset, surface=None):
+    """The station's soil column as a `PermafrostColumn`: its layers (water content,
+    thawed/frozen heat capacity and conductivity), GIPL's unfrozen-water curve per layer as
+    `PowerLaw(a, b)`, and its grid nodes at and below the ground surface as cell edges [m].
+
+    `station` from `open_gipl_station`; `surface` the upper boundary (default GIPL2's snow:
+    `Snow(conductivity="prescribed", heat_capacity=8.4e5)`, driven by the station's air
+    temperature, snow depth and snow conductivity).
+    """
+    from .. import physics as P
+
+    missing = [
+        name for name in ("layer_top", "grid_node_depth", *(name for name, *_ in LAYER_FIELDS)) if name not in station
+    ]
+    if missing:
+        raise ValueError(f"station: missing {missing}; open it with cryograd.data.open_gipl_station")
+    layers = [
+        P.SoilLayer(
+            top=float(station.layer_top[i]),
+            water_content=float(station.water_content[i]),
+            k_thawed=float(station.k_thawed[i]),
+            k_frozen=float(station.k_frozen[i]),
+            c_thawed=float(station.c_thawed[i]),
+            c_frozen=float(station.c_frozen[i]),
+        )
+        for i in range(station.sizes["layer"])
+    ]
+    nodes = station.grid_node_depth.values
+    curve = P.PowerLaw(a=station.unfrozen_water_a.values, b=station.unfrozen_water_b.values)
+    if surface is None:
+        surface = P.Snow(conductivity="prescribed", heat_capacity=GIPL_SNOW_HEAT_CAPACITY)
+    return P.PermafrostColumn(grid=P.Grid(nodes[nodes >= 0.0]), layers=layers, freeze_curve=curve, surface=surface)
+
+
+def gipl_initial_temperature(station: xr.Dataset) -> xr.DataArray:
+    """The station's initial temperatures [degC] at and below the ground surface, over `depth` [m]."""
+    if "initial_temperature" not in station:
+        raise ValueError("station: no initial_temperature; open it with cryograd.data.open_gipl_station")
+    initial = station.initial_temperature.rename(initial_depth="depth")
+    return initial.where(initial.depth >= 0.0, drop=True)

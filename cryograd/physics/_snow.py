@@ -23,7 +23,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float
 from . import _constants as const
 from ._equilibrium import sturm_snow_conductivity, yen_snow_conductivity
 from ._soil import CellMaterial
-from ._surface import AbstractSurface
+from ._surface import AbstractSurface, n_factor_temperature
 from ._validation import as_float_array, is_concrete, require_positive
 
 SnowConductivity = Literal["sturm", "yen", "prescribed"]
@@ -46,7 +46,8 @@ class Snow(AbstractSurface):
     resolved as `n_cells` extra cells in the implicit solve. The top of the snow is held
     at the air temperature capped at 0 degC (a melting surface cannot be warmer; the melt
     itself is prescribed by the forcing's shrinking pack); without snow the ground surface
-    is held at the air temperature.
+    is held at the air temperature, or at n-factor times the air temperature when
+    `freezing`/`thawing` are given (vegetation, moss, bare ground).
 
     **Arguments:**
 
@@ -61,6 +62,11 @@ class Snow(AbstractSurface):
       melted water (GIPL2 uses a fixed 8.4e5). With a fixed value and a density that
       changes, the remap keeps energy per mass, so the pack's temperature scales with the
       density ratio on that step.
+    - `conductivity_scale`: factor on the snow conductivity from any of the three sources
+      [1] (default 1). A learnable leaf: wind slab, depth hoar and a forcing file's fixed
+      value are corrected through it.
+    - `freezing`, `thawing`: n-factors [1] for snow-free ground, T_gs = n T_air below and
+      above 0 degC (default 1, the air temperature itself). Learnable leaves.
     - `min_depth`: thin-snow threshold [m] (default 0.01): a thinner pack is ignored (its
       mass leaves, and the air temperature acts on the ground surface).
     - `n_cells`: number of equal-mass snow cells (default 5).
@@ -71,6 +77,9 @@ class Snow(AbstractSurface):
 
     density: Float[Array, ""] | None
     heat_capacity: Float[Array, ""] | None
+    conductivity_scale: Float[Array, ""]
+    freezing: Float[Array, ""]
+    thawing: Float[Array, ""]
     min_depth: float = eqx.field(static=True)
     driver: SnowDriver = eqx.field(static=True)
     conductivity: SnowConductivity = eqx.field(static=True)
@@ -84,6 +93,9 @@ class Snow(AbstractSurface):
         driver: SnowDriver = "depth",
         conductivity: SnowConductivity = "sturm",
         heat_capacity: ArrayLike | None = None,
+        conductivity_scale: ArrayLike = 1.0,
+        freezing: ArrayLike = 1.0,
+        thawing: ArrayLike = 1.0,
         min_depth: float = 0.01,
         n_cells: int = 5,
     ):
@@ -94,13 +106,18 @@ class Snow(AbstractSurface):
         if int(n_cells) != n_cells or n_cells < 1:
             raise ValueError(f"n_cells must be a positive integer, got {n_cells!r}")
         require_positive(as_float_array(min_depth, "min_depth"), "min_depth")
-        for name, value in (("density", density), ("heat_capacity", heat_capacity)):
+        positive = dict(density=density, heat_capacity=heat_capacity, conductivity_scale=conductivity_scale)
+        positive.update(freezing=freezing, thawing=thawing)
+        for name, value in positive.items():
             if value is not None and is_concrete(value):
                 require_positive(as_float_array(value, name), name)
         if density is not None and is_concrete(density) and float(density) > const.WATER_DENSITY:
             raise ValueError(f"density must not exceed that of water ({const.WATER_DENSITY} kg m-3), got {density!r}")
         self.density = None if density is None else jnp.asarray(density, jnp.float64)
         self.heat_capacity = None if heat_capacity is None else jnp.asarray(heat_capacity, jnp.float64)
+        self.conductivity_scale = jnp.asarray(conductivity_scale, jnp.float64)
+        self.freezing = jnp.asarray(freezing, jnp.float64)
+        self.thawing = jnp.asarray(thawing, jnp.float64)
         self.min_depth = float(min_depth)
         self.driver = driver
         self.conductivity = conductivity
@@ -117,7 +134,8 @@ class Snow(AbstractSurface):
 
     def boundary_value(self, forcing):
         air = forcing["air_temperature"]
-        return jnp.where(self.snowpack(forcing).present, jnp.minimum(air, 0.0), air)
+        bare = n_factor_temperature(air, self.freezing, self.thawing)
+        return jnp.where(self.snowpack(forcing).present, jnp.minimum(air, 0.0), bare)
 
     def snowpack(self, forcing) -> SnowPack:
         """The pack of one step from `forcing` (a dict of scalars)."""
@@ -135,6 +153,7 @@ class Snow(AbstractSurface):
             k = yen_snow_conductivity(density)
         else:
             k = jnp.asarray(forcing["snow_conductivity"], jnp.float64)
+        k = k * self.conductivity_scale
         if self.heat_capacity is None:
             c_frozen = density * const.SPECIFIC_HEAT_ICE
             c_thawed = density * const.C_WATER / const.WATER_DENSITY

@@ -181,6 +181,43 @@ def test_no_snow_equals_air_temperature_at_the_surface():
     assert bool(jnp.all(jnp.isnan(with_snow["snow_temperature"])))
 
 
+def test_bare_ground_n_factors_equal_the_n_factor_surface():
+    """Without snow, Snow(freezing=, thawing=) is the NFactor surface with those factors."""
+    air, _, _ = seasons(years=1)
+    initial = jnp.full(40, -1.0)
+    snow = column(P.Snow(freezing=0.6, thawing=1.2)).run(
+        {"air_temperature": jnp.asarray(air), "snow_depth": jnp.zeros(air.size)}, initial, DAY
+    )
+    bare = column(P.NFactor(freezing=0.6, thawing=1.2)).run({"air_temperature": jnp.asarray(air)}, initial, DAY)
+    np.testing.assert_allclose(np.asarray(snow["temperature"]), np.asarray(bare["temperature"]), atol=1e-10)
+    plain = column(P.NFactor()).run({"air_temperature": jnp.asarray(air)}, initial, DAY)
+    assert float(jnp.max(jnp.abs(plain["temperature"][:, 0] - bare["temperature"][:, 0]))) > 1.0
+
+
+def test_conductivity_scale_equals_scaling_the_prescribed_conductivity():
+    air, swe, density = seasons(years=1)
+    depth = jnp.asarray(swe * 1000.0 / density)
+    forcing = {"air_temperature": jnp.asarray(air), "snow_depth": depth, "snow_conductivity": jnp.full(air.size, 0.3)}
+    initial = jnp.full(40, -1.0)
+    scaled = column(P.Snow(conductivity="prescribed", conductivity_scale=0.5)).run(forcing, initial, DAY)
+    halved = column(P.Snow(conductivity="prescribed")).run(
+        {**forcing, "snow_conductivity": jnp.full(air.size, 0.15)}, initial, DAY
+    )
+    np.testing.assert_allclose(np.asarray(scaled["temperature"]), np.asarray(halved["temperature"]), atol=1e-10)
+
+    # Sturm's conductivity is scaled too, and the gradient through the scale is finite.
+    def mean_ground(scale):
+        col = column(P.Snow(density=250.0, conductivity_scale=scale))
+        return jnp.mean(
+            col.run({"air_temperature": jnp.asarray(air), "snow_depth": depth}, initial, DAY)["temperature"]
+        )
+
+    slope = float(jax.grad(mean_ground)(1.0))
+    numeric = (float(mean_ground(1.01)) - float(mean_ground(0.99))) / 0.02
+    assert slope < 0  # a better-conducting pack lets the cold in
+    np.testing.assert_allclose(slope, numeric, rtol=1e-3)
+
+
 def test_conductivity_options_order_as_their_formulas():
     days = np.arange(200)
     air = jnp.asarray(-15.0 + 0 * days)
@@ -207,6 +244,9 @@ def test_conductivity_options_order_as_their_formulas():
         (dict(min_depth=0.0), "min_depth"),
         (dict(n_cells=0), "n_cells"),
         (dict(heat_capacity=-5.0), "heat_capacity"),
+        (dict(conductivity_scale=0.0), "conductivity_scale"),
+        (dict(freezing=-0.5), "freezing"),
+        (dict(thawing=0.0), "thawing"),
     ],
 )
 def test_bad_snow_arguments_are_refused(kwargs, match):

@@ -1,0 +1,430 @@
+"""`cryograd run` for one permafrost station: a GIPL2 station folder's soil column, driven by
+its daily air temperature and snow, fitted to the measured ground temperatures of a
+calibration period and validated on the days after it.
+
+Config sections: [experiment], [data], [model], [initial], [parameters.NAME],
+[observations], [calibration], [validation], [fit], [uncertainty] (see docs/assimilation.md).
+Parameter paths are leaves of the `PermafrostColumn`: `surface.thawing`,
+`surface.conductivity_scale`, `layers.0.k_frozen`, `layers.1.water_content`, ...
+"""
+
+import json
+import time
+from pathlib import Path
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .. import assimilation as A, data as cgdata, physics as P
+from . import report
+from .config import (
+    ConfigError,
+    check,
+    check_files,
+    data_path,
+    parameter,
+    parameter_problems,
+    prepare_checkpoint,
+    remove_checkpoint,
+)
+
+DAY = 86400.0
+SCHEMA = {
+    "experiment": {"name": str, "kind": str, "description": str, "seed": int},
+    "data": {"station": str, "start": str},
+    "model": {
+        "snow_conductivity": str,
+        "snow_heat_capacity": float,
+        "snow_min_depth": float,
+        "snow_cells": int,
+        "geothermal_flux": float,
+    },
+    "initial": {"deep_depth": float, "deep_temperature": (float, str)},
+    "parameters": dict,
+    "observations": {"ground_temperature": {"sigma": float, "likelihood": str}},
+    "calibration": {"start": str, "end": str},
+    "validation": {"start": str, "end": str},
+    "fit": {"method": str, "max_steps": int, "rtol": float, "atol": float, "checkpoint_every": int},
+    "uncertainty": {"hessian": str},
+}
+FIGURE_DEPTHS = (0.0, 0.14, 0.44, 1.15)
+
+
+def validate(config: dict) -> list[str]:
+    """Every problem of a permafrost config (keys, types, files, parameters), without running."""
+    problems = check(config, SCHEMA)
+    data = config.get("data", {})
+    if "station" not in data:
+        problems.append("data.station: missing (a GIPL2 station folder or sample:gipl_station)")
+    if "start" not in data:
+        problems.append("data.start: missing (the date of forcing day 1; GIPL files carry day numbers only)")
+    problems += check_files(config, ("station",))
+    dates = {}
+    for section in ("calibration", "validation"):
+        for key in ("start", "end"):
+            value = config.get(section, {}).get(key)
+            if isinstance(value, str):
+                try:
+                    dates[(section, key)] = pd.Timestamp(value)
+                except ValueError:
+                    problems.append(f"{section}.{key}: {value!r} is not a date (write YYYY-MM-DD)")
+    if {"start", "end"} - set(config.get("calibration", {})):
+        problems.append("calibration: give start and end (dates)")
+    elif ("calibration", "start") in dates and ("calibration", "end") in dates:
+        if dates[("calibration", "start")] > dates[("calibration", "end")]:
+            problems.append("calibration: start is after end; swap them")
+    deep = config.get("initial", {}).get("deep_temperature")
+    if isinstance(deep, str) and deep != "calibration_mean":
+        problems.append(f"initial.deep_temperature: {deep!r}; give degC or 'calibration_mean'")
+    conductivity = config.get("model", {}).get("snow_conductivity", "prescribed")
+    if conductivity not in ("prescribed", "sturm", "yen"):
+        problems.append(f"model.snow_conductivity: {conductivity!r}; use 'prescribed', 'sturm' or 'yen'")
+    problems += parameter_problems(config, "n_thawing")
+    for name, spec in config.get("parameters", {}).items():
+        if isinstance(spec, dict) and "path" not in spec:
+            problems.append(f"parameters.{name}: give path=, a leaf of the column such as 'surface.thawing'")
+    method = config.get("fit", {}).get("method", "levenberg_marquardt")
+    if method not in A.METHODS:
+        problems.append(f"fit.method: {method!r} is not one of {', '.join(A.METHODS)}")
+    if config.get("uncertainty", {}).get("hessian", "gauss_newton") != "gauss_newton":
+        problems.append(
+            "uncertainty.hessian: only 'gauss_newton' for permafrost runs (the column is differentiated in "
+            "forward mode, which gives the Jacobian, not the exact Hessian)"
+        )
+    if "observations" not in config or "ground_temperature" not in config.get("observations", {}):
+        problems.append("observations.ground_temperature: missing (sigma in K)")
+    return problems
+
+
+def _station(config) -> xr.Dataset:
+    return cgdata.open_gipl_station(data_path(config["data"]["station"]), start=config["data"]["start"])
+
+
+class PermafrostExperiment:
+    """The pieces of a permafrost config: column, forcing, initial state, observations."""
+
+    def __init__(self, config: dict):
+        self.config = config
+        self.notes = []
+        self.station = station = _station(config)
+        model = config.get("model", {})
+        snow = P.Snow(
+            conductivity=model.get("snow_conductivity", "prescribed"),
+            heat_capacity=model.get("snow_heat_capacity", cgdata._gipl.GIPL_SNOW_HEAT_CAPACITY),
+            min_depth=model.get("snow_min_depth", 0.01),
+            n_cells=model.get("snow_cells", 5),
+        )
+        column = cgdata.gipl_column(station, snow)
+        if "geothermal_flux" in model:
+            column = P.PermafrostColumn(
+                column.grid,
+                column.layers,
+                column.freeze_curve,
+                column.surface,
+                geothermal_flux=model["geothermal_flux"],
+            )
+        self.column = column
+        self.centres = np.asarray(column.grid.centres)
+        variables = column.surface.forcing_variables
+        from ..physics._xarray import forcing_arrays
+
+        self.forcing, self.times = forcing_arrays(station[list(variables)], variables, DAY)
+        calibration = config["calibration"]
+        self.calibration = (pd.Timestamp(calibration["start"]), pd.Timestamp(calibration["end"]))
+        if self.calibration[0] != self.times[0]:
+            raise ValueError(
+                f"calibration.start {self.calibration[0].date()}: the run starts from the station's initial profile "
+                f"on its first forcing day, {self.times[0].date()}; start the calibration there"
+            )
+        if self.calibration[1] > self.times[-1]:
+            raise ValueError(
+                f"calibration.end {self.calibration[1].date()} is after the last forcing day {self.times[-1].date()}"
+            )
+        validation = config.get("validation", {})
+        start = pd.Timestamp(validation.get("start", self.calibration[1] + pd.Timedelta(days=1)))
+        end = pd.Timestamp(validation.get("end", self.times[-1]))
+        if start <= self.calibration[1]:
+            raise ValueError(f"validation.start {start.date()} lies inside the calibration period")
+        if start > self.times[-1] or end > self.times[-1]:
+            raise ValueError(f"validation {start.date()}-{end.date()}: the forcing ends {self.times[-1].date()}")
+        self.validation = (start, end)
+        self.n_calibration = int(np.searchsorted(self.times, self.calibration[1], side="right"))
+        self.initial = jnp.asarray(self._initial_profile())
+        self.parameters = [parameter(name, spec) for name, spec in config["parameters"].items()]
+        sigma = config["observations"]["ground_temperature"].get("sigma", 0.5)
+        likelihood = config["observations"]["ground_temperature"].get("likelihood", "gaussian")
+        measured = station.ground_temperature
+        self.observation = A.ground_temperature(
+            measured,
+            self.times[: self.n_calibration],
+            self.centres,
+            sigma=sigma,
+            end=str(self.calibration[1].date()),
+            likelihood=likelihood,
+        )
+        self.validation_operator = A.ground_temperature(
+            measured,
+            self.times,
+            self.centres,
+            sigma=sigma,
+            start=str(start.date()),
+            end=str(end.date()),
+            name="ground_temperature",
+        )
+        self.calibration_operator = A.ground_temperature(
+            measured, self.times, self.centres, sigma=sigma, end=str(self.calibration[1].date())
+        )
+
+    def _initial_profile(self) -> np.ndarray:
+        """The station's initial profile at the cell centres; below its deepest value it
+        goes linearly to `initial.deep_temperature` at `initial.deep_depth` and stays there
+        (without [initial] the deepest value is held, as GIPL2 does)."""
+        initial = cgdata.gipl_initial_temperature(self.station)
+        depth, values = initial.depth.values, initial.values
+        spec = self.config.get("initial", {})
+        if "deep_temperature" in spec:
+            deep = spec["deep_temperature"]
+            if deep == "calibration_mean":
+                measured = self.station.ground_temperature.sel(time=slice(*self.calibration))
+                deepest = measured.isel(depth=-1)
+                deep = float(deepest.mean())
+                self.note(
+                    f"initial: below {depth[-1]:g} m the profile goes to {deep:.2f} degC at "
+                    f"{spec.get('deep_depth', 10.0):g} m, the calibration period's mean at the deepest sensor "
+                    f"({float(deepest.depth):g} m)"
+                )
+            deep_depth = float(spec.get("deep_depth", 10.0))
+            if deep_depth <= depth[-1]:
+                raise ValueError(f"initial.deep_depth {deep_depth} m must lie below the profile's {depth[-1]} m")
+            depth, values = np.append(depth, deep_depth), np.append(values, float(deep))
+        return np.interp(self.centres, depth, values)
+
+    def note(self, text):
+        if text not in self.notes:
+            self.notes.append(text)
+
+    def forward(self, column, inputs):
+        return column.run(inputs["forcing"], inputs["initial"], DAY, adjoint=diffrax.ForwardMode())
+
+    def problem(self) -> A.Problem:
+        forcing = {k: v[: self.n_calibration] for k, v in self.forcing.items()}
+        return A.Problem(
+            self.column, self.forward, self.parameters, [self.observation], dict(forcing=forcing, initial=self.initial)
+        )
+
+    def reference_run(self) -> np.ndarray:
+        """The station's own parameters in GIPL2's set-up (snow from 1 cm, the air
+        temperature on bare ground, the initial profile's deepest value held below it)."""
+        initial = cgdata.gipl_initial_temperature(self.station)
+        column = cgdata.gipl_column(self.station)
+        initial = jnp.asarray(np.interp(self.centres, initial.depth.values, initial.values))
+        forcing = {k: self.forcing[k] for k in column.surface.forcing_variables}
+        return np.asarray(jax.jit(lambda c: c.run(forcing, initial, DAY)["temperature"])(column))
+
+    def full_run(self, column) -> np.ndarray:
+        """Temperature (time, cell) [degC] over the whole forcing."""
+        return np.asarray(jax.jit(lambda c: c.run(self.forcing, self.initial, DAY)["temperature"])(column))
+
+
+def depth_metrics(operator: A.GroundTemperature, temperature) -> dict:
+    """Per-depth metrics of a (time, cell) run against `operator`'s measurements, and the
+    mean MAE over depths."""
+    predicted = np.asarray(operator.predict(dict(temperature=jnp.asarray(temperature)), None))
+    observed = np.asarray(operator.values)
+    depths = np.array([float(label.split("@")[1].removesuffix("m")) for label in operator.labels])
+    table = {f"{d:g}": report.metrics(predicted[depths == d], observed[depths == d]) for d in np.unique(depths)}
+    return dict(
+        mean_mae_over_depths=float(np.mean([m["mae"] for m in table.values()])),
+        all=report.metrics(predicted, observed),
+        by_depth=table,
+    )
+
+
+def run(config: dict, out: Path, progress: bool = True) -> dict:
+    """Fit, validate, and write summary.json, result.nc and figures to `out`."""
+    problems = validate(config)
+    if problems:
+        raise ConfigError("the config has problems:\n  " + "\n  ".join(problems))
+    started = time.perf_counter()
+    experiment = PermafrostExperiment(config)
+    fit_config = dict(config.get("fit", {}))
+    method = fit_config.pop("method", "levenberg_marquardt")
+    seed = int(config.get("experiment", {}).get("seed", 0))
+    problem = experiment.problem()  # checks the parameter paths against the column
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint, tag = prepare_checkpoint(out, config)
+    result = A.fit(
+        problem,
+        method,
+        gradient="forward",
+        progress=progress,
+        description="calibration",
+        checkpoint=checkpoint,
+        checkpoint_tag=tag,
+        **fit_config,
+    )
+    try:
+        posterior = A.laplace(problem, result.u, hessian="gauss_newton")
+    except ValueError as error:
+        experiment.note(f"uncertainty: no Laplace posterior ({error})")
+        posterior = None
+
+    runs = dict(
+        fitted=experiment.full_run(result.model()),
+        start=experiment.full_run(experiment.column),
+        reference=experiment.reference_run(),
+    )
+
+    def period_metrics(run):
+        return dict(
+            calibration={"ground_temperature": depth_metrics(experiment.calibration_operator, run)},
+            validation={"ground_temperature": depth_metrics(experiment.validation_operator, run)},
+        )
+
+    metrics = period_metrics(runs["fitted"])
+    metrics.update(start=period_metrics(runs["start"]), reference=period_metrics(runs["reference"]))
+    metrics["reference"]["note"] = (
+        "the station's own parameters in GIPL2's set-up: snow from 1 cm, air temperature on snow-free ground, "
+        "initial profile's deepest value held below it"
+    )
+
+    values = {k: np.asarray(v) for k, v in problem.values(result.u).items()}
+    dataset = _result_dataset(experiment, runs, posterior, result)
+    dataset.attrs["config"] = json.dumps({k: v for k, v in config.items()})
+    dataset.to_netcdf(out / "result.nc")
+    _figures(out, experiment, dataset, posterior, result, metrics)
+
+    units = {p.name: p.units for p in experiment.parameters}
+    if posterior is not None:
+        parameters = {
+            label: dict(value=float(m), std=float(s), units=units.get(label, ""))
+            for label, m, s in zip(posterior.labels, posterior.mean, posterior.std, strict=True)
+        }
+        correlation = dict(labels=posterior.labels, matrix=np.round(posterior.correlation, 4).tolist())
+    else:
+        parameters = {k: dict(value=float(v), std=None, units=units.get(k, "")) for k, v in values.items()}
+        correlation = None
+    summary = dict(
+        experiment=config.get("experiment", {}).get("name", "permafrost"),
+        parameters=parameters,
+        correlation=correlation,
+        metrics=metrics,
+        cost=result.cost(),
+        periods=dict(
+            calibration=[str(d.date()) for d in experiment.calibration],
+            validation=[str(d.date()) for d in experiment.validation],
+        ),
+        sampler=None,
+        notes=experiment.notes,
+        seed=seed,
+        versions=report.versions(),
+        wall_time_s=round(time.perf_counter() - started, 2),
+        config=config,
+    )
+    report.write_summary(out / "summary.json", summary)
+    remove_checkpoint(checkpoint)
+    return summary
+
+
+def _result_dataset(experiment, runs, posterior, result) -> xr.Dataset:
+    measured = experiment.station.ground_temperature
+    depths = measured.depth.values
+    ds = xr.Dataset(
+        coords=dict(
+            time=("time", experiment.times),
+            depth=("depth", depths, dict(units="m", long_name="sensor depth", positive="down")),
+        )
+    )
+    interpolated = {}
+    for name, run in runs.items():
+        interpolated[name] = np.stack([np.interp(depths, experiment.centres, row) for row in run])
+    ds["measured_temperature"] = (("time", "depth"), measured.values, dict(units="degC", long_name="measured"))
+    ds["temperature"] = (
+        ("time", "depth"),
+        interpolated["fitted"],
+        dict(units="degC", long_name="modelled ground temperature, calibrated parameters"),
+    )
+    ds["temperature_start"] = (
+        ("time", "depth"),
+        interpolated["start"],
+        dict(units="degC", long_name="modelled ground temperature, the fit's start values"),
+    )
+    ds["temperature_reference"] = (
+        ("time", "depth"),
+        interpolated["reference"],
+        dict(units="degC", long_name="modelled ground temperature, the station's own parameters (GIPL2 set-up)"),
+    )
+    ds["calibration"] = (
+        "time",
+        np.arange(experiment.times.size) < experiment.n_calibration,
+        dict(long_name="day belongs to the calibration period"),
+    )
+    if posterior is not None:
+        ds = ds.assign_coords(parameter=("parameter", posterior.labels))
+        ds["parameter_value"] = ("parameter", posterior.mean, dict(long_name="fitted value (units in summary.json)"))
+        ds["parameter_std"] = ("parameter", posterior.std, dict(long_name="Laplace posterior standard deviation"))
+    ds["loss"] = ("step", np.asarray(result.history), dict(long_name="-log posterior after each chunk", units="1"))
+    return ds
+
+
+def _figures(out, experiment, ds, posterior, result, metrics) -> None:
+    plt = report.pyplot()
+    name = experiment.config.get("experiment", {}).get("name", "permafrost")
+    station = experiment.station
+    figure, axes = plt.subplots(len(FIGURE_DEPTHS) + 1, 1, figsize=(10, 12), sharex=True)
+    axes[0].plot(station.time, station.air_temperature, color="0.5", lw=0.8)
+    axes[0].set_ylabel("air T [°C]")
+    twin = axes[0].twinx()
+    twin.fill_between(station.time, station.snow_depth, color="tab:blue", alpha=0.3)
+    twin.set_ylabel("snow depth [m]")
+    split = experiment.times[experiment.n_calibration - 1]
+    for axis, depth in zip(axes[1:], FIGURE_DEPTHS, strict=True):
+        row = ds.sel(depth=depth, method="nearest")
+        axis.plot(ds.time, row.measured_temperature, color="k", lw=1, label="measured")
+        axis.plot(
+            ds.time, row.temperature_reference, color="0.55", lw=0.9, ls="--", label="station parameters (GIPL2 set-up)"
+        )
+        axis.plot(ds.time, row.temperature, color="tab:red", lw=1, label="calibrated")
+        axis.set_ylabel(f"T at {float(row.depth):g} m [°C]")
+        axis.grid(alpha=0.3)
+    for axis in axes:
+        axis.axvline(split, color="tab:green", lw=1)
+    axes[1].legend(loc="lower left", ncol=3)
+    axes[0].set_title(f"{name}: calibration until {split.date()} (green line), validation after")
+    figure.tight_layout()
+    figure.savefig(out / "ground_temperature.png", dpi=110)
+    plt.close(figure)
+
+    figure, axis = plt.subplots(figsize=(6, 6))
+    for period, style in (("calibration", "-"), ("validation", "-")):
+        for label, source, color in (
+            ("calibrated", metrics[period], "tab:red" if period == "validation" else "tab:orange"),
+            ("station parameters", metrics["reference"][period], "0.3" if period == "validation" else "0.65"),
+        ):
+            table = source["ground_temperature"]["by_depth"]
+            depths = [float(d) for d in table]
+            axis.plot(
+                [table[d]["mae"] for d in table],
+                depths,
+                style,
+                marker="o",
+                color=color,
+                label=f"{label}, {period}: mean {source['ground_temperature']['mean_mae_over_depths']:.2f} K",
+            )
+    axis.invert_yaxis()
+    axis.set_xlabel("daily MAE [K]")
+    axis.set_ylabel("depth [m]")
+    axis.set_title(f"{name}: error by depth")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(out / "error_by_depth.png", dpi=120)
+    plt.close(figure)
+
+    report.convergence_figure(out / "convergence.png", {"calibration": result.history}, f"{name}: convergence")
+    if posterior is not None:
+        report.correlation_figure(out / "posterior.png", posterior, f"{name}: Laplace posterior")

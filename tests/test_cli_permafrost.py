@@ -1,0 +1,63 @@
+"""`cryograd run` on the GIPL2 station: calibrate on the first year, validate on the rest."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import xarray as xr
+
+import cryograd as cg
+from cryograd.cli import main
+
+EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "permafrost_gipl_station.toml"
+
+
+def test_gipl_station_validation_beats_gipl2(tmp_path, capsys):
+    out = tmp_path / "gipl"
+    # another station folder of the same format, passed with --set
+    station = tmp_path / "station_copy"
+    shutil.copytree(cg.data.sample_path("gipl_station"), station)
+    code = main(["run", str(EXPERIMENT), "--out", str(out), "--no-progress", "--set", f"data.station={station}"])
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["data"]["station"] == str(station)
+    validation = summary["metrics"]["validation"]["ground_temperature"]
+    assert len(validation["by_depth"]) == 12
+    assert validation["mean_mae_over_depths"] < 0.90  # GIPL2 with its own parameters: 0.98
+    # the calibration helped in both periods, against the start values and the station's own set-up
+    for baseline in ("start", "reference"):
+        for period in ("calibration", "validation"):
+            before = summary["metrics"][baseline][period]["ground_temperature"]["mean_mae_over_depths"]
+            after = summary["metrics"][period]["ground_temperature"]["mean_mae_over_depths"]
+            assert after < before
+    assert summary["periods"] == dict(calibration=["2008-07-01", "2009-06-30"], validation=["2009-07-01", "2010-07-27"])
+    assert summary["cost"]["model_runs"] > 0 and summary["cost"]["wall_time_s"] > 0
+    assert len(summary["parameters"]) == 12
+    assert all(p["std"] > 0 for p in summary["parameters"].values())
+    for figure in ("ground_temperature", "error_by_depth", "convergence", "posterior"):
+        assert (out / f"{figure}.png").stat().st_size > 10_000
+    result = xr.open_dataset(out / "result.nc")
+    assert result.sizes == {"time": 757, "depth": 12, "parameter": 12, "step": result.sizes["step"]}
+    assert int(result.calibration.sum()) == 365
+    assert not (out / "checkpoint.eqx").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.station=/no/such/folder", "data.station: /no/such/folder does not exist"),
+        ("parameters.n_thawing.bounds=[2.0, 0.3]", "bounds [2.0, 0.3] are reversed"),
+        ('uncertainty.hessian="exact"', "only 'gauss_newton'"),
+        ("calibration.end=2009-13-01", "calibration.end: '2009-13-01' is not a date"),
+        ("initial.deep_temperature=warm", "initial.deep_temperature: 'warm'"),
+        ('calibration.start="2008-08-01"', "start the calibration there"),
+        ('validation.start="2009-06-01"', "lies inside the calibration period"),
+        ('parameters.n_thawing.path="surface.thawin"', "surface.thawin"),
+    ],
+)
+def test_bad_permafrost_configs_fail_before_computing(tmp_path, capsys, override, message):
+    out = tmp_path / "never"
+    assert main(["run", str(EXPERIMENT), "--out", str(out), "--set", override]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
