@@ -53,6 +53,7 @@ def test_gipl_station_validation_beats_gipl2(tmp_path, capsys):
         ("initial.deep_temperature=warm", "initial.deep_temperature: 'warm'"),
         ('calibration.start="2008-08-01"', "start the calibration there"),
         ('validation.start="2009-06-01"', "lies inside the calibration period"),
+        ('validation.end="2009-06-15"', "validation: end 2009-06-15 is before start 2009-07-01"),
         ('parameters.n_thawing.path="surface.thawin"', "surface.thawin"),
     ],
 )

@@ -149,6 +149,8 @@ class PermafrostExperiment:
         end = pd.Timestamp(validation.get("end", self.times[-1]))
         if start <= self.calibration[1]:
             raise ValueError(f"validation.start {start.date()} lies inside the calibration period")
+        if end < start:
+            raise ValueError(f"validation: end {end.date()} is before start {start.date()}; swap them")
         if start > self.times[-1] or end > self.times[-1]:
             raise ValueError(f"validation {start.date()}-{end.date()}: the forcing ends {self.times[-1].date()}")
         self.validation = (start, end)
@@ -192,6 +194,11 @@ class PermafrostExperiment:
                 measured = self.station.ground_temperature.sel(time=slice(*self.calibration))
                 deepest = measured.isel(depth=-1)
                 deep = float(deepest.mean())
+                if not np.isfinite(deep):
+                    raise ValueError(
+                        "initial.deep_temperature = 'calibration_mean': the deepest sensor has no value in the "
+                        "calibration period; give the temperature in degC"
+                    )
                 self.note(
                     f"initial: below {depth[-1]:g} m the profile goes to {deep:.2f} degC at "
                     f"{spec.get('deep_depth', 10.0):g} m, the calibration period's mean at the deepest sensor "
@@ -222,7 +229,10 @@ class PermafrostExperiment:
         initial = cgdata.gipl_initial_temperature(self.station)
         column = cgdata.gipl_column(self.station)
         initial = jnp.asarray(np.interp(self.centres, initial.depth.values, initial.values))
-        forcing = {k: self.forcing[k] for k in column.surface.forcing_variables}
+        variables = column.surface.forcing_variables
+        from ..physics._xarray import forcing_arrays
+
+        forcing, _ = forcing_arrays(self.station[list(variables)], variables, DAY)
         return np.asarray(jax.jit(lambda c: c.run(forcing, initial, DAY)["temperature"])(column))
 
     def full_run(self, column) -> np.ndarray:
