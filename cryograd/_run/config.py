@@ -199,6 +199,33 @@ def parameter_problems(config: dict, example: str) -> list[str]:
     return problems
 
 
+def fit_settings(config: dict) -> tuple[str, dict]:
+    """(method, the other [fit] keys as `fit` keyword arguments); Levenberg-Marquardt by default."""
+    settings = dict(config.get("fit", {}))
+    return settings.pop("method", "levenberg_marquardt"), settings
+
+
+def calibrate(problem, config: dict, out: Path, progress: bool, **options):
+    """An experiment's main fit with its [fit] settings, checkpointed in `out` under the
+    config's tag (an interrupted run of the same config resumes). Returns (FitResult,
+    checkpoint path); remove the checkpoint once the run's outputs are written."""
+    from ..assimilation import fit
+
+    method, settings = fit_settings(config)
+    checkpoint, tag = prepare_checkpoint(out, config)
+    result = fit(
+        problem,
+        method,
+        progress=progress,
+        description="calibration",
+        checkpoint=checkpoint,
+        checkpoint_tag=tag,
+        **options,
+        **settings,
+    )
+    return result, checkpoint
+
+
 def prepare_checkpoint(out: Path, config: dict) -> tuple[Path, str]:
     """The checkpoint file in `out` and the config's tag; a checkpoint left by another
     config is removed (with a message), one left by this config is kept to resume."""

@@ -17,12 +17,13 @@ from .. import assimilation as A, data as cgdata, physics as P
 from . import report
 from .config import (
     ConfigError,
+    calibrate,
     check,
     check_files,
     data_path,
+    fit_settings,
     parameter,
     parameter_problems,
-    prepare_checkpoint,
     remove_checkpoint,
 )
 
@@ -244,35 +245,24 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
         raise ConfigError("the config has problems:\n  " + "\n  ".join(problems))
     started = time.perf_counter()
     experiment = GlacierExperiment(config)
-    fit_config = dict(config.get("fit", {}))
-    method = fit_config.pop("method", "levenberg_marquardt")
+    method, fit_config = fit_settings(config)
     uncertainty = config.get("uncertainty", {})
     seed = int(config.get("experiment", {}).get("seed", 0))
     out.mkdir(parents=True, exist_ok=True)
 
     years = experiment.years
     problem = experiment.problem(years)
-    checkpoint, tag = prepare_checkpoint(out, config)
-    result = A.fit(
-        problem,
-        method,
-        progress=progress,
-        description="calibration",
-        checkpoint=checkpoint,
-        checkpoint_tag=tag,
-        **fit_config,
-    )
+    result, checkpoint = calibrate(problem, config, out, progress)
     posterior = A.laplace(problem, result.u, hessian=uncertainty.get("hessian", "exact"))
     samples = None
     if uncertainty.get("sampler", "none") == "nuts":
-        nuts = A.sample(
+        samples = A.sample(
             problem,
             result.u,
             jax.random.key(seed),
             num_warmup=uncertainty.get("num_warmup", 500),
             num_samples=uncertainty.get("num_samples", 1000),
         )
-        samples = nuts
 
     start_outputs = jax.jit(problem.outputs)(problem.u0)
     outputs = jax.jit(problem.outputs)(result.u)
@@ -290,9 +280,10 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
         for k in tqdm(range(folds), desc="leave-years-out folds", disable=not progress):
             test = years[np.arange(years.size) % folds == k]
             train = np.setdiff1d(years, test)
-            fold = A.fit(experiment.problem(train), method, progress=False, **fit_config)
+            fold_problem = experiment.problem(train)
+            fold = A.fit(fold_problem, method, progress=False, **fit_config)
             fold_histories[f"fold {k + 1}"] = fold.history
-            fold_outputs = jax.jit(experiment.problem(train).outputs)(fold.u)
+            fold_outputs = jax.jit(fold_problem.outputs)(fold.u)
             for name, value in (("wgms_annual", "specific_mass_balance"), ("wgms_winter", "winter_balance")):
                 if name in {o.name for o in problem.observations}:
                     series = held_out.setdefault(name, np.full(years.size, np.nan))
@@ -316,13 +307,11 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
     dataset.to_netcdf(out / "result.nc")
     _figures(out, experiment, dataset, posterior, result, fold_histories, samples)
 
+    parameters, correlation = report.parameter_summary(posterior, {p.name: p.units for p in experiment.parameters})
     summary = dict(
         experiment=config.get("experiment", {}).get("name", "glacier"),
-        parameters={
-            label: dict(value=float(m), std=float(s), units=UNITS.get(label.split("[")[0], ""))
-            for label, m, s in zip(posterior.labels, posterior.mean, posterior.std, strict=True)
-        },
-        correlation=dict(labels=posterior.labels, matrix=np.round(posterior.correlation, 4).tolist()),
+        parameters=parameters,
+        correlation=correlation,
         metrics=dict(calibration=calibration_metrics, validation=validation_metrics, start=start_metrics),
         cost=result.cost(),
         validation=dict(

@@ -23,12 +23,12 @@ from .. import assimilation as A, data as cgdata, physics as P
 from . import report
 from .config import (
     ConfigError,
+    calibrate,
     check,
     check_files,
     data_path,
     parameter,
     parameter_problems,
-    prepare_checkpoint,
     remove_checkpoint,
 )
 
@@ -261,22 +261,10 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
         raise ConfigError("the config has problems:\n  " + "\n  ".join(problems))
     started = time.perf_counter()
     experiment = PermafrostExperiment(config)
-    fit_config = dict(config.get("fit", {}))
-    method = fit_config.pop("method", "levenberg_marquardt")
     seed = int(config.get("experiment", {}).get("seed", 0))
     problem = experiment.problem()  # checks the parameter paths against the column
     out.mkdir(parents=True, exist_ok=True)
-    checkpoint, tag = prepare_checkpoint(out, config)
-    result = A.fit(
-        problem,
-        method,
-        gradient="forward",
-        progress=progress,
-        description="calibration",
-        checkpoint=checkpoint,
-        checkpoint_tag=tag,
-        **fit_config,
-    )
+    result, checkpoint = calibrate(problem, config, out, progress, gradient="forward")
     try:
         posterior = A.laplace(problem, result.u, hessian="gauss_newton")
     except ValueError as error:
@@ -302,7 +290,6 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
         "initial profile's deepest value held below it"
     )
 
-    values = {k: np.asarray(v) for k, v in problem.values(result.u).items()}
     dataset = _result_dataset(experiment, runs, posterior, result)
     dataset.attrs["config"] = json.dumps({k: v for k, v in config.items()})
     dataset.to_netcdf(out / "result.nc")
@@ -310,12 +297,9 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
 
     units = {p.name: p.units for p in experiment.parameters}
     if posterior is not None:
-        parameters = {
-            label: dict(value=float(m), std=float(s), units=units.get(label, ""))
-            for label, m, s in zip(posterior.labels, posterior.mean, posterior.std, strict=True)
-        }
-        correlation = dict(labels=posterior.labels, matrix=np.round(posterior.correlation, 4).tolist())
+        parameters, correlation = report.parameter_summary(posterior, units)
     else:
+        values = problem.values(result.u)
         parameters = {k: dict(value=float(v), std=None, units=units.get(k, "")) for k, v in values.items()}
         correlation = None
     summary = dict(

@@ -27,6 +27,17 @@ def metrics(modelled, observed) -> dict:
     )
 
 
+def parameter_summary(posterior, units: dict) -> tuple[dict, dict]:
+    """summary.json's `parameters` (label -> value, std, units; `units` by parameter name,
+    labels like 'name[member]' take their parameter's) and `correlation` of a Posterior."""
+    parameters = {
+        label: dict(value=float(m), std=float(s), units=units.get(label.split("[")[0], ""))
+        for label, m, s in zip(posterior.labels, posterior.mean, posterior.std, strict=True)
+    }
+    correlation = dict(labels=posterior.labels, matrix=np.round(posterior.correlation, 4).tolist())
+    return parameters, correlation
+
+
 def versions() -> dict:
     out = {"python": platform.python_version()}
     for name in PACKAGES:
