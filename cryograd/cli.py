@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-KINDS = ("glacier", "permafrost")
+KINDS = ("glacier", "permafrost", "permafrost_twin")
 
 
 def _run(args) -> int:
@@ -19,9 +19,9 @@ def _run(args) -> int:
         kind = config.get("experiment", {}).get("kind")
         if kind not in KINDS:
             raise cfg.ConfigError(f"experiment.kind: {kind!r} is not one of {', '.join(KINDS)}")
-        from ._run import glacier, permafrost
+        from ._run import glacier, permafrost, permafrost_twin
 
-        runner = {"glacier": glacier, "permafrost": permafrost}[kind]
+        runner = {"glacier": glacier, "permafrost": permafrost, "permafrost_twin": permafrost_twin}[kind]
         if args.dry_run:
             problems = runner.validate(config)
             print(json.dumps(config, indent=2, default=str))
@@ -36,7 +36,15 @@ def _run(args) -> int:
     print(f"results in {out}/ (summary.json, result.nc, *.png)")
     for label, value in summary["parameters"].items():
         std = "" if value["std"] is None else f" +- {value['std']:.2g}"
-        print(f"  {label} = {value['value']:.4g}{std} {value['units']}")
+        truth = ""
+        if "truth" in value:
+            verdict = "recovered" if value["recovered"] else "NOT recovered"
+            error = f"error {value['z']:+.1f} std, {value['relative_error']:.1%}"
+            truth = f"  (truth {value['truth']:.4g}, {error}: {verdict})"
+        print(f"  {label} = {value['value']:.4g}{std} {value['units']}{truth}")
+    if "recovery" in summary:
+        recovery = summary["recovery"]
+        print(f"  recovered {recovery['recovered']} of {recovery['of']} parameters ({recovery['criterion']})")
     for period in ("calibration", "validation"):
         for name, m in summary["metrics"][period].items():
             if "mean_mae_over_depths" in m:

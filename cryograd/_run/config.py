@@ -161,7 +161,8 @@ PARAMETER_KEYS = {"path": str, "init": float, "bounds": list, "prior": dict, "sc
 
 
 def parameter(name: str, spec: dict, units: str = ""):
-    """The `Parameter` of a [parameters.NAME] table (`path` defaults to NAME; `units` is
+    """The `Parameter` of a [parameters.NAME] table (`path` defaults to NAME; `path = ""`
+    for a parameter only an observation operator reads, such as an LST offset; `units` is
     the default when the table has none)."""
     from ..assimilation import Parameter
 
@@ -170,8 +171,9 @@ def parameter(name: str, spec: dict, units: str = ""):
         raise ValueError(f"bounds must be [low, high], got {bounds!r}")
     if bounds is not None and bounds[0] >= bounds[1]:
         raise ValueError(f"bounds [{bounds[0]}, {bounds[1]}] are reversed; write [{bounds[1]}, {bounds[0]}]")
+    path = spec.get("path", name)
     return Parameter(
-        spec.get("path", name),
+        path if path != "" else None,
         name=name,
         init=spec.get("init"),
         bounds=None if bounds is None else tuple(bounds),
@@ -181,8 +183,9 @@ def parameter(name: str, spec: dict, units: str = ""):
     )
 
 
-def parameter_problems(config: dict, example: str) -> list[str]:
-    """Problems of the [parameters.*] tables: none given, keys, types, bounds, priors."""
+def parameter_problems(config: dict, example: str, extra: dict | None = None) -> list[str]:
+    """Problems of the [parameters.*] tables: none given, keys, types, bounds, priors
+    (`extra`: further keys a runner allows, key -> type)."""
     parameters = config.get("parameters", {})
     if not parameters:
         return [f"parameters: name at least one parameter to fit, e.g. [parameters.{example}]"]
@@ -191,7 +194,7 @@ def parameter_problems(config: dict, example: str) -> list[str]:
         if not isinstance(spec, dict):
             problems.append(f"parameters.{name}: expected a table")
             continue
-        problems += check(spec, PARAMETER_KEYS, f"parameters.{name}.")
+        problems += check(spec, PARAMETER_KEYS | (extra or {}), f"parameters.{name}.")
         try:
             parameter(name, spec)
         except (TypeError, ValueError) as error:

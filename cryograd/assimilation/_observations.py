@@ -108,6 +108,11 @@ class AbstractObservation(eqx.Module):
         raise NotImplementedError
 
     @property
+    def parameter_names(self) -> tuple[str, ...]:
+        """Fitted parameters the operator reads itself (e.g. an LST offset)."""
+        return ()
+
+    @property
     def name(self) -> str:
         return self.error.name
 
@@ -350,6 +355,97 @@ class GroundTemperature(AbstractObservation):
         return upper + self.weight * (lower - upper)
 
 
+class LandSurfaceTemperature(AbstractObservation):
+    """Satellite land-surface temperature (LST) on clear-sky days against the model's
+    surface temperature.
+
+    `outputs[variable][member][time_index] + offset` [degC]: the temperature at the top of
+    the column (`surface_temperature` from `PermafrostColumn.run`: the snow surface where
+    there is snow) in the model step that holds each overpass. Only clear-sky retrievals
+    are observations; cloudy days are simply absent (the clear-sky mask is applied when the
+    operator is built). `offset` names a fitted parameter without a model path
+    (`Parameter("lst_offset", path=None, init=0.0)`): LST minus the modelled surface
+    temperature [K], typically negative (clear skies are colder than the all-sky mean;
+    the radiometric skin is not the soil surface). A member-scoped offset is read at
+    `member`. Day and night overpasses with different biases are two operators with two
+    offsets. Build it with `land_surface_temperature`.
+    """
+
+    error: ErrorModel
+    time_index: Int[Array, " n"]
+    member: int | None = eqx.field(static=True)
+    offset: str | None = eqx.field(static=True)
+    variable: str = eqx.field(static=True)
+
+    def __init__(
+        self,
+        name,
+        time_index,
+        values,
+        sigma,
+        *,
+        offset=None,
+        member=None,
+        variable="surface_temperature",
+        labels=None,
+        likelihood: Likelihood = "gaussian",
+        dof=4.0,
+    ):
+        self.error = ErrorModel(name, values, sigma, labels=labels, units="degC", likelihood=likelihood, dof=dof)
+        time_index = np.asarray(time_index, dtype=int)
+        if time_index.shape != self.values.shape:
+            raise ValueError(
+                f"observation {name!r}: time_index has shape {time_index.shape}, values {self.values.shape}"
+            )
+        self.time_index = jnp.asarray(time_index)
+        self.member, self.offset, self.variable = member, offset, str(variable)
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        return () if self.offset is None else (self.offset,)
+
+    def predict(self, outputs, parameters):
+        surface = _member(outputs[self.variable], self.member)[self.time_index]
+        if self.offset is None:
+            return surface
+        if parameters is None or self.offset not in parameters:
+            raise ValueError(f"observation {self.name!r}: no fitted parameter named {self.offset!r} for its offset")
+        offset = jnp.asarray(parameters[self.offset])
+        if offset.ndim == 1 and self.member is not None:
+            offset = offset[self.member]
+        return surface + offset
+
+
+class ActiveLayerThickness(AbstractObservation):
+    """Active-layer thickness [m] per year: the deepest thaw of the year, the maximum over
+    the year's model rows of the thaw depth (`cg.physics.thaw_depth`, the 0 degC isotherm
+    below the thawed top, resolved inside cells). `rows` (n, nsave) marks each observed
+    year's rows of `outputs["temperature"]`. Build it with `active_layer_thickness`.
+    """
+
+    error: ErrorModel
+    edges: Float[Array, " nedges"]
+    rows: Array
+    member: int | None = eqx.field(static=True)
+
+    def __init__(self, name, rows, edges, values, sigma, *, member=None, labels=None, likelihood="gaussian", dof=4.0):
+        self.error = ErrorModel(name, values, sigma, labels=labels, units="m", likelihood=likelihood, dof=dof)
+        rows = np.asarray(rows, dtype=bool)
+        if rows.ndim != 2 or rows.shape[0] != self.values.size or not rows.any(axis=1).all():
+            raise ValueError(f"observation {name!r}: rows must be (n, time) with at least one row per value")
+        self.rows = jnp.asarray(rows)
+        self.edges = jnp.asarray(np.asarray(edges, dtype=float))
+        self.member = member
+
+    def predict(self, outputs, parameters):
+        from ..physics import thaw_depth
+
+        temperature = _member(outputs["temperature"], self.member)
+        fraction = _member(outputs["liquid_water_fraction"], self.member)
+        depth = thaw_depth(temperature, fraction, self.edges)  # (time,)
+        return jnp.max(jnp.where(self.rows, depth[None, :], -jnp.inf), axis=1)
+
+
 # --- builders from the readers' xarray objects ------------------------------------------------
 
 
@@ -539,4 +635,122 @@ def ground_temperature(
     labels = [f"{kept_times[r].date()}@{d:g}m" for r, d in zip(rows, depth, strict=True)]
     return GroundTemperature(
         name, time_index, depth, centres, values[rows, cols], sigma, member=member, labels=labels, likelihood=likelihood
+    )
+
+
+def _celsius(series: xr.DataArray, name: str) -> np.ndarray:
+    units = str(series.attrs.get("units", ""))
+    if units in ("K", "kelvin", "Kelvin"):
+        return series.values.astype(float) - 273.15
+    if units in ("degC", "celsius", "Celsius", "C", "degree_Celsius"):
+        return series.values.astype(float)
+    raise ValueError(
+        f"observation {name!r}: the LST series has units {units!r}; set its 'units' attribute to 'K' or 'degC'"
+    )
+
+
+def land_surface_temperature(
+    lst: xr.DataArray,
+    model_times,
+    *,
+    dt: float = 86400.0,
+    sigma: float = 1.0,
+    offset: str | None = None,
+    clear=None,
+    member=None,
+    name="lst",
+    start=None,
+    end=None,
+    likelihood: Likelihood = "gaussian",
+) -> LandSurfaceTemperature:
+    """A clear-sky LST series of one pixel or site as a `LandSurfaceTemperature` operator.
+
+    **Arguments:** `lst` a DataArray over `time` [K or degC, by its `units` attribute]
+    with NaN where there is no clear-sky retrieval (e.g. one pixel of
+    `cg.data.open_modis_lst` after `cg.data.quality_mask`); `model_times` the start of
+    each model step (the forcing's times), steps of `dt` [s]; each retrieval is compared
+    with the step that holds its time (give overpass times in `time` for sub-daily steps);
+    `clear` an optional boolean mask over the same times (True: clear sky), applied on top
+    of the NaNs; `sigma` [K]; `offset` the name of the fitted LST-minus-surface offset
+    parameter, or None; `member` the site's position in a batched problem; `start`/`end`
+    dates limiting the retrievals used. Retrievals outside the modelled steps are not used.
+    """
+    if not isinstance(lst, xr.DataArray) or lst.dims != ("time",):
+        dims = getattr(lst, "dims", None)
+        raise ValueError(f"observation {name!r}: lst must be a DataArray over time only, got dims {dims}")
+    values = _celsius(lst, name)
+    times = pd.DatetimeIndex(lst.indexes["time"])
+    keep = np.isfinite(values)
+    if clear is not None:
+        clear = np.asarray(clear, dtype=bool)
+        if clear.shape != values.shape:
+            raise ValueError(f"observation {name!r}: clear has shape {clear.shape}, the LST series {values.shape}")
+        keep &= clear
+    if start is not None:
+        keep &= times >= pd.Timestamp(start)
+    if end is not None:
+        keep &= times <= pd.Timestamp(end) + pd.Timedelta(days=1) - pd.Timedelta(seconds=1)
+    model_times = pd.DatetimeIndex(model_times)
+    step = np.searchsorted(model_times, times, side="right") - 1
+    inside = (step >= 0) & (times < model_times[np.maximum(step, 0)] + pd.Timedelta(seconds=dt))
+    keep &= inside
+    if not keep.any():
+        raise ValueError(f"observation {name!r}: no clear-sky LST value inside the modelled steps and the period")
+    labels = [str(t) for t in times[keep]]
+    return LandSurfaceTemperature(
+        name, step[keep], values[keep], sigma, offset=offset, member=member, labels=labels, likelihood=likelihood
+    )
+
+
+def active_layer_thickness(
+    alt: xr.DataArray,
+    model_times,
+    edges,
+    *,
+    sigma: float = 0.05,
+    member=None,
+    name="alt",
+    likelihood: Likelihood = "gaussian",
+) -> ActiveLayerThickness:
+    """Annual active-layer thickness (thaw probing, CALM grids, or a borehole's yearly
+    maximum thaw) as an `ActiveLayerThickness` operator.
+
+    **Arguments:** `alt` a DataArray over `year` [m] (NaN years skipped); `model_times` the
+    model's saved times (one per row of `outputs["temperature"]`); `edges` the grid's cell
+    edges [m]; `sigma` [m]; `member` the site's position in a batched problem. Every
+    observed year must be modelled from its first to its last day, so that the model's
+    yearly maximum sees the whole thaw season.
+    """
+    if not isinstance(alt, xr.DataArray) or alt.dims != ("year",):
+        raise ValueError(f"observation {name!r}: alt must be a DataArray over year only")
+    alt = alt.dropna("year")
+    if alt.size == 0:
+        raise ValueError(f"observation {name!r}: no active-layer thickness value")
+    model_times = pd.DatetimeIndex(model_times)
+    spacing = model_times[1] - model_times[0] if model_times.size > 1 else pd.Timedelta(days=1)
+    rows, missing = [], []
+    for year in alt.year.values.astype(int):
+        mask = model_times.year == year
+        chosen = model_times[mask]
+        if (
+            not mask.any()
+            or chosen[0] - pd.Timestamp(year, 1, 1) >= spacing
+            or pd.Timestamp(year + 1, 1, 1) - chosen[-1] > spacing
+        ):
+            missing.append(int(year))
+        rows.append(mask)
+    if missing:
+        raise ValueError(
+            f"observation {name!r}: years {missing} are not modelled from January to December "
+            f"(model {model_times[0].date()} to {model_times[-1].date()})"
+        )
+    return ActiveLayerThickness(
+        name,
+        np.stack(rows),
+        edges,
+        alt.values,
+        sigma,
+        member=member,
+        labels=[str(int(y)) for y in alt.year.values],
+        likelihood=likelihood,
     )

@@ -68,6 +68,14 @@ class Problem:
             duplicated = sorted({n for n in names if names.count(n) > 1})
             if duplicated:
                 raise ValueError(f"{kind} names must be unique; repeated: {duplicated}")
+        names = {p.name for p in parameters}
+        for o in observations:
+            absent = [n for n in o.parameter_names if n not in names]
+            if absent:
+                raise ValueError(
+                    f"observation {o.name!r} reads parameters {absent} that are not fitted; add "
+                    f"Parameter({absent[0]!r}, path=None, init=...)"
+                )
         if members is not None and (int(members) != members or members < 1):
             raise ValueError(f"members must be a positive integer or None, got {members!r}")
         if members is None and any(p.scope == "member" for p in parameters):

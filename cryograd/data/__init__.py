@@ -39,3 +39,7 @@ from ._modis import (
     write_modis_lst as write_modis_lst,
 )
 from ._samples import load_sample as load_sample, sample_names as sample_names, sample_path as sample_path
+from ._synthetic import (
+    synthetic_clear_sky as synthetic_clear_sky,
+    synthetic_permafrost_forcing as synthetic_permafrost_forcing,
+)

@@ -159,7 +159,10 @@ class PermafrostColumn(eqx.Module):
         - `throw`: raise if a step fails to converge (else the result code is returned).
 
         **Returns:** dict with `temperature` and `liquid_water_fraction` (nsave, nz)
-        [degC, 1], `enthalpy` (nsave, nz) [J m-3], `surface_heat_input` and
+        [degC, 1], `enthalpy` (nsave, nz) [J m-3], `surface_temperature` (nsave,)
+        [degC] (the temperature at the top of the column during the step: the boundary
+        value for temperature-prescribed surfaces, which is the snow surface when there is
+        snow; the top cell's temperature for flux surfaces), `surface_heat_input` and
         `bottom_heat_input` (nsave,) [J m-2] cumulative since the start, and `result`
         (diffrax result code). Row j is the state at the end of step
         (j + 1) * save_every - 1. With a `Snow` surface also `snow_temperature` and
@@ -196,16 +199,21 @@ class PermafrostColumn(eqx.Module):
         enthalpy, energy = solution.ys
         ns = problem.n_snow
         temperature, fraction, _ = jax.vmap(self.thermal_state)(enthalpy[:, ns:])
+        saved = jnp.arange(save_every, nt + 1, save_every) - 1  # the step each row ends
+        if problem.surface.fixed_temperature:
+            surface = jax.vmap(lambda i: problem.surface.boundary_value(problem.step_forcing(i)))(saved)
+        else:
+            surface = temperature[:, 0]
         out = dict(
             temperature=temperature,
             liquid_water_fraction=fraction,
             enthalpy=enthalpy[:, ns:],
+            surface_temperature=jnp.broadcast_to(surface, saved.shape),
             surface_heat_input=energy[:, 0],
             bottom_heat_input=energy[:, 1],
             result=solution.result,
         )
         if ns:
-            saved = jnp.arange(save_every, nt + 1, save_every) - 1  # the step each row ends
             packs = jax.vmap(problem.snowpack)(saved)
             snow_temperature, snow_fraction, _ = jax.vmap(lambda h, p: FreeWater().state(h, p.material))(
                 enthalpy[:, :ns], packs
@@ -235,6 +243,7 @@ class PermafrostColumn(eqx.Module):
           (default 0, 1, 2, 5, 10).
 
         **Returns:** `temperature` (time, depth) [degC], `liquid_water_fraction` [1],
+        `surface_temperature` (time) [degC] (the snow surface where there is snow),
         `thaw_depth` (time) [m], and per `year`: `active_layer_thickness` [m],
         `mean_annual_ground_temperature` (year, magt_depth) [degC],
         `zero_annual_amplitude_depth` [m] and `talik` [bool].

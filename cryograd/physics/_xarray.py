@@ -111,15 +111,15 @@ def simulate(column, forcing: xr.Dataset, initial_temperature, dt: float, magt_d
     def one(site_forcing):
         out = column.run(site_forcing, initial, dt)
         depth = thaw_depth(out["temperature"], out["liquid_water_fraction"], column.grid.edges)
-        return out["temperature"], out["liquid_water_fraction"], depth
+        return out["temperature"], out["liquid_water_fraction"], depth, out["surface_temperature"]
 
     if has_site:
         n_site = max(value.shape[0] for value in arrays.values() if value.ndim == 2)
         batched = {name: np.broadcast_to(value, (n_site, times.size)) for name, value in arrays.items()}
-        temperature, fraction, depth = jax.jit(jax.vmap(one))(batched)
+        temperature, fraction, depth, surface = jax.jit(jax.vmap(one))(batched)
     else:
-        temperature, fraction, depth = jax.jit(one)(arrays)
-    temperature, fraction, depth = (np.asarray(x) for x in (temperature, fraction, depth))
+        temperature, fraction, depth, surface = jax.jit(one)(arrays)
+    temperature, fraction, depth, surface = (np.asarray(x) for x in (temperature, fraction, depth, surface))
 
     dims = ("site", "time") if has_site else ("time",)
     ds = xr.Dataset(
@@ -140,6 +140,11 @@ def simulate(column, forcing: xr.Dataset, initial_temperature, dt: float, magt_d
         (*dims, "depth"),
         fraction,
         dict(units="1", long_name="liquid share of the total soil water"),
+    )
+    ds["surface_temperature"] = (
+        dims,
+        surface,
+        dict(units="degC", long_name="temperature at the top of the column (snow surface where there is snow)"),
     )
     ds["thaw_depth"] = (dims, depth, dict(units="m", long_name="depth of the 0 degC isotherm below the thawed top"))
     _annual_diagnostics(ds, magt_depths, centres)

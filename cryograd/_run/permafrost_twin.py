@@ -1,0 +1,560 @@
+"""`cryograd run` for a permafrost twin experiment: synthetic sites with known parameters,
+synthetic observations of the kinds a real study has, and a fit that must find the truth.
+
+The truth: soil columns at several sites (one shared soil and surface, each site its own
+synthetic climate, `cg.data.synthetic_permafrost_forcing`) run with the parameters'
+`truth` values. The observations, over the calibration period:
+
+- clear-sky land-surface temperature (a Markov cloud mask, `cg.data.synthetic_clear_sky`)
+  = the modelled surface temperature + a cold bias (the truth of the LST offset
+  parameter) + Gaussian noise;
+- one borehole per site: daily temperatures at fixed depths + Gaussian noise;
+- active-layer thickness per site and year + Gaussian noise.
+
+The fit starts from the parameters' `init` values; recovered means within 2 Laplace
+standard deviations and 5 % of the truth. Validation: the years after the calibration,
+against the noise-free truth. Config sections: [experiment], [synthetic], [model],
+[parameters.NAME] (with `truth`), [observations.lst|boreholes|alt], [calibration],
+[validation], [fit], [uncertainty] (see docs/assimilation.md).
+"""
+
+import json
+import time
+from pathlib import Path
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .. import assimilation as A, data as cgdata, physics as P
+from ..assimilation._parameters import split_path
+from . import report
+from .config import ConfigError, calibrate, check, parameter, parameter_problems, remove_checkpoint
+
+DAY = 86400.0
+RECOVERY_Z = 2.0
+RECOVERY_RELATIVE = 0.05
+LAYER_KEYS = {"top", "water_content", "k_thawed", "k_frozen", "c_thawed", "c_frozen"}
+SCHEMA = {
+    "experiment": {"name": str, "kind": str, "description": str, "seed": int},
+    "synthetic": {
+        "start": str,
+        "years": int,
+        "sites": list,
+        "mean_air_temperature": (float, list),
+        "amplitude": (float, list),
+        "anomaly_std": (float, list),
+        "precipitation": (float, list),
+        "melt_factor": (float, list),
+        "initial_surface_offset": float,
+        "initial_gradient": float,
+    },
+    "model": {
+        "depth": float,
+        "cells": int,
+        "dz_top": float,
+        "geothermal_flux": float,
+        "snow_density": float,
+        "snow_min_depth": float,
+        "snow_cells": int,
+        "layers": list,
+    },
+    "parameters": dict,
+    "observations": {
+        "lst": {"sigma": float, "offset": str, "clear_fraction": float, "persistence": float},
+        "boreholes": {"depths": list, "sigma": float},
+        "alt": {"sigma": float},
+    },
+    "calibration": {"end": str},
+    "validation": {"start": str},
+    "fit": {"method": str, "max_steps": int, "rtol": float, "atol": float, "checkpoint_every": int},
+    "uncertainty": {"hessian": str},
+}
+SITE_KEYS = ("mean_air_temperature", "amplitude", "anomaly_std", "precipitation", "melt_factor")
+
+
+def validate(config: dict) -> list[str]:
+    """Every problem of a twin config (keys, types, parameters, truths, dates), without running."""
+    problems = check(config, SCHEMA)
+    synthetic = config.get("synthetic", {})
+    sites = synthetic.get("sites")
+    if not isinstance(sites, list) or not sites:
+        problems.append('synthetic.sites: give the site names, e.g. ["warm", "cold"]')
+        sites = []
+    for key in SITE_KEYS:
+        value = synthetic.get(key)
+        if isinstance(value, list) and len(value) != len(sites):
+            problems.append(f"synthetic.{key}: {len(value)} values for {len(sites)} sites")
+    for key in ("start", "years"):
+        if key not in synthetic:
+            problems.append(f"synthetic.{key}: missing")
+    dates = {}
+    for where in (("synthetic", "start"), ("calibration", "end"), ("validation", "start")):
+        value = config.get(where[0], {}).get(where[1])
+        if isinstance(value, str):
+            try:
+                dates[where] = pd.Timestamp(value)
+            except ValueError:
+                problems.append(f"{where[0]}.{where[1]}: {value!r} is not a date (write YYYY-MM-DD)")
+    if ("calibration", "end") not in dates and "end" not in config.get("calibration", {}):
+        problems.append("calibration.end: missing (the last day of the calibration period)")
+    if ("synthetic", "start") in dates and ("calibration", "end") in dates:
+        if dates[("calibration", "end")] <= dates[("synthetic", "start")]:
+            problems.append("calibration.end: before the synthetic record starts")
+        elif isinstance(synthetic.get("years"), int):
+            last = dates[("synthetic", "start")] + pd.DateOffset(years=synthetic["years"]) - pd.Timedelta(days=1)
+            if dates[("calibration", "end")] >= last:
+                problems.append(f"calibration.end: leaves no validation day (the record ends {last.date()})")
+    if ("validation", "start") in dates and ("calibration", "end") in dates:
+        if dates[("validation", "start")] <= dates[("calibration", "end")]:
+            problems.append("validation.start: inside the calibration period")
+    layers = config.get("model", {}).get("layers")
+    if not isinstance(layers, list) or not layers:
+        problems.append("model.layers: give the soil layers, e.g. [{top = 0.0, water_content = 0.4, ...}]")
+    else:
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, dict) or set(layer) != LAYER_KEYS:
+                problems.append(f"model.layers.{i}: give exactly {', '.join(sorted(LAYER_KEYS))}")
+    problems += parameter_problems(config, "n_thawing", extra={"truth": float})
+    for name, spec in config.get("parameters", {}).items():
+        if not isinstance(spec, dict):
+            continue
+        if "truth" not in spec:
+            problems.append(f"parameters.{name}.truth: missing (the value the synthetic data are made with)")
+            continue
+        low, high = (spec.get("bounds") or [None, None]) + [None] * (2 - len(spec.get("bounds") or []))
+        if (low is not None and spec["truth"] <= low) or (high is not None and spec["truth"] >= high):
+            problems.append(f"parameters.{name}.truth: {spec['truth']} lies outside the bounds {spec['bounds']}")
+    observations = config.get("observations", {})
+    if not observations:
+        problems.append("observations: give at least one of lst, boreholes, alt")
+    offset = observations.get("lst", {}).get("offset")
+    if offset is not None:
+        spec = config.get("parameters", {}).get(offset)
+        if not isinstance(spec, dict) or spec.get("path", None) != "":
+            problems.append(
+                f'observations.lst.offset: {offset!r} must name a parameter with path = "" (read by the LST operator)'
+            )
+    depths = observations.get("boreholes", {}).get("depths")
+    if depths is not None:
+        bottom = config.get("model", {}).get("depth", 30.0)
+        if not depths or any(not isinstance(d, (int, float)) or d < 0 or d >= bottom for d in depths):
+            problems.append(f"observations.boreholes.depths: give depths [m] within the column (0 to {bottom} m)")
+    method = config.get("fit", {}).get("method", "levenberg_marquardt")
+    if method not in A.METHODS:
+        problems.append(f"fit.method: {method!r} is not one of {', '.join(A.METHODS)}")
+    if config.get("uncertainty", {}).get("hessian", "gauss_newton") != "gauss_newton":
+        problems.append("uncertainty.hessian: only 'gauss_newton' (the column is differentiated in forward mode)")
+    return problems
+
+
+def _with_leaves(model, values: dict):
+    """`model` with the leaves at dotted paths set to `values` (path -> value)."""
+    for path, value in values.items():
+        where, element = split_path(model, path)
+        leaf = jnp.asarray(where(model), jnp.float64)
+        new = jnp.broadcast_to(value, leaf.shape) if element is None else leaf.at[element].set(value)
+        model = eqx.tree_at(where, model, new)
+    return model
+
+
+class TwinExperiment:
+    """The synthetic world of a twin config: sites, forcing, truth, observations."""
+
+    def __init__(self, config: dict):
+        self.config = config
+        seed = int(config.get("experiment", {}).get("seed", 0))
+        k_forcing, k_clouds, k_lst, k_boreholes, k_alt = jax.random.split(jax.random.key(seed), 5)
+        synthetic = config["synthetic"]
+        self.sites = [str(s) for s in synthetic["sites"]]
+        n = len(self.sites)
+        climate = {k: synthetic[k] for k in SITE_KEYS if k in synthetic}
+        climate = {k: v if isinstance(v, list) else [v] * n for k, v in climate.items()}
+        self.forcing = cgdata.synthetic_permafrost_forcing(
+            k_forcing,
+            synthetic["start"],
+            synthetic["years"],
+            snow_density=config.get("model", {}).get("snow_density", 250.0),
+            **climate,
+        ).assign_coords(site=self.sites)
+        self.times = pd.DatetimeIndex(self.forcing.time.values)
+        end = pd.Timestamp(config["calibration"]["end"])
+        self.n_calibration = int(np.searchsorted(self.times, end, side="right"))
+        start = pd.Timestamp(config.get("validation", {}).get("start", end + pd.Timedelta(days=1)))
+        self.validation_start = start
+
+        model = config["model"]
+        grid = P.Grid.geometric(
+            depth=model.get("depth", 30.0), n=model.get("cells", 40), dz_top=model.get("dz_top", 0.02)
+        )
+        layers = [P.SoilLayer(**layer) for layer in model["layers"]]
+        snow = P.Snow(
+            density=model.get("snow_density", 250.0),
+            min_depth=model.get("snow_min_depth", 0.02),
+            n_cells=model.get("snow_cells", 3),
+        )
+        self.column = P.PermafrostColumn(
+            grid=grid,
+            layers=layers,
+            freeze_curve=P.FreeWater(),
+            surface=snow,
+            geothermal_flux=model.get("geothermal_flux", 0.05),
+        )
+        self.centres, self.edges = np.asarray(grid.centres), np.asarray(grid.edges)
+        self.parameters = [parameter(name, spec) for name, spec in config["parameters"].items()]
+        self.truth = {name: float(spec["truth"]) for name, spec in config["parameters"].items()}
+        lst = config.get("observations", {}).get("lst", {})
+        self.offset = lst.get("offset")
+        truth_paths = {p.path: self.truth[p.name] for p in self.parameters if p.path is not None}
+        self.truth_column = _with_leaves(self.column, truth_paths)
+
+        mean_air = np.asarray(self.forcing.air_temperature.mean("time"))
+        surface = mean_air + synthetic.get("initial_surface_offset", 3.0)
+        gradient = synthetic.get("initial_gradient", 0.02)
+        self.initial = jnp.asarray(surface[:, None] + gradient * self.centres[None, :])
+        variables = self.column.surface.forcing_variables
+        self.arrays = {k: jnp.asarray(self.forcing[k].transpose("site", "time").values) for k in variables}
+
+        truth = self.full_run(self.truth_column)
+        self.truth_run = truth
+        self._observe(truth, k_clouds, k_lst, k_boreholes, k_alt)
+
+    # --- runs ---------------------------------------------------------------------------------
+
+    def forward(self, column, inputs):
+        return column.run(inputs["forcing"], inputs["initial"], DAY, adjoint=diffrax.ForwardMode())
+
+    def full_run(self, column) -> dict:
+        """temperature, liquid fraction (site, time, cell), surface temperature and thaw depth
+        (site, time) over the whole synthetic record."""
+
+        names = ("temperature", "liquid_water_fraction", "surface_temperature", "thaw_depth")
+        arrays = _full_run(column, self.arrays, self.initial)
+        return {name: np.asarray(a) for name, a in zip(names, arrays, strict=True)}
+
+    # --- synthetic observations -------------------------------------------------------------
+
+    def _observe(self, truth, k_clouds, k_lst, k_boreholes, k_alt):
+        spec = self.config["observations"]
+        n, nt = len(self.sites), self.times.size
+        self.observed = {}
+        if "lst" in spec:
+            lst = spec["lst"]
+            clear = cgdata.synthetic_clear_sky(
+                k_clouds,
+                self.times,
+                clear_fraction=lst.get("clear_fraction", 0.35),
+                persistence=lst.get("persistence", 0.5),
+                sites=n,
+            ).values
+            bias = self.truth[self.offset] if self.offset else 0.0
+            noise = np.asarray(jax.random.normal(k_lst, (n, nt))) * lst.get("sigma", 2.0)
+            self.observed["lst"] = np.where(clear, truth["surface_temperature"] + bias + noise, np.nan)
+        if "boreholes" in spec:
+            depths = np.asarray(spec["boreholes"]["depths"], dtype=float)
+            self.depths = depths
+            noise = np.asarray(jax.random.normal(k_boreholes, (n, nt, depths.size))) * spec["boreholes"].get("sigma")
+            self.observed["boreholes"] = self.at_depths(truth["temperature"]) + noise
+        self.years = np.unique(self.times.year)
+        if "alt" in spec:
+            noise = np.asarray(jax.random.normal(k_alt, (n, self.years.size))) * spec["alt"].get("sigma", 0.05)
+            self.observed["alt"] = self.annual_alt(truth["thaw_depth"]) + noise
+
+    def at_depths(self, temperature) -> np.ndarray:
+        """(site, time, cell) -> (site, time, borehole depth), linear between centres."""
+        flat = temperature.reshape(-1, temperature.shape[-1])
+        out = np.stack([np.interp(self.depths, self.centres, row) for row in flat])
+        return out.reshape(*temperature.shape[:-1], self.depths.size)
+
+    def annual_alt(self, thaw_depth) -> np.ndarray:
+        """(site, time) -> (site, year): the yearly maximum thaw depth [m]."""
+        return np.stack([thaw_depth[:, self.times.year == y].max(axis=1) for y in self.years], axis=1)
+
+    def operators(self, times, *, start=None, truth=False) -> dict:
+        """Observation operators by kind (a list with one per site) on the model `times`;
+        `truth=True` builds them on the noise-free truth (for validation)."""
+        spec = self.config["observations"]
+        out = {}
+        end = str(times[-1].date())
+        if "lst" in spec:
+            values = self.observed["lst"]
+            if truth:  # the same clear-sky days, without noise
+                bias = self.truth[self.offset] if self.offset else 0.0
+                values = np.where(np.isfinite(values), self.truth_run["surface_temperature"] + bias, np.nan)
+            out["lst"] = [
+                A.land_surface_temperature(
+                    xr.DataArray(values[s], coords=dict(time=self.times), dims="time", attrs=dict(units="degC")),
+                    times,
+                    sigma=spec["lst"].get("sigma", 2.0),
+                    offset=self.offset,
+                    member=s,
+                    name=f"lst[{site}]",
+                    start=start,
+                    end=end,
+                )
+                for s, site in enumerate(self.sites)
+            ]
+        if "boreholes" in spec:
+            values = self.at_depths(self.truth_run["temperature"]) if truth else self.observed["boreholes"]
+            out["boreholes"] = [
+                A.ground_temperature(
+                    xr.DataArray(values[s], coords=dict(time=self.times, depth=self.depths), dims=("time", "depth")),
+                    times,
+                    self.centres,
+                    sigma=spec["boreholes"].get("sigma"),
+                    member=s,
+                    name=f"borehole[{site}]",
+                    start=start,
+                    end=end,
+                )
+                for s, site in enumerate(self.sites)
+            ]
+        if "alt" in spec:
+            values = self.annual_alt(self.truth_run["thaw_depth"]) if truth else self.observed["alt"]
+            years = [y for y in self.years if (start is None or y >= pd.Timestamp(start).year) and y <= times[-1].year]
+            rows = np.isin(self.years, years)
+            out["alt"] = [
+                A.active_layer_thickness(
+                    xr.DataArray(values[s, rows], coords=dict(year=self.years[rows]), dims="year"),
+                    times,
+                    self.edges,
+                    sigma=spec["alt"].get("sigma", 0.05),
+                    member=s,
+                    name=f"alt[{site}]",
+                )
+                for s, site in enumerate(self.sites)
+            ]
+        return out
+
+    def problem(self) -> A.Problem:
+        times = self.times[: self.n_calibration]
+        operators = [o for group in self.operators(times).values() for o in group]
+        inputs = dict(forcing={k: v[:, : self.n_calibration] for k, v in self.arrays.items()}, initial=self.initial)
+        return A.Problem(
+            self.column,
+            self.forward,
+            self.parameters,
+            operators,
+            inputs,
+            members=len(self.sites),
+            member_names=self.sites,
+        )
+
+
+@jax.jit
+def _full_run(column, forcing, initial):
+    """Every site's run (compiled once for columns of one structure)."""
+
+    def one(forcing, initial):
+        out = column.run(forcing, initial, DAY)
+        depth = P.thaw_depth(out["temperature"], out["liquid_water_fraction"], column.grid.edges)
+        return out["temperature"], out["liquid_water_fraction"], out["surface_temperature"], depth
+
+    return jax.vmap(one)(forcing, initial)
+
+
+def kind_metrics(operators: dict, outputs: dict, values: dict) -> dict:
+    """Metrics of each observation kind, pooled over the sites."""
+    out = {}
+    for kind, group in operators.items():
+        predicted = np.concatenate([np.asarray(o.predict(outputs, values)) for o in group])
+        observed = np.concatenate([np.asarray(o.values) for o in group])
+        out[kind] = report.metrics(predicted, observed)
+    return out
+
+
+def recovery(posterior, truth: dict) -> dict:
+    """Each parameter's error against the truth, in posterior standard deviations and relative."""
+    table = {}
+    for label, value, std in zip(posterior.labels, posterior.mean, posterior.std, strict=True):
+        true = truth[label]
+        z = (value - true) / std
+        relative = abs(value - true) / abs(true) if true != 0 else float("inf")
+        table[label] = dict(
+            truth=true,
+            z=float(z),
+            relative_error=float(relative),
+            recovered=bool(abs(z) <= RECOVERY_Z and relative <= RECOVERY_RELATIVE),
+        )
+    return table
+
+
+def run(config: dict, out: Path, progress: bool = True) -> dict:
+    """Make the synthetic world, fit it, and write summary.json, result.nc and figures to `out`."""
+    problems = validate(config)
+    if problems:
+        raise ConfigError("the config has problems:\n  " + "\n  ".join(problems))
+    started = time.perf_counter()
+    experiment = TwinExperiment(config)
+    problem = experiment.problem()
+    out.mkdir(parents=True, exist_ok=True)
+    result, checkpoint = calibrate(problem, config, out, progress, gradient="forward")
+    posterior = A.laplace(problem, result.u, hessian="gauss_newton")
+    fitted = problem.fitted_model(result.u)
+    runs = dict(fitted=experiment.full_run(fitted), start=experiment.full_run(experiment.column))
+
+    values = {"fitted": problem.values(result.u), "start": problem.values(problem.u0)}
+    calibration_times = experiment.times[: experiment.n_calibration]
+    start = str(experiment.validation_start.date())
+    validation_ops = experiment.operators(experiment.times, start=start, truth=True)
+    observed_ops = experiment.operators(calibration_times)
+
+    def period_metrics(name):
+        run = {k: jnp.asarray(v) for k, v in runs[name].items()}
+        calibration_run = {k: v[:, : experiment.n_calibration] for k, v in run.items()}
+        return dict(
+            calibration=kind_metrics(observed_ops, calibration_run, values[name]),
+            validation=kind_metrics(validation_ops, run, values[name]),
+        )
+
+    metrics = period_metrics("fitted")
+    metrics["start"] = period_metrics("start")
+    metrics["note"] = (
+        f"calibration: against the noisy synthetic observations; validation: against the noise-free truth from {start}"
+    )
+    table = recovery(posterior, experiment.truth)
+    units = {p.name: p.units for p in experiment.parameters}
+    parameters, correlation = report.parameter_summary(posterior, units)
+    for label, row in table.items():
+        parameters[label].update(row)
+    summary = dict(
+        experiment=config.get("experiment", {}).get("name", "permafrost_twin"),
+        parameters=parameters,
+        recovery=dict(
+            criterion=f"|fitted - truth| <= {RECOVERY_Z:g} Laplace std and <= {RECOVERY_RELATIVE:.0%} of the truth",
+            recovered=sum(row["recovered"] for row in table.values()),
+            of=len(table),
+            all=all(row["recovered"] for row in table.values()),
+        ),
+        correlation=correlation,
+        metrics=metrics,
+        cost=result.cost(),
+        observations={kind: int(sum(o.values.size for o in group)) for kind, group in observed_ops.items()},
+        sites=experiment.sites,
+        periods=dict(
+            calibration=[str(experiment.times[0].date()), str(calibration_times[-1].date())],
+            validation=[start, str(experiment.times[-1].date())],
+        ),
+        seed=int(config.get("experiment", {}).get("seed", 0)),
+        versions=report.versions(),
+        config=config,
+    )
+    dataset = _result_dataset(experiment, runs, posterior, result)
+    dataset.attrs["config"] = json.dumps(config)
+    dataset.to_netcdf(out / "result.nc")
+    _figures(out, experiment, runs, posterior, table, result, summary)
+    summary["wall_time_s"] = round(time.perf_counter() - started, 2)
+    report.write_summary(out / "summary.json", summary)
+    remove_checkpoint(checkpoint)
+    return summary
+
+
+def _result_dataset(experiment, runs, posterior, result) -> xr.Dataset:
+    ds = xr.Dataset(coords=dict(site=experiment.sites, time=experiment.times))
+    for name in ("air_temperature", "snow_depth"):
+        ds[name] = experiment.forcing[name].transpose("site", "time")
+    surface = dict(units="degC")
+    ds["surface_temperature_truth"] = (("site", "time"), experiment.truth_run["surface_temperature"], surface)
+    ds["surface_temperature"] = (("site", "time"), runs["fitted"]["surface_temperature"], surface)
+    if "lst" in experiment.observed:
+        ds["lst_observed"] = (
+            ("site", "time"),
+            experiment.observed["lst"],
+            dict(units="degC", long_name="synthetic clear-sky LST (NaN: cloudy)"),
+        )
+    if "boreholes" in experiment.observed:
+        ds = ds.assign_coords(depth=("depth", experiment.depths, dict(units="m", positive="down")))
+        triple = ("site", "time", "depth")
+        ds["temperature_observed"] = (triple, experiment.observed["boreholes"], dict(units="degC"))
+        ds["temperature_truth"] = (triple, experiment.at_depths(experiment.truth_run["temperature"]), surface)
+        ds["temperature"] = (triple, experiment.at_depths(runs["fitted"]["temperature"]), surface)
+        ds["temperature_start"] = (triple, experiment.at_depths(runs["start"]["temperature"]), surface)
+    ds = ds.assign_coords(year=experiment.years)
+    ds["alt_truth"] = (("site", "year"), experiment.annual_alt(experiment.truth_run["thaw_depth"]), dict(units="m"))
+    ds["alt"] = (("site", "year"), experiment.annual_alt(runs["fitted"]["thaw_depth"]), dict(units="m"))
+    if "alt" in experiment.observed:
+        ds["alt_observed"] = (("site", "year"), experiment.observed["alt"], dict(units="m"))
+    ds = ds.assign_coords(parameter=("parameter", posterior.labels))
+    ds["parameter_value"] = ("parameter", posterior.mean)
+    ds["parameter_std"] = ("parameter", posterior.std, dict(long_name="Laplace posterior standard deviation"))
+    ds["parameter_truth"] = ("parameter", [experiment.truth[label] for label in posterior.labels])
+    ds["calibration"] = ("time", np.arange(experiment.times.size) < experiment.n_calibration)
+    ds["loss"] = ("step", np.asarray(result.history), dict(long_name="-log posterior after each chunk", units="1"))
+    return ds
+
+
+def _figures(out, experiment, runs, posterior, table, result, summary) -> None:
+    plt = report.pyplot()
+    name = summary["experiment"]
+    truth, fitted, start = experiment.truth_run, runs["fitted"], runs["start"]
+    sites = experiment.sites
+    depths = [d for d in (0.3, 1.0, 5.0) if "boreholes" in experiment.observed and d in experiment.depths]
+    split = experiment.times[experiment.n_calibration - 1]
+    figure, axes = plt.subplots(
+        1 + len(depths), len(sites), figsize=(5.2 * len(sites), 2.6 * (1 + len(depths)) + 0.6), sharex=True
+    )
+    axes = np.atleast_2d(axes).reshape(1 + len(depths), len(sites))
+    t = experiment.times
+    for s, site in enumerate(sites):
+        axis = axes[0, s]
+        if "lst" in experiment.observed:
+            lst = experiment.observed["lst"][s]
+            axis.plot(t, lst, ".", ms=2, color="tab:orange", label="clear-sky LST (synthetic)")
+        axis.plot(t, truth["surface_temperature"][s], color="k", lw=0.7, label="surface T, truth")
+        axis.set_title(f"site {site}")
+        axis.set_ylabel("surface / LST [°C]")
+        for row, depth in enumerate(depths, start=1):
+            axis = axes[row, s]
+            cell = [float(depth)]
+            for run, style, label in (
+                (truth, dict(color="k", lw=1.2), "truth"),
+                (start, dict(color="0.6", lw=1, ls=":"), "start values"),
+                (fitted, dict(color="tab:red", lw=1, ls="--"), "fitted"),
+            ):
+                series = np.stack([np.interp(cell, experiment.centres, r) for r in run["temperature"][s]])[:, 0]
+                axis.plot(t, series, label=label, **style)
+            axis.set_ylabel(f"T at {depth:g} m [°C]")
+        for axis in axes[:, s]:
+            axis.axvline(split, color="tab:green", lw=1)
+            axis.grid(alpha=0.3)
+    import matplotlib.dates as mdates
+
+    axes[-1, 0].xaxis.set_major_locator(mdates.YearLocator())
+    axes[-1, 0].xaxis.set_major_formatter(mdates.DateFormatter("%Y"))
+    axes[0, 0].legend(loc="lower left", fontsize=8, markerscale=4)
+    if depths:
+        axes[1, 0].legend(loc="lower left", fontsize=8)
+    figure.suptitle(f"{name}: calibration until {split.date()} (green line), validation after")
+    figure.tight_layout()
+    figure.savefig(out / "ground_temperature.png", dpi=100)
+    plt.close(figure)
+
+    figure, axis = plt.subplots(figsize=(8, 0.45 * len(table) + 1.8))
+    labels = list(table)
+    y = np.arange(len(labels))
+    truths = np.array([table[label]["truth"] for label in labels])
+    relative = (np.asarray(posterior.mean) - truths) / np.abs(truths)
+    bars = 2 * np.asarray(posterior.std) / np.abs(truths)
+    colours = ["tab:blue" if table[lb]["recovered"] else "tab:red" for lb in labels]
+    axis.axvspan(-100 * RECOVERY_RELATIVE, 100 * RECOVERY_RELATIVE, color="tab:green", alpha=0.12, label="±5 %")
+    axis.errorbar(100 * relative, y, xerr=100 * bars, fmt="none", ecolor="0.4", capsize=3, label="±2 Laplace std")
+    axis.scatter(100 * relative, y, c=colours, zorder=3, label="fitted (red: not recovered)")
+    axis.axvline(0, color="k", lw=0.8)
+    axis.set_yticks(y, [f"{lb} (truth {table[lb]['truth']:g})" for lb in labels])
+    axis.invert_yaxis()
+    axis.set_xlabel("(fitted - truth) / |truth| [%]")
+    axis.set_xlim(-100 * 2 * RECOVERY_RELATIVE, 100 * 2 * RECOVERY_RELATIVE)
+    recovered = summary["recovery"]
+    axis.set_title(f"{name}: {recovered['recovered']} of {recovered['of']} parameters recovered")
+    axis.grid(alpha=0.3)
+    axis.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(out / "recovery.png", dpi=120)
+    plt.close(figure)
+
+    report.convergence_figure(out / "convergence.png", {"calibration": result.history}, f"{name}: convergence")
+    report.correlation_figure(out / "posterior.png", posterior, f"{name}: Laplace posterior")

@@ -1,0 +1,165 @@
+"""Synthetic data with realistic statistics, for twin experiments and scaling tests.
+
+Every random draw takes an explicit `jax.random` key, so a twin is reproducible from its
+seed. The generators are NumPy at the edges (they make inputs, they are not differentiated).
+"""
+
+import jax
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+YEAR_DAYS = 365.25
+WATER_DENSITY = 1000.0  # [kg m-3]
+
+
+def _per_site(values: dict) -> tuple[dict, int | None]:
+    arrays = {k: np.asarray(v, dtype=float) for k, v in values.items()}
+    for name, value in arrays.items():
+        if value.ndim > 1:
+            raise ValueError(f"{name}: give a number or a 1-D list (one per site), got shape {value.shape}")
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"{name}: must be finite, got {value}")
+    sizes = {v.size for v in arrays.values() if v.ndim == 1}
+    if len(sizes) > 1:
+        raise ValueError(f"per-site lists must have one length; got {sorted(sizes)}")
+    n = sizes.pop() if sizes else None
+    return {k: np.broadcast_to(v, (n or 1,)).copy() for k, v in arrays.items()}, n
+
+
+def _ar1(key, shape, std, correlation_days):
+    """AR(1) series (site, time) with stationary std `std` and e-folding time `correlation_days`."""
+    phi = np.exp(-1.0 / np.asarray(correlation_days))[:, None]
+    shocks = np.asarray(jax.random.normal(key, shape)) * np.asarray(std)[:, None] * np.sqrt(1.0 - phi**2)
+    out = np.empty(shape)
+    out[:, 0] = shocks[:, 0] / np.sqrt(1.0 - phi[:, 0] ** 2)
+    for t in range(1, shape[1]):
+        out[:, t] = phi[:, 0] * out[:, t - 1] + shocks[:, t]
+    return out
+
+
+def synthetic_permafrost_forcing(
+    key,
+    start: str,
+    years: int,
+    *,
+    mean_air_temperature=-8.0,
+    amplitude=18.0,
+    warmest_day=200.0,
+    anomaly_std=3.5,
+    anomaly_days=3.0,
+    precipitation=0.25,
+    wet_day_fraction=0.35,
+    melt_factor=0.004,
+    snow_density=250.0,
+) -> xr.Dataset:
+    """Daily air temperature and snow for one or many synthetic sites.
+
+    Air temperature [degC] = mean + amplitude cos(2 pi (day of year - warmest_day) / 365.25)
+    + an AR(1) weather anomaly (stationary std `anomaly_std` [K], e-folding time
+    `anomaly_days` [day]). Precipitation falls on a random `wet_day_fraction` of days with
+    exponentially distributed amounts that total `precipitation` [m water per year] on
+    average; it is snow below 0 degC. Snow water equivalent grows with snowfall and melts by
+    `melt_factor` [m water K-1 day-1] times the positive air temperature; snow depth [m] is
+    SWE x 1000 / `snow_density`.
+
+    **Arguments:** `key` a `jax.random` key; `start` the first day (date string); `years`
+    the number of years (the last day is the day before `start` plus `years` years); the
+    climate arguments are numbers or lists with one value per site (then every variable
+    has a leading `site` dimension).
+
+    **Returns:** `xr.Dataset` over (`site`,) `time` with `air_temperature` [degC],
+    `precipitation` [m day-1 water], `snow_water_equivalent` [m] and `snow_depth` [m],
+    ready for `PermafrostColumn.simulate` with a `Snow` surface.
+    """
+    if int(years) != years or years < 1:
+        raise ValueError(f"years must be a positive integer, got {years!r}")
+    values, n_site = _per_site(
+        dict(
+            mean_air_temperature=mean_air_temperature,
+            amplitude=amplitude,
+            warmest_day=warmest_day,
+            anomaly_std=anomaly_std,
+            anomaly_days=anomaly_days,
+            precipitation=precipitation,
+            wet_day_fraction=wet_day_fraction,
+            melt_factor=melt_factor,
+            snow_density=snow_density,
+        )
+    )
+    for name in ("anomaly_days", "snow_density", "wet_day_fraction"):
+        if np.any(values[name] <= 0):
+            raise ValueError(f"{name} must be positive, got {values[name]}")
+    for name in ("amplitude", "anomaly_std", "precipitation", "melt_factor"):
+        if np.any(values[name] < 0):
+            raise ValueError(f"{name} must not be negative, got {values[name]}")
+    if np.any(values["wet_day_fraction"] > 1):
+        raise ValueError(f"wet_day_fraction must lie in (0, 1], got {values['wet_day_fraction']}")
+    try:
+        first = pd.Timestamp(start)
+        times = pd.date_range(first, first + pd.DateOffset(years=int(years)) - pd.Timedelta(days=1), freq="D")
+    except (ValueError, TypeError):
+        raise ValueError(f"start: {start!r} is not a date") from None
+    sites = values["mean_air_temperature"].size
+    shape = (sites, times.size)
+    k_weather, k_wet, k_amount = jax.random.split(key, 3)
+    day = times.day_of_year.values[None, :]
+    v = {k: a[:, None] for k, a in values.items()}
+    air = v["mean_air_temperature"] + v["amplitude"] * np.cos(2 * np.pi * (day - v["warmest_day"]) / YEAR_DAYS)
+    air = air + _ar1(k_weather, shape, values["anomaly_std"], values["anomaly_days"])
+    wet = np.asarray(jax.random.uniform(k_wet, shape)) < v["wet_day_fraction"]
+    mean_amount = v["precipitation"] / (365.0 * v["wet_day_fraction"])
+    precipitation = np.where(wet, np.asarray(jax.random.exponential(k_amount, shape)) * mean_amount, 0.0)
+    swe = np.empty(shape)
+    pack = np.zeros(sites)
+    for t in range(times.size):
+        snowfall = np.where(air[:, t] < 0.0, precipitation[:, t], 0.0)
+        melt = values["melt_factor"] * np.maximum(air[:, t], 0.0)
+        pack = np.maximum(pack + snowfall - melt, 0.0)
+        swe[:, t] = pack
+    depth = swe * WATER_DENSITY / v["snow_density"]
+    dims = ("site", "time") if n_site is not None else ("time",)
+
+    def squeeze(a):
+        return a if n_site is not None else a[0]
+
+    ds = xr.Dataset(
+        dict(
+            air_temperature=(dims, squeeze(air), dict(units="degC", long_name="air temperature, daily mean")),
+            precipitation=(dims, squeeze(precipitation), dict(units="m day-1", long_name="precipitation (water)")),
+            snow_water_equivalent=(dims, squeeze(swe), dict(units="m", long_name="snow water equivalent")),
+            snow_depth=(dims, squeeze(depth), dict(units="m", long_name="snow depth")),
+        ),
+        coords=dict(time=times),
+        attrs=dict(title="cryograd synthetic permafrost forcing", source="cryograd.data.synthetic_permafrost_forcing"),
+    )
+    if n_site is not None:
+        ds = ds.assign_coords(site=np.arange(n_site))
+    return ds
+
+
+def synthetic_clear_sky(key, times, *, clear_fraction=0.35, persistence=0.5, sites: int | None = None) -> xr.DataArray:
+    """A clear-sky mask with cloudy spells: a two-state Markov chain per site whose clear
+    days make up `clear_fraction` of the days on average, with lag-1 correlation
+    `persistence` (0: independent days; towards 1: long clear and cloudy spells).
+
+    **Returns:** a boolean DataArray over (`site`,) `time` (True: clear sky).
+    """
+    f, rho = float(clear_fraction), float(persistence)
+    if not 0 < f < 1:
+        raise ValueError(f"clear_fraction must lie in (0, 1), got {clear_fraction!r}")
+    if not 0 <= rho < 1:
+        raise ValueError(f"persistence must lie in [0, 1), got {persistence!r}")
+    times = pd.DatetimeIndex(times)
+    n = 1 if sites is None else int(sites)
+    stay_clear = f + rho * (1.0 - f)  # P(clear | clear yesterday)
+    become_clear = f * (1.0 - rho)  # P(clear | cloudy yesterday)
+    k_first, k_days = jax.random.split(key)
+    draws = np.asarray(jax.random.uniform(k_days, (n, times.size)))
+    clear = np.empty((n, times.size), dtype=bool)
+    clear[:, 0] = np.asarray(jax.random.uniform(k_first, (n,))) < f
+    for t in range(1, times.size):
+        clear[:, t] = draws[:, t] < np.where(clear[:, t - 1], stay_clear, become_clear)
+    if sites is None:
+        return xr.DataArray(clear[0], coords=dict(time=times), dims="time", name="clear_sky")
+    return xr.DataArray(clear, coords=dict(site=np.arange(n), time=times), dims=("site", "time"), name="clear_sky")

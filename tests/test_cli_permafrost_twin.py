@@ -1,0 +1,76 @@
+"""`cryograd run` on the permafrost twin: synthetic LST, boreholes and ALT from known
+parameters; the fit must recover them (|error| <= 2 Laplace std and <= 5 %)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import xarray as xr
+
+from cryograd.cli import main
+
+EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "permafrost_twin_lst.toml"
+
+
+def test_twin_recovers_every_parameter(tmp_path, capsys):
+    out = tmp_path / "twin"
+    code = main(["run", str(EXPERIMENT), "--out", str(out), "--no-progress"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    summary = json.loads((out / "summary.json").read_text())
+    parameters = summary["parameters"]
+    assert len(parameters) >= 6
+    for name, row in parameters.items():
+        error = row["value"] - row["truth"]
+        assert abs(error) <= 2 * row["std"], name
+        assert abs(error) <= 0.05 * abs(row["truth"]), name
+        # the start was far from the truth, so the recovery is the fit's doing
+        start = summary["config"]["parameters"][name]["init"]
+        assert abs(start - row["truth"]) > 5 * abs(error), name
+    assert summary["recovery"]["all"] and summary["recovery"]["recovered"] == len(parameters)
+    assert "recovered 11 of 11" in printed.out
+    # every observation kind was used, and the validation year (noise-free truth) is matched
+    assert set(summary["observations"]) == {"lst", "boreholes", "alt"}
+    validation, start = summary["metrics"]["validation"], summary["metrics"]["start"]["validation"]
+    assert validation["boreholes"]["rmse"] < 0.05 < start["boreholes"]["rmse"]
+    assert validation["alt"]["rmse"] < 0.02 < start["alt"]["rmse"]
+    # the LST residuals of the fit are its noise: RMSE close to the 2 K sigma, no bias left
+    lst = summary["metrics"]["calibration"]["lst"]
+    assert 1.8 < lst["rmse"] < 2.2 and abs(lst["bias"]) < 0.2
+    assert summary["cost"]["forward_equivalents"] < 200
+    for figure in ("ground_temperature", "recovery", "convergence", "posterior"):
+        assert (out / f"{figure}.png").stat().st_size > 10_000
+    result = xr.open_dataset(out / "result.nc")
+    assert result.sizes["site"] == 3 and result.sizes["depth"] == 7 and result.sizes["year"] == 4
+    assert int(result.lst_observed.notnull().sum()) > 1000
+    assert not (out / "checkpoint.eqx").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("parameters.n_thawing.truth=2.5", "parameters.n_thawing.truth: 2.5 lies outside the bounds"),
+        ('observations.lst.offset="n_thawing"', "must name a parameter with path"),
+        ("observations.boreholes.depths=[0.5, 40.0]", "within the column"),
+        ('calibration.end="2025-06-01"', "leaves no validation day"),
+        ('validation.start="2023-06-01"', "validation.start: inside the calibration period"),
+        ("synthetic.precipitation=[0.3, 0.2]", "synthetic.precipitation: 2 values for 3 sites"),
+        ('uncertainty.hessian="exact"', "only 'gauss_newton'"),
+        ("model.layers=[{top = 0.0}]", "model.layers.0: give exactly"),
+        ("parameters.n_thawing.bounds=[2.0, 0.3]", "bounds [2.0, 0.3] are reversed"),
+        ("synthetic.sitez=1", "synthetic.sitez: unknown key; did you mean 'sites'?"),
+    ],
+)
+def test_bad_twin_configs_fail_before_computing(tmp_path, capsys, override, message):
+    out = tmp_path / "never"
+    assert main(["run", str(EXPERIMENT), "--out", str(out), "--set", override]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_twin_parameter_without_truth_is_refused(tmp_path, capsys):
+    text = EXPERIMENT.read_text().replace("truth = 1.15\n", "")
+    config = tmp_path / "twin.toml"
+    config.write_text(text)
+    assert main(["run", str(config), "--out", str(tmp_path / "never"), "--dry-run"]) == 2
+    assert "parameters.n_thawing.truth: missing" in capsys.readouterr().err
