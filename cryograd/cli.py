@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-KINDS = ("glacier", "permafrost", "permafrost_twin")
+KINDS = ("glacier", "glacier_region_twin", "permafrost", "permafrost_twin")
 
 
 def _run(args) -> int:
@@ -19,9 +19,14 @@ def _run(args) -> int:
         kind = config.get("experiment", {}).get("kind")
         if kind not in KINDS:
             raise cfg.ConfigError(f"experiment.kind: {kind!r} is not one of {', '.join(KINDS)}")
-        from ._run import glacier, permafrost, permafrost_twin
+        from ._run import glacier, glacier_region_twin, permafrost, permafrost_twin
 
-        runner = {"glacier": glacier, "permafrost": permafrost, "permafrost_twin": permafrost_twin}[kind]
+        runner = dict(
+            glacier=glacier,
+            glacier_region_twin=glacier_region_twin,
+            permafrost=permafrost,
+            permafrost_twin=permafrost_twin,
+        )[kind]
         if args.dry_run:
             problems = runner.validate(config)
             print(json.dumps(config, indent=2, default=str))
@@ -39,12 +44,17 @@ def _run(args) -> int:
         truth = ""
         if "truth" in value:
             verdict = "recovered" if value["recovered"] else "NOT recovered"
+            verdict = verdict if value["identifiable"] else f"not identifiable to 5 %, {verdict}"
             error = f"error {value['z']:+.1f} std, {value['relative_error']:.1%}"
             truth = f"  (truth {value['truth']:.4g}, {error}: {verdict})"
         print(f"  {label} = {value['value']:.4g}{std} {value['units']}{truth}")
     if "recovery" in summary:
         recovery = summary["recovery"]
-        print(f"  recovered {recovery['recovered']} of {recovery['of']} parameters ({recovery['criterion']})")
+        print(
+            f"  recovered {recovery['recovered']} of {recovery['identifiable']} identifiable parameters "
+            f"({recovery['parameters']} fitted, {recovery['within_2_std']:.0%} within 2 std of the truth)"
+        )
+        print(f"  ({recovery['criterion']})")
     for period in ("calibration", "validation"):
         for name, m in summary["metrics"][period].items():
             if "mean_mae_over_depths" in m:

@@ -27,8 +27,9 @@ def test_twin_recovers_every_parameter(tmp_path, capsys):
         # the start was far from the truth, so the recovery is the fit's doing
         start = summary["config"]["parameters"][name]["init"]
         assert abs(start - row["truth"]) > 5 * abs(error), name
-    assert summary["recovery"]["all"] and summary["recovery"]["recovered"] == len(parameters)
-    assert "recovered 11 of 11" in printed.out
+    recovery = summary["recovery"]
+    assert recovery["all"] and recovery["recovered"] == recovery["identifiable"] == len(parameters)
+    assert "recovered 11 of 11 identifiable parameters" in printed.out
     # every observation kind was used, and the validation year (noise-free truth) is matched
     assert set(summary["observations"]) == {"lst", "boreholes", "alt"}
     validation, start = summary["metrics"]["validation"], summary["metrics"]["start"]["validation"]

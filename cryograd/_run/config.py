@@ -262,3 +262,18 @@ def remove_checkpoint(path: Path) -> None:
 
 def copy_config(config: dict) -> dict:
     return copy.deepcopy(config)
+
+
+def with_leaves(model, values: dict):
+    """`model` with the leaves at dotted paths set to `values` (path -> value)."""
+    import equinox as eqx
+    import jax.numpy as jnp
+
+    from ..assimilation._parameters import split_path
+
+    for path, value in values.items():
+        where, element = split_path(model, path)
+        leaf = jnp.asarray(where(model), jnp.float64)
+        new = jnp.broadcast_to(value, leaf.shape) if element is None else leaf.at[element].set(value)
+        model = eqx.tree_at(where, model, new)
+    return model

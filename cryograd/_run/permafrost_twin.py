@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import diffrax
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -31,13 +30,10 @@ import pandas as pd
 import xarray as xr
 
 from .. import assimilation as A, data as cgdata, physics as P
-from ..assimilation._parameters import split_path
 from . import report
-from .config import ConfigError, calibrate, check, parameter, parameter_problems, remove_checkpoint
+from .config import ConfigError, calibrate, check, parameter, parameter_problems, remove_checkpoint, with_leaves
 
 DAY = 86400.0
-RECOVERY_Z = 2.0
-RECOVERY_RELATIVE = 0.05
 LAYER_KEYS = {"top", "water_content", "k_thawed", "k_frozen", "c_thawed", "c_frozen"}
 SCHEMA = {
     "experiment": {"name": str, "kind": str, "description": str, "seed": int},
@@ -152,16 +148,6 @@ def validate(config: dict) -> list[str]:
     return problems
 
 
-def _with_leaves(model, values: dict):
-    """`model` with the leaves at dotted paths set to `values` (path -> value)."""
-    for path, value in values.items():
-        where, element = split_path(model, path)
-        leaf = jnp.asarray(where(model), jnp.float64)
-        new = jnp.broadcast_to(value, leaf.shape) if element is None else leaf.at[element].set(value)
-        model = eqx.tree_at(where, model, new)
-    return model
-
-
 class TwinExperiment:
     """The synthetic world of a twin config: sites, forcing, truth, observations."""
 
@@ -210,7 +196,7 @@ class TwinExperiment:
         lst = config.get("observations", {}).get("lst", {})
         self.offset = lst.get("offset")
         truth_paths = {p.path: self.truth[p.name] for p in self.parameters if p.path is not None}
-        self.truth_column = _with_leaves(self.column, truth_paths)
+        self.truth_column = with_leaves(self.column, truth_paths)
 
         mean_air = np.asarray(self.forcing.air_temperature.mean("time"))
         surface = mean_air + synthetic.get("initial_surface_offset", 3.0)
@@ -367,22 +353,6 @@ def kind_metrics(operators: dict, outputs: dict, values: dict) -> dict:
     return out
 
 
-def recovery(posterior, truth: dict) -> dict:
-    """Each parameter's error against the truth, in posterior standard deviations and relative."""
-    table = {}
-    for label, value, std in zip(posterior.labels, posterior.mean, posterior.std, strict=True):
-        true = truth[label]
-        z = (value - true) / std
-        relative = abs(value - true) / abs(true) if true != 0 else float("inf")
-        table[label] = dict(
-            truth=true,
-            z=float(z),
-            relative_error=float(relative),
-            recovered=bool(abs(z) <= RECOVERY_Z and relative <= RECOVERY_RELATIVE),
-        )
-    return table
-
-
 def run(config: dict, out: Path, progress: bool = True) -> dict:
     """Make the synthetic world, fit it, and write summary.json, result.nc and figures to `out`."""
     problems = validate(config)
@@ -416,7 +386,7 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
     metrics["note"] = (
         f"calibration: against the noisy synthetic observations; validation: against the noise-free truth from {start}"
     )
-    table = recovery(posterior, experiment.truth)
+    table = report.recovery(posterior, experiment.truth)
     units = {p.name: p.units for p in experiment.parameters}
     parameters, correlation = report.parameter_summary(posterior, units)
     for label, row in table.items():
@@ -424,12 +394,7 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
     summary = dict(
         experiment=config.get("experiment", {}).get("name", "permafrost_twin"),
         parameters=parameters,
-        recovery=dict(
-            criterion=f"|fitted - truth| <= {RECOVERY_Z:g} Laplace std and <= {RECOVERY_RELATIVE:.0%} of the truth",
-            recovered=sum(row["recovered"] for row in table.values()),
-            of=len(table),
-            all=all(row["recovered"] for row in table.values()),
-        ),
+        recovery=report.recovery_summary(table),
         correlation=correlation,
         metrics=metrics,
         cost=result.cost(),
@@ -540,16 +505,18 @@ def _figures(out, experiment, runs, posterior, table, result, summary) -> None:
     relative = (np.asarray(posterior.mean) - truths) / np.abs(truths)
     bars = 2 * np.asarray(posterior.std) / np.abs(truths)
     colours = ["tab:blue" if table[lb]["recovered"] else "tab:red" for lb in labels]
-    axis.axvspan(-100 * RECOVERY_RELATIVE, 100 * RECOVERY_RELATIVE, color="tab:green", alpha=0.12, label="±5 %")
+    axis.axvspan(
+        -100 * report.RECOVERY_RELATIVE, 100 * report.RECOVERY_RELATIVE, color="tab:green", alpha=0.12, label="±5 %"
+    )
     axis.errorbar(100 * relative, y, xerr=100 * bars, fmt="none", ecolor="0.4", capsize=3, label="±2 Laplace std")
     axis.scatter(100 * relative, y, c=colours, zorder=3, label="fitted (red: not recovered)")
     axis.axvline(0, color="k", lw=0.8)
     axis.set_yticks(y, [f"{lb} (truth {table[lb]['truth']:g})" for lb in labels])
     axis.invert_yaxis()
     axis.set_xlabel("(fitted - truth) / |truth| [%]")
-    axis.set_xlim(-100 * 2 * RECOVERY_RELATIVE, 100 * 2 * RECOVERY_RELATIVE)
+    axis.set_xlim(-100 * 2 * report.RECOVERY_RELATIVE, 100 * 2 * report.RECOVERY_RELATIVE)
     recovered = summary["recovery"]
-    axis.set_title(f"{name}: {recovered['recovered']} of {recovered['of']} parameters recovered")
+    axis.set_title(f"{name}: {recovered['recovered']} of {recovered['parameters']} parameters recovered")
     axis.grid(alpha=0.3)
     axis.legend(loc="lower right", fontsize=8)
     figure.tight_layout()

@@ -41,5 +41,6 @@ from ._modis import (
 from ._samples import load_sample as load_sample, sample_names as sample_names, sample_path as sample_path
 from ._synthetic import (
     synthetic_clear_sky as synthetic_clear_sky,
+    synthetic_glacier_region as synthetic_glacier_region,
     synthetic_permafrost_forcing as synthetic_permafrost_forcing,
 )

@@ -78,3 +78,37 @@ def test_clear_sky_refusals():
         cg.data.synthetic_clear_sky(jax.random.key(0), ["2020-01-01"], clear_fraction=1.0)
     with pytest.raises(ValueError, match="persistence"):
         cg.data.synthetic_clear_sky(jax.random.key(0), ["2020-01-01"], persistence=1.0)
+
+
+def _ranges(hypsometry, bin_size=50.0):
+    area, elevation = np.asarray(hypsometry.area), np.asarray(hypsometry.elevation)
+    total = area.sum(axis=1)
+    height = np.array([np.ptp(e[a > 0]) + bin_size for e, a in zip(elevation, area, strict=True)])
+    return total, height
+
+
+def test_glacier_region_statistics_match_the_oetztal_glaciers():
+    region = cg.data.synthetic_glacier_region(jax.random.key(2), 2000)
+    total, height = _ranges(region)
+    np.testing.assert_allclose(np.median(total), 2.0e6, rtol=0.1)
+    slope = np.polyfit(np.log(total / 1e6), np.log(height), 1)[0]
+    np.testing.assert_allclose(slope, 0.3, atol=0.03)
+    # area-weighted median elevations centre on 3080 m
+    area, elevation = np.asarray(region.area), np.asarray(region.elevation)
+    cumulative = np.cumsum(area, axis=1) / total[:, None]
+    median = elevation[np.arange(2000), np.argmax(cumulative >= 0.5, axis=1)]
+    np.testing.assert_allclose(median.mean(), 3080.0, atol=10.0)
+    # the real glaciers (SRTM hypsometries inside their RGI outlines) sit inside the generator's spread
+    real_area, real_height = _ranges(
+        cg.data.hypsometry(cg.data.load_sample("oetztal_dem"), cg.data.load_sample("oetztal_outlines"))
+    )
+    predicted = 620.0 * (real_area / 1e6) ** 0.3
+    ratio = real_height / predicted
+    assert 0.85 < np.median(ratio) < 1.15 and np.all(np.abs(np.log(ratio)) < 3 * 0.2)
+
+
+def test_glacier_region_refusals():
+    with pytest.raises(ValueError, match="n must be"):
+        cg.data.synthetic_glacier_region(jax.random.key(0), 0)
+    with pytest.raises(ValueError, match="bin_size"):
+        cg.data.synthetic_glacier_region(jax.random.key(0), 3, bin_size=0.0)

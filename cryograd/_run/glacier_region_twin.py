@@ -1,0 +1,506 @@
+"""`cryograd run` for a regional glacier twin: many synthetic glaciers, one GRACE-like
+regional series and per-glacier geodetic rates, fitted in one batched problem.
+
+The truth: glaciers with synthetic hypsometries (`cg.data.synthetic_glacier_region`)
+under one monthly climate (a grid point of a real climate file), run with a regional
+melt factor (and any other shared parameter) and one temperature bias per glacier,
+drawn from the truth's distribution. The observations over the calibration years:
+
+- a regional cumulative mass series [Gt] at the mass-balance year ends, with Gaussian
+  noise and an arbitrary reference (the operator profiles the offset out);
+- each glacier's geodetic mass-balance rate over a period, from an elevation-change error
+  [m yr-1] with the 850 +- 60 kg m-3 density propagated.
+
+The fit is one jitted, vmapped problem over all glaciers. Validation: each glacier's
+annual balances in years outside the calibration (never observed) against the truth.
+The same fit without the regional series shows what the series adds. Config sections:
+[experiment], [synthetic], [data], [model], [parameters.NAME] (with `truth`: a number, or
+{mean, std} for per-glacier values), [observations.grace|geodetic], [calibration],
+[validation], [fit], [uncertainty] (see docs/assimilation.md).
+"""
+
+import json
+import time
+import warnings
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .. import assimilation as A, data as cgdata, physics as P
+from . import report
+from .config import (
+    ConfigError,
+    calibrate,
+    check,
+    check_files,
+    data_path,
+    fit_settings,
+    parameter,
+    parameter_problems,
+    remove_checkpoint,
+    with_leaves,
+)
+from .glacier import UNITS
+
+MODEL_KEYS = (
+    "melt_factor",
+    "precipitation_factor",
+    "temperature_bias",
+    "melt_threshold",
+    "solid_threshold",
+    "liquid_threshold",
+    "lapse_rate",
+)
+SCHEMA = {
+    "experiment": {"name": str, "kind": str, "description": str, "seed": int},
+    "synthetic": {
+        "glaciers": int,
+        "median_area": float,
+        "area_spread": float,
+        "median_elevation": float,
+        "elevation_spread": float,
+        "bin_size": float,
+    },
+    "data": {"climate": str, "latitude": float, "longitude": float},
+    "model": {key: float for key in MODEL_KEYS} | {"days_per_month": str},
+    "parameters": dict,
+    "observations": {
+        "grace": {"sigma": float},
+        "geodetic": {"dh_sigma": float, "start": int, "end": int},
+    },
+    "calibration": {"start": int, "end": int},
+    "validation": {"start": int, "end": int},
+    "fit": {"method": str, "max_steps": int, "rtol": float, "atol": float, "checkpoint_every": int},
+    "uncertainty": {"hessian": str},
+}
+
+
+def validate(config: dict) -> list[str]:
+    """Every problem of a regional twin config, without running."""
+    problems = check(config, SCHEMA)
+    if "climate" not in config.get("data", {}):
+        problems.append("data.climate: missing (a monthly climate file or sample:NAME)")
+    problems += check_files(config, ("climate",))
+    glaciers = config.get("synthetic", {}).get("glaciers")
+    if not isinstance(glaciers, int) or glaciers < 1:
+        problems.append("synthetic.glaciers: give the number of glaciers (>= 1)")
+    problems += parameter_problems(config, "melt_factor", extra={"truth": (float, dict)})
+    for name, spec in config.get("parameters", {}).items():
+        if not isinstance(spec, dict):
+            continue
+        path = spec.get("path", name)
+        if path not in MODEL_KEYS:
+            problems.append(
+                f"parameters.{name}: the model has no parameter {path!r}; fit one of {', '.join(MODEL_KEYS)}"
+            )
+        truth = spec.get("truth")
+        if truth is None:
+            problems.append(f"parameters.{name}.truth: missing (a number, or {{mean, std}} per glacier)")
+        elif isinstance(truth, dict):
+            if set(truth) != {"mean", "std"} or not all(isinstance(v, (int, float)) for v in truth.values()):
+                problems.append(f"parameters.{name}.truth: a table needs exactly mean and std (numbers)")
+            elif spec.get("scope", "shared") == "shared":
+                problems.append(f"parameters.{name}.truth: a drawn truth needs scope = 'glacier'")
+        else:
+            bounds = spec.get("bounds")
+            if bounds and len(bounds) == 2 and not bounds[0] < truth < bounds[1]:
+                problems.append(f"parameters.{name}.truth: {truth} lies outside the bounds {bounds}")
+    observations = config.get("observations", {})
+    if not observations:
+        problems.append("observations: give grace and/or geodetic")
+    years = {}
+    for section in ("calibration", "validation"):
+        value = config.get(section, {})
+        if {"start", "end"} - set(value):
+            problems.append(f"{section}: give start and end (mass-balance years)")
+        elif all(isinstance(value[k], int) for k in ("start", "end")):
+            if value["start"] > value["end"]:
+                problems.append(f"{section}: start {value['start']} is after end {value['end']}; swap them")
+            years[section] = set(range(value["start"], value["end"] + 1))
+    if len(years) == 2 and years["calibration"] & years["validation"]:
+        problems.append("validation: its years overlap the calibration years")
+    geodetic = observations.get("geodetic", {})
+    if "calibration" in years and {"start", "end"} <= set(geodetic):
+        if not set(range(geodetic["start"], geodetic["end"] + 1)) <= years["calibration"]:
+            problems.append("observations.geodetic: its period must lie inside the calibration years")
+    method = config.get("fit", {}).get("method", "levenberg_marquardt")
+    if method not in A.METHODS:
+        problems.append(f"fit.method: {method!r} is not one of {', '.join(A.METHODS)}")
+    hessian = config.get("uncertainty", {}).get("hessian", "exact")
+    if hessian not in ("exact", "gauss_newton"):
+        problems.append(f"uncertainty.hessian: {hessian!r}; use 'exact' or 'gauss_newton'")
+    return problems
+
+
+def _climate(config, notes) -> xr.Dataset:
+    data = config["data"]
+    point = {k: data[k] for k in ("latitude", "longitude") if k in data}
+    kwargs = dict(lat=point["latitude"], lon=point["longitude"]) if point else {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        climate = cgdata.open_climate(data_path(data["climate"]), **kwargs)
+    notes.extend(f"climate: {w.message}" for w in caught)
+    return climate
+
+
+class RegionTwin:
+    """The synthetic region of a config: glaciers, climate, truth, observations."""
+
+    def __init__(self, config: dict):
+        self.config = config
+        self.notes = []
+        seed = int(config.get("experiment", {}).get("seed", 0))
+        k_glaciers, k_truth, k_grace, k_geodetic = jax.random.split(jax.random.key(seed), 4)
+        synthetic = dict(config["synthetic"])
+        self.n = synthetic.pop("glaciers")
+        self.glaciers = cgdata.synthetic_glacier_region(k_glaciers, self.n, **synthetic)
+        self.names = [f"G{g + 1:03d}" for g in range(self.n)]
+        self.area = np.asarray(self.glaciers.area).sum(axis=1)  # [m2]
+        model_keys = dict(config.get("model", {}))
+        self.model = P.MonthlyTemperatureIndex(year_start_month=10, **model_keys)
+        climate = _climate(config, self.notes)
+        arrays, years = self.model.climate_arrays(climate)
+        first = min(config["calibration"]["start"], config["validation"]["start"])
+        last = max(config["calibration"]["end"], config["validation"]["end"])
+        keep = (years >= first) & (years <= last)
+        if not keep.any() or years[keep][0] != first or years[keep][-1] != last:
+            raise ValueError(
+                f"calibration and validation {first}-{last}: the climate covers mass-balance years "
+                f"{years[0]}-{years[-1]}"
+            )
+        rows = np.flatnonzero(keep)
+        self.years = years[keep]
+        self.arrays = {k: (v[12 * rows[0] : 12 * (rows[-1] + 1)] if np.ndim(v) == 1 else v) for k, v in arrays.items()}
+        self.parameters = [
+            parameter(name, spec, units=UNITS.get(spec.get("path", name), ""))
+            for name, spec in config["parameters"].items()
+        ]
+        self.truth_values = {}
+        keys = jax.random.split(k_truth, len(self.parameters))
+        for key, p in zip(keys, self.parameters, strict=True):
+            truth = config["parameters"][p.name]["truth"]
+            if isinstance(truth, dict):
+                value = truth["mean"] + truth["std"] * np.asarray(jax.random.normal(key, (self.n,)))
+                low, high = p.bounds
+                if (low is not None and value.min() <= low) or (high is not None and value.max() >= high):
+                    raise ValueError(f"parameters.{p.name}.truth: draws reach the bounds {p.bounds}; narrow the std")
+            else:
+                value = np.full(self.n, float(truth)) if p.scope == "member" else float(truth)
+            self.truth_values[p.name] = value
+        self.truth_run = self.run(self.truth_values)
+        self.calibration = (config["calibration"]["start"], config["calibration"]["end"])
+        self.calibration_rows = (self.years >= self.calibration[0]) & (self.years <= self.calibration[1])
+        self.observed = self._observe(k_grace, k_geodetic)
+
+    def model_for(self, values: dict):
+        """The SMB model with parameter values by name (each glacier's own inside `run`)."""
+        return with_leaves(self.model, {p.path: values[p.name] for p in self.parameters})
+
+    def run(self, values: dict) -> np.ndarray:
+        """Specific mass balance (glacier, year) [kg m-2] for parameter values by name."""
+        member = {p.name: jnp.asarray(values[p.name]) for p in self.parameters if p.scope == "member"}
+        shared = {p.name: values[p.name] for p in self.parameters if p.scope != "member"}
+
+        def one(member_values, glacier):
+            return self.model_for({**shared, **member_values}).run(glacier, self.arrays)["specific_mass_balance"]
+
+        return np.asarray(jax.jit(jax.vmap(one))(member, self.glaciers))
+
+    def _observe(self, k_grace, k_geodetic) -> dict:
+        spec = self.config["observations"]
+        smb = self.truth_run[:, self.calibration_rows]
+        years = self.years[self.calibration_rows]
+        observed = {}
+        if "grace" in spec:
+            mass = np.cumsum(self.area @ smb) / 1e12  # [Gt] at the year ends
+            sigma = spec["grace"]["sigma"]
+            noise = np.asarray(jax.random.normal(k_grace, mass.shape)) * sigma
+            times = pd.DatetimeIndex([pd.Timestamp(int(y), 10, 1) for y in years])
+            observed["grace"] = xr.Dataset(
+                dict(
+                    mass=("time", mass + noise + 100.0, dict(units="Gt", long_name="regional mass anomaly")),
+                    mass_uncertainty=("time", np.full(years.size, sigma), dict(units="Gt")),
+                ),
+                coords=dict(time=times),
+            )
+        if "geodetic" in spec:
+            g = spec["geodetic"]
+            start, end = g.get("start", self.calibration[0]), g.get("end", self.calibration[1])
+            period = (years >= start) & (years <= end)
+            rate = smb[:, period].mean(axis=1)
+            value, sigma = A.geodetic_from_dh(rate / A.DENSITY, np.full(self.n, g.get("dh_sigma", 0.15)))
+            noise = np.asarray(jax.random.normal(k_geodetic, (self.n,))) * sigma
+            observed["geodetic"] = dict(value=value + noise, sigma=sigma, start=start, end=end, truth=rate)
+        return observed
+
+    def operators(self, kinds=None) -> list:
+        years = self.years[self.calibration_rows]
+        out = []
+        kinds = kinds or list(self.observed)
+        if "grace" in kinds and "grace" in self.observed:
+            out.append(A.regional_mass_change(self.observed["grace"], self.area, years, name="grace"))
+        if "geodetic" in kinds and "geodetic" in self.observed:
+            g = self.observed["geodetic"]
+            out.append(
+                A.geodetic_balance(
+                    g["value"], g["sigma"], years, g["start"], g["end"], member=np.arange(self.n), label=self.names
+                )
+            )
+        return out
+
+    @staticmethod
+    def forward(model, inputs):
+        return model.run(inputs["glacier"], inputs["climate"])
+
+    def problem(self, kinds=None) -> A.Problem:
+        climate = {k: (v[self._months()] if np.ndim(v) == 1 else v) for k, v in self.arrays.items()}
+        return A.Problem(
+            self.model,
+            self.forward,
+            self.parameters,
+            self.operators(kinds),
+            dict(glacier=self.glaciers, climate=climate),
+            members=self.n,
+            input_axes=dict(glacier=0, climate=None),
+            member_names=self.names,
+        )
+
+    def _months(self) -> slice:
+        rows = np.flatnonzero(self.calibration_rows)
+        return slice(12 * rows[0], 12 * (rows[-1] + 1))
+
+    def truth_by_label(self, labels) -> dict:
+        out = {}
+        for label in labels:
+            name, _, member = label.partition("[")
+            value = self.truth_values[name]
+            out[label] = float(value if not member else value[self.names.index(member.rstrip("]"))])
+        return out
+
+
+def run(config: dict, out: Path, progress: bool = True) -> dict:
+    """Make the synthetic region, fit it, and write summary.json, result.nc and figures to `out`."""
+    problems = validate(config)
+    if problems:
+        raise ConfigError("the config has problems:\n  " + "\n  ".join(problems))
+    started = time.perf_counter()
+    twin = RegionTwin(config)
+    problem = twin.problem()
+    out.mkdir(parents=True, exist_ok=True)
+    result, checkpoint = calibrate(problem, config, out, progress)
+    hessian = config.get("uncertainty", {}).get("hessian", "exact")
+    posterior = A.laplace(problem, result.u, hessian=hessian)
+    table = report.recovery(posterior, twin.truth_by_label(posterior.labels))
+
+    ablation = {}
+    if "grace" in twin.observed and len(twin.observed) > 1:
+        alone = twin.problem(["geodetic"])
+        method, settings = fit_settings(config)
+        settings.pop("checkpoint_every", None)
+        fitted_alone = A.fit(alone, method, progress=False, **settings)
+        posterior_alone = A.laplace(alone, fitted_alone.u, hessian=hessian)
+        shared = [i for i, label in enumerate(posterior.labels) if "[" not in label]
+        ablation = {
+            posterior.labels[i]: dict(
+                with_grace=dict(value=float(posterior.mean[i]), std=float(posterior.std[i])),
+                without_grace=dict(value=float(posterior_alone.mean[i]), std=float(posterior_alone.std[i])),
+            )
+            for i in shared
+        }
+
+    values = problem.unpack(result.u)
+    start_values = problem.unpack(problem.u0)
+    runs = dict(fitted=twin.run(values), start=twin.run(start_values))
+    metrics = dict(
+        calibration=_calibration_metrics(problem, result.u),
+        validation=_validation_metrics(twin, runs["fitted"]),
+        start=dict(
+            calibration=_calibration_metrics(problem, problem.u0),
+            validation=_validation_metrics(twin, runs["start"]),
+        ),
+        note=(
+            "calibration: against the noisy synthetic observations; validation: each glacier's annual balances in "
+            "the validation years (never observed) against the truth"
+        ),
+    )
+    units = {p.name: p.units for p in twin.parameters}
+    parameters, correlation = report.parameter_summary(posterior, units)
+    for label, row in table.items():
+        parameters[label].update(row)
+    summary = dict(
+        experiment=config.get("experiment", {}).get("name", "glacier_region_twin"),
+        parameters=parameters,
+        recovery=report.recovery_summary(table),
+        grace_ablation=ablation,
+        correlation=None,
+        metrics=metrics,
+        cost=result.cost(),
+        region=dict(glaciers=twin.n, area_km2=float(twin.area.sum() / 1e6)),
+        observations={o.name: int(o.values.size) for o in problem.observations},
+        periods=dict(
+            calibration=list(twin.calibration), validation=[config["validation"][k] for k in ("start", "end")]
+        ),
+        notes=twin.notes,
+        seed=int(config.get("experiment", {}).get("seed", 0)),
+        versions=report.versions(),
+        config=config,
+    )
+    del correlation  # (glaciers + 1)^2 numbers: in result.nc, not in the summary
+    dataset = _result_dataset(twin, runs, posterior, result)
+    dataset.attrs["config"] = json.dumps(config)
+    dataset.to_netcdf(out / "result.nc")
+    _figures(out, twin, runs, posterior, table, result, summary)
+    summary["wall_time_s"] = round(time.perf_counter() - started, 2)
+    report.write_summary(out / "summary.json", summary)
+    remove_checkpoint(checkpoint)
+    return summary
+
+
+def _calibration_metrics(problem, u) -> dict:
+    predictions = problem.predictions(u)
+    return {o.name: report.metrics(predictions[o.name], o.values) for o in problem.observations}
+
+
+def _validation_metrics(twin, smb) -> dict:
+    start, end = twin.config["validation"]["start"], twin.config["validation"]["end"]
+    rows = (twin.years >= start) & (twin.years <= end)
+    regional = (twin.area @ smb[:, rows]) / twin.area.sum()
+    regional_truth = (twin.area @ twin.truth_run[:, rows]) / twin.area.sum()
+    return dict(
+        annual_balance=report.metrics(smb[:, rows].ravel(), twin.truth_run[:, rows].ravel()),
+        regional_annual_balance=report.metrics(regional, regional_truth),
+    )
+
+
+def _result_dataset(twin, runs, posterior, result) -> xr.Dataset:
+    ds = xr.Dataset(coords=dict(glacier=twin.names, year=twin.years))
+    ds["area"] = ("glacier", twin.area, dict(units="m2"))
+    unit = dict(units="kg m-2")
+    ds["specific_mass_balance_truth"] = (("glacier", "year"), twin.truth_run, unit)
+    ds["specific_mass_balance"] = (("glacier", "year"), runs["fitted"], unit)
+    ds["specific_mass_balance_start"] = (("glacier", "year"), runs["start"], unit)
+    ds["calibration"] = ("year", twin.calibration_rows)
+    if "geodetic" in twin.observed:
+        g = twin.observed["geodetic"]
+        ds["geodetic_observed"] = ("glacier", g["value"], dict(units="kg m-2 yr-1"))
+        ds["geodetic_sigma"] = ("glacier", g["sigma"], dict(units="kg m-2 yr-1"))
+    ds = ds.assign_coords(parameter=("parameter", posterior.labels))
+    ds["parameter_value"] = ("parameter", posterior.mean)
+    ds["parameter_std"] = ("parameter", posterior.std, dict(long_name="Laplace posterior standard deviation"))
+    ds["parameter_truth"] = ("parameter", list(twin.truth_by_label(posterior.labels).values()))
+    ds["parameter_correlation"] = (("parameter", "parameter_2"), posterior.correlation)
+    ds["loss"] = ("step", np.asarray(result.history), dict(long_name="-log posterior after each chunk", units="1"))
+    return ds
+
+
+def _figures(out, twin, runs, posterior, table, result, summary) -> None:
+    plt = report.pyplot()
+    name = summary["experiment"]
+    labels = posterior.labels
+    member = [i for i, label in enumerate(labels) if "[" in label]
+    shared = [i for i, label in enumerate(labels) if "[" not in label]
+    figure, axes = plt.subplots(1, 2, figsize=(12, 5.2), gridspec_kw=dict(width_ratios=[1.4, 1]))
+    axis = axes[0]
+    if member:
+        truth = np.array([table[labels[i]]["truth"] for i in member])
+        value, std = posterior.mean[member], posterior.std[member]
+        axis.errorbar(truth, value, yerr=2 * std, fmt="o", ms=4, color="tab:blue", ecolor="0.6", label="fitted ± 2 std")
+        line = np.array([truth.min(), truth.max()])
+        axis.plot(line, line, color="k", lw=0.8, label="1:1")
+        parameter_name = labels[member[0]].split("[")[0]
+        unit = twin.parameters[[p.name for p in twin.parameters].index(parameter_name)].units
+        axis.set_xlabel(f"true {parameter_name} [{unit}]")
+        axis.set_ylabel(f"fitted {parameter_name} [{unit}]")
+        within = np.mean(np.abs((value - truth) / std) <= 2)
+        axis.set_title(f"per glacier ({len(member)}): {within:.0%} within 2 std of the truth")
+        axis.grid(alpha=0.3)
+        axis.legend()
+    axis = axes[1]
+    y = np.arange(len(shared))
+    for row, i in zip(y, shared, strict=True):
+        truth = table[labels[i]]["truth"]
+        axis.errorbar(
+            100 * (posterior.mean[i] - truth) / abs(truth),
+            row,
+            xerr=200 * posterior.std[i] / abs(truth),
+            fmt="o",
+            color="tab:blue",
+            capsize=3,
+            label="with the regional series" if row == 0 else None,
+        )
+        alone = summary["grace_ablation"].get(labels[i])
+        if alone:
+            w = alone["without_grace"]
+            axis.errorbar(
+                100 * (w["value"] - truth) / abs(truth),
+                row + 0.2,
+                xerr=200 * w["std"] / abs(truth),
+                fmt="s",
+                color="0.5",
+                capsize=3,
+                label="geodetic only" if row == 0 else None,
+            )
+    axis.axvspan(
+        -100 * report.RECOVERY_RELATIVE, 100 * report.RECOVERY_RELATIVE, color="tab:green", alpha=0.12, label="±5 %"
+    )
+    axis.axvline(0, color="k", lw=0.8)
+    axis.set_ylim(len(shared) - 0.5, -0.5)
+    axis.set_yticks(y, [f"{labels[i]} (truth {table[labels[i]]['truth']:g})" for i in shared])
+    axis.set_xlabel("(fitted - truth) / |truth| [%], bars ±2 std")
+    axis.set_title("shared parameters")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.suptitle(f"{name}: recovery")
+    figure.tight_layout()
+    figure.savefig(out / "recovery.png", dpi=110)
+    plt.close(figure)
+
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    years = twin.years
+    total = twin.area.sum()
+    for label, smb, style in (
+        ("truth", twin.truth_run, dict(color="k", lw=1.5)),
+        ("fitted", runs["fitted"], dict(color="tab:red", ls="--")),
+        ("start values", runs["start"], dict(color="0.6", ls=":")),
+    ):
+        axes[0].plot(years, twin.area @ smb / total, label=label, **style)
+    calibration = years[twin.calibration_rows]
+    axes[0].axvspan(calibration[0] - 0.5, calibration[-1] + 0.5, color="tab:green", alpha=0.1, label="calibration")
+    axes[0].set_xlabel("mass-balance year")
+    axes[0].set_ylabel("regional specific balance [kg m-2]")
+    axes[0].set_title("regional annual balance")
+    axes[0].legend(fontsize=8)
+    axes[0].grid(alpha=0.3)
+    if "grace" in twin.observed:
+        series = twin.observed["grace"]
+        observed = series.mass.values - series.mass.values.mean()
+        rows = twin.calibration_rows
+        for label, smb, style in (
+            ("truth", twin.truth_run, dict(color="k", lw=1.5)),
+            ("fitted", runs["fitted"], dict(color="tab:red", ls="--")),
+        ):
+            mass = np.cumsum(twin.area @ smb[:, rows]) / 1e12
+            axes[1].plot(calibration, mass - mass.mean(), label=label, **style)
+        axes[1].errorbar(
+            calibration,
+            observed,
+            yerr=series.mass_uncertainty.values,
+            fmt="o",
+            ms=4,
+            color="tab:orange",
+            label="GRACE-like series (synthetic)",
+        )
+        axes[1].set_xlabel("end of mass-balance year")
+        axes[1].set_ylabel("regional mass, mean removed [Gt]")
+        axes[1].set_title("regional mass change")
+        axes[1].legend(fontsize=8)
+        axes[1].grid(alpha=0.3)
+    figure.suptitle(f"{name}: {twin.n} glaciers, {total / 1e6:.0f} km2")
+    figure.tight_layout()
+    figure.savefig(out / "mass_balance_by_year.png", dpi=110)
+    plt.close(figure)
+    report.convergence_figure(out / "convergence.png", {"calibration": result.history}, f"{name}: convergence")
