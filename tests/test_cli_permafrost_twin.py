@@ -60,6 +60,7 @@ def test_twin_recovers_every_parameter(tmp_path, capsys):
         ("model.layers=[{top = 0.0}]", "model.layers.0: give exactly"),
         ("parameters.n_thawing.bounds=[2.0, 0.3]", "bounds [2.0, 0.3] are reversed"),
         ("synthetic.sitez=1", "synthetic.sitez: unknown key; did you mean 'sites'?"),
+        ("observations.boreholes={sigma = 0.1}", "observations.boreholes.depths: missing"),
     ],
 )
 def test_bad_twin_configs_fail_before_computing(tmp_path, capsys, override, message):

@@ -34,6 +34,7 @@ from . import report
 from .config import ConfigError, calibrate, check, parameter, parameter_problems, remove_checkpoint, with_leaves
 
 DAY = 86400.0
+BOREHOLE_SIGMA = 0.1  # [K], default borehole noise and error
 LAYER_KEYS = {"top", "water_content", "k_thawed", "k_frozen", "c_thawed", "c_frozen"}
 SCHEMA = {
     "experiment": {"name": str, "kind": str, "description": str, "seed": int},
@@ -136,6 +137,8 @@ def validate(config: dict) -> list[str]:
                 f'observations.lst.offset: {offset!r} must name a parameter with path = "" (read by the LST operator)'
             )
     depths = observations.get("boreholes", {}).get("depths")
+    if "boreholes" in observations and depths is None:
+        problems.append("observations.boreholes.depths: missing (the sensor depths [m])")
     if depths is not None:
         bottom = config.get("model", {}).get("depth", 30.0)
         if not depths or any(not isinstance(d, (int, float)) or d < 0 or d >= bottom for d in depths):
@@ -243,7 +246,8 @@ class TwinExperiment:
         if "boreholes" in spec:
             depths = np.asarray(spec["boreholes"]["depths"], dtype=float)
             self.depths = depths
-            noise = np.asarray(jax.random.normal(k_boreholes, (n, nt, depths.size))) * spec["boreholes"].get("sigma")
+            sigma = spec["boreholes"].get("sigma", BOREHOLE_SIGMA)
+            noise = np.asarray(jax.random.normal(k_boreholes, (n, nt, depths.size))) * sigma
             self.observed["boreholes"] = self.at_depths(truth["temperature"]) + noise
         self.years = np.unique(self.times.year)
         if "alt" in spec:
@@ -291,7 +295,7 @@ class TwinExperiment:
                     xr.DataArray(values[s], coords=dict(time=self.times, depth=self.depths), dims=("time", "depth")),
                     times,
                     self.centres,
-                    sigma=spec["boreholes"].get("sigma"),
+                    sigma=spec["boreholes"].get("sigma", BOREHOLE_SIGMA),
                     member=s,
                     name=f"borehole[{site}]",
                     start=start,
@@ -301,8 +305,12 @@ class TwinExperiment:
             ]
         if "alt" in spec:
             values = self.annual_alt(self.truth_run["thaw_depth"]) if truth else self.observed["alt"]
-            years = [y for y in self.years if (start is None or y >= pd.Timestamp(start).year) and y <= times[-1].year]
-            rows = np.isin(self.years, years)
+            first = max(pd.Timestamp(start), times[0]) if start is not None else times[0]
+            # the years modelled whole inside the period (a yearly maximum needs the whole thaw season)
+            last = times[-1]
+            rows = np.array([pd.Timestamp(y, 1, 1) >= first and pd.Timestamp(y, 12, 31) <= last for y in self.years])
+            if not rows.any():
+                raise ValueError(f"observations.alt: no whole calendar year between {first.date()} and {last.date()}")
             out["alt"] = [
                 A.active_layer_thickness(
                     xr.DataArray(values[s, rows], coords=dict(year=self.years[rows]), dims="year"),
