@@ -27,9 +27,13 @@ def test_twin_recovers_every_parameter(tmp_path, capsys):
         # the start was far from the truth, so the recovery is the fit's doing
         start = summary["config"]["parameters"][name]["init"]
         assert abs(start - row["truth"]) > 5 * abs(error), name
+    assert all(row["recovered"] for row in parameters.values())
+    # identifiable to 5 % (2 std <= 5 % of |truth|): all but the LST offset, whose 2-std interval
+    # (about +-0.12 K) is wider than 5 % of its 2 K truth although it is recovered
     recovery = summary["recovery"]
-    assert recovery["all"] and recovery["recovered"] == recovery["identifiable"] == len(parameters)
-    assert "recovered 11 of 11 identifiable parameters" in printed.out
+    assert recovery["all"] and recovery["within_2_std"] == 1.0
+    assert recovery["recovered"] == recovery["identifiable"] >= len(parameters) - 1
+    assert f"recovered {recovery['recovered']} of {recovery['identifiable']} identifiable" in printed.out
     # every observation kind was used, and the validation year (noise-free truth) is matched
     assert set(summary["observations"]) == {"lst", "boreholes", "alt"}
     validation, start = summary["metrics"]["validation"], summary["metrics"]["start"]["validation"]
