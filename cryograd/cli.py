@@ -30,8 +30,7 @@ def _run(args) -> int:
         if args.dry_run:
             problems = runner.validate(config)
             print(json.dumps(config, indent=2, default=str))
-            if problems:
-                raise cfg.ConfigError("the config has problems:\n  " + "\n  ".join(problems))
+            cfg.refuse(problems)
             return 0
         out = Path(args.out) if args.out else Path("results") / config.get("experiment", {}).get("name", kind)
         summary = runner.run(config, out, progress=not args.no_progress)

@@ -19,6 +19,12 @@ class ConfigError(ValueError):
     """A config that cannot run; the message lists every problem found."""
 
 
+def refuse(problems: list[str]) -> None:
+    """Raise one `ConfigError` listing every problem, if there are any."""
+    if problems:
+        raise ConfigError("the config has problems:\n  " + "\n  ".join(problems))
+
+
 def load(path, overrides=()) -> dict:
     """The config at `path` with `overrides` ("dotted.key=value", value in TOML syntax,
     bare words taken as strings) applied; data paths resolved."""

@@ -16,7 +16,6 @@ import xarray as xr
 from .. import assimilation as A, data as cgdata, physics as P
 from . import report
 from .config import (
-    ConfigError,
     calibrate,
     check,
     check_files,
@@ -24,6 +23,7 @@ from .config import (
     fit_settings,
     parameter,
     parameter_problems,
+    refuse,
     remove_checkpoint,
 )
 
@@ -34,6 +34,16 @@ UNITS = {
     "melt_threshold": "degC",
     "lapse_rate": "K m-1",
 }
+MODEL_PARAMETERS = (
+    "melt_factor",
+    "precipitation_factor",
+    "temperature_bias",
+    "melt_threshold",
+    "solid_threshold",
+    "liquid_threshold",
+    "lapse_rate",
+)
+"""The `MonthlyTemperatureIndex` parameters a config may set and fit."""
 SCHEMA = {
     "experiment": {"name": str, "kind": str, "description": str, "seed": int},
     "data": {
@@ -47,17 +57,7 @@ SCHEMA = {
         "longitude": float,
         "bin_size": float,
     },
-    "model": {
-        "melt_factor": float,
-        "precipitation_factor": float,
-        "temperature_bias": float,
-        "melt_threshold": float,
-        "solid_threshold": float,
-        "liquid_threshold": float,
-        "lapse_rate": float,
-        "days_per_month": str,
-        "year_start_month": int,
-    },
+    "model": {name: float for name in MODEL_PARAMETERS} | {"days_per_month": str, "year_start_month": int},
     "parameters": dict,
     "observations": {
         "wgms_annual": {"sigma": float},
@@ -85,14 +85,10 @@ def validate(config: dict) -> list[str]:
     for name, spec in config.get("parameters", {}).items():
         if not isinstance(spec, dict):
             continue
-        if spec.get("path", name) not in SCHEMA["model"] or spec.get("path", name) in (
-            "days_per_month",
-            "year_start_month",
-        ):
+        if spec.get("path", name) not in MODEL_PARAMETERS:
             problems.append(
                 f"parameters.{name}: the model has no parameter {spec.get('path', name)!r}; "
-                f"fit one of melt_factor, precipitation_factor, temperature_bias, melt_threshold, "
-                f"solid_threshold, liquid_threshold, lapse_rate (or set path=)"
+                f"fit one of {', '.join(MODEL_PARAMETERS)} (or set path=)"
             )
     calibration = config.get("calibration", {})
     if {"start", "end"} - set(calibration):
@@ -240,9 +236,7 @@ class GlacierExperiment:
 
 def run(config: dict, out: Path, progress: bool = True) -> dict:
     """Fit, validate, and write summary.json, result.nc and figures to `out`."""
-    problems = validate(config)
-    if problems:
-        raise ConfigError("the config has problems:\n  " + "\n  ".join(problems))
+    refuse(validate(config))
     started = time.perf_counter()
     experiment = GlacierExperiment(config)
     method, fit_config = fit_settings(config)
@@ -392,9 +386,7 @@ def _result_dataset(experiment, problem, outputs, start_outputs, held_out, band,
         np.asarray(outputs["mass_balance"]),
         dict(mb, long_name="modelled annual balance of the band"),
     )
-    ds["parameter_value"] = ("parameter", posterior.mean, dict(long_name="fitted value (units in summary.json)"))
-    ds["parameter_std"] = ("parameter", posterior.std, dict(long_name="Laplace posterior standard deviation"))
-    ds["parameter_correlation"] = (("parameter", "parameter_2"), posterior.correlation)
+    ds = report.posterior_variables(ds, posterior, correlation=True)
     ds["loss"] = ("step", np.asarray(result.history), dict(long_name="-log posterior after each step", units="1"))
     return ds
 

@@ -33,7 +33,6 @@ import xarray as xr
 from .. import assimilation as A, data as cgdata, physics as P
 from . import report
 from .config import (
-    ConfigError,
     calibrate,
     check,
     check_files,
@@ -41,20 +40,12 @@ from .config import (
     fit_settings,
     parameter,
     parameter_problems,
+    refuse,
     remove_checkpoint,
     with_leaves,
 )
-from .glacier import UNITS
+from .glacier import MODEL_PARAMETERS, UNITS
 
-MODEL_KEYS = (
-    "melt_factor",
-    "precipitation_factor",
-    "temperature_bias",
-    "melt_threshold",
-    "solid_threshold",
-    "liquid_threshold",
-    "lapse_rate",
-)
 SCHEMA = {
     "experiment": {"name": str, "kind": str, "description": str, "seed": int},
     "synthetic": {
@@ -66,7 +57,7 @@ SCHEMA = {
         "bin_size": float,
     },
     "data": {"climate": str, "latitude": float, "longitude": float},
-    "model": {key: float for key in MODEL_KEYS} | {"days_per_month": str},
+    "model": {key: float for key in MODEL_PARAMETERS} | {"days_per_month": str},
     "parameters": dict,
     "observations": {
         "grace": {"sigma": float},
@@ -93,9 +84,9 @@ def validate(config: dict) -> list[str]:
         if not isinstance(spec, dict):
             continue
         path = spec.get("path", name)
-        if path not in MODEL_KEYS:
+        if path not in MODEL_PARAMETERS:
             problems.append(
-                f"parameters.{name}: the model has no parameter {path!r}; fit one of {', '.join(MODEL_KEYS)}"
+                f"parameters.{name}: the model has no parameter {path!r}; fit one of {', '.join(MODEL_PARAMETERS)}"
             )
         truth = spec.get("truth")
         if truth is None:
@@ -284,9 +275,7 @@ class RegionTwin:
 
 def run(config: dict, out: Path, progress: bool = True) -> dict:
     """Make the synthetic region, fit it, and write summary.json, result.nc and figures to `out`."""
-    problems = validate(config)
-    if problems:
-        raise ConfigError("the config has problems:\n  " + "\n  ".join(problems))
+    refuse(validate(config))
     started = time.perf_counter()
     twin = RegionTwin(config)
     problem = twin.problem()
@@ -388,11 +377,8 @@ def _result_dataset(twin, runs, posterior, result) -> xr.Dataset:
         g = twin.observed["geodetic"]
         ds["geodetic_observed"] = ("glacier", g["value"], dict(units="kg m-2 yr-1"))
         ds["geodetic_sigma"] = ("glacier", g["sigma"], dict(units="kg m-2 yr-1"))
-    ds = ds.assign_coords(parameter=("parameter", posterior.labels))
-    ds["parameter_value"] = ("parameter", posterior.mean)
-    ds["parameter_std"] = ("parameter", posterior.std, dict(long_name="Laplace posterior standard deviation"))
-    ds["parameter_truth"] = ("parameter", list(twin.truth_by_label(posterior.labels).values()))
-    ds["parameter_correlation"] = (("parameter", "parameter_2"), posterior.correlation)
+    truth = list(twin.truth_by_label(posterior.labels).values())
+    ds = report.posterior_variables(ds, posterior, truth=truth, correlation=True)
     ds["loss"] = ("step", np.asarray(result.history), dict(long_name="-log posterior after each chunk", units="1"))
     return ds
 

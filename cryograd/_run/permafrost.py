@@ -22,13 +22,13 @@ import xarray as xr
 from .. import assimilation as A, data as cgdata, physics as P
 from . import report
 from .config import (
-    ConfigError,
     calibrate,
     check,
     check_files,
     data_path,
     parameter,
     parameter_problems,
+    refuse,
     remove_checkpoint,
 )
 
@@ -256,9 +256,7 @@ def depth_metrics(operator: A.GroundTemperature, temperature) -> dict:
 
 def run(config: dict, out: Path, progress: bool = True) -> dict:
     """Fit, validate, and write summary.json, result.nc and figures to `out`."""
-    problems = validate(config)
-    if problems:
-        raise ConfigError("the config has problems:\n  " + "\n  ".join(problems))
+    refuse(validate(config))
     started = time.perf_counter()
     experiment = PermafrostExperiment(config)
     seed = int(config.get("experiment", {}).get("seed", 0))
@@ -358,9 +356,7 @@ def _result_dataset(experiment, runs, posterior, result) -> xr.Dataset:
         dict(long_name="day belongs to the calibration period"),
     )
     if posterior is not None:
-        ds = ds.assign_coords(parameter=("parameter", posterior.labels))
-        ds["parameter_value"] = ("parameter", posterior.mean, dict(long_name="fitted value (units in summary.json)"))
-        ds["parameter_std"] = ("parameter", posterior.std, dict(long_name="Laplace posterior standard deviation"))
+        ds = report.posterior_variables(ds, posterior)
     ds["loss"] = ("step", np.asarray(result.history), dict(long_name="-log posterior after each chunk", units="1"))
     return ds
 

@@ -31,7 +31,7 @@ import xarray as xr
 
 from .. import assimilation as A, data as cgdata, physics as P
 from . import report
-from .config import ConfigError, calibrate, check, parameter, parameter_problems, remove_checkpoint, with_leaves
+from .config import calibrate, check, parameter, parameter_problems, refuse, remove_checkpoint, with_leaves
 
 DAY = 86400.0
 BOREHOLE_SIGMA = 0.1  # [K], default borehole noise and error
@@ -363,9 +363,7 @@ def kind_metrics(operators: dict, outputs: dict, values: dict) -> dict:
 
 def run(config: dict, out: Path, progress: bool = True) -> dict:
     """Make the synthetic world, fit it, and write summary.json, result.nc and figures to `out`."""
-    problems = validate(config)
-    if problems:
-        raise ConfigError("the config has problems:\n  " + "\n  ".join(problems))
+    refuse(validate(config))
     started = time.perf_counter()
     experiment = TwinExperiment(config)
     problem = experiment.problem()
@@ -451,10 +449,7 @@ def _result_dataset(experiment, runs, posterior, result) -> xr.Dataset:
     ds["alt"] = (("site", "year"), experiment.annual_alt(runs["fitted"]["thaw_depth"]), dict(units="m"))
     if "alt" in experiment.observed:
         ds["alt_observed"] = (("site", "year"), experiment.observed["alt"], dict(units="m"))
-    ds = ds.assign_coords(parameter=("parameter", posterior.labels))
-    ds["parameter_value"] = ("parameter", posterior.mean)
-    ds["parameter_std"] = ("parameter", posterior.std, dict(long_name="Laplace posterior standard deviation"))
-    ds["parameter_truth"] = ("parameter", [experiment.truth[label] for label in posterior.labels])
+    ds = report.posterior_variables(ds, posterior, truth=[experiment.truth[label] for label in posterior.labels])
     ds["calibration"] = ("time", np.arange(experiment.times.size) < experiment.n_calibration)
     ds["loss"] = ("step", np.asarray(result.history), dict(long_name="-log posterior after each chunk", units="1"))
     return ds

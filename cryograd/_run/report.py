@@ -81,6 +81,20 @@ def recovery_summary(table: dict) -> dict:
     )
 
 
+def posterior_variables(ds, posterior, *, truth=None, correlation=False):
+    """`ds` with the `parameter` coordinate and the Laplace posterior's `parameter_value`,
+    `parameter_std`, and optionally `parameter_truth` (values in label order, for twins)
+    and `parameter_correlation` (parameter, parameter_2)."""
+    ds = ds.assign_coords(parameter=("parameter", posterior.labels))
+    ds["parameter_value"] = ("parameter", posterior.mean, dict(long_name="fitted value (units in summary.json)"))
+    ds["parameter_std"] = ("parameter", posterior.std, dict(long_name="Laplace posterior standard deviation"))
+    if truth is not None:
+        ds["parameter_truth"] = ("parameter", np.asarray(truth, dtype=float), dict(long_name="twin truth"))
+    if correlation:
+        ds["parameter_correlation"] = (("parameter", "parameter_2"), posterior.correlation)
+    return ds
+
+
 def versions() -> dict:
     out = {"python": platform.python_version()}
     for name in PACKAGES:
