@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-KINDS = ("glacier", "glacier_region_twin", "permafrost", "permafrost_twin")
+KINDS = ("glacier", "glacier_region", "glacier_region_twin", "permafrost", "permafrost_twin")
 
 
 def _run(args) -> int:
@@ -19,10 +19,11 @@ def _run(args) -> int:
         kind = config.get("experiment", {}).get("kind")
         if kind not in KINDS:
             raise cfg.ConfigError(f"experiment.kind: {kind!r} is not one of {', '.join(KINDS)}")
-        from ._run import glacier, glacier_region_twin, permafrost, permafrost_twin
+        from ._run import glacier, glacier_region, glacier_region_twin, permafrost, permafrost_twin
 
         runner = dict(
             glacier=glacier,
+            glacier_region=glacier_region,
             glacier_region_twin=glacier_region_twin,
             permafrost=permafrost,
             permafrost_twin=permafrost_twin,
@@ -62,6 +63,13 @@ def _run(args) -> int:
             if m["n"]:
                 r = "n/a" if m["r"] is None else f"{m['r']:.3f}"
                 print(f"  {period} {name}: RMSE {m['rmse']:.4g}, bias {m['bias']:+.4g}, r {r}, n {m['n']}")
+    check = summary.get("regional_check")
+    if check:
+        p, o = check["predicted_regional_rate"], check["observed_regional_rate"]
+        print(
+            f"  regional rate predicted from the WGMS series alone: {p['value']:.0f} +- {p['std']:.0f}, observed "
+            f"{o['value']:.0f} +- {o['total_sigma']:.0f} kg m-2 yr-1 ({check['difference_in_sigma']:+.2f} combined std)"
+        )
     cost = summary["cost"]
     print(
         f"  cost: {cost['model_runs']} model runs, {cost['forward_equivalents']} forward-equivalents, "

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .. import data as cgdata
 
-NOT_PATHS = {"data.start"}
+NOT_PATHS = {"data.start", "data.id_column", "data.period", "data.wgms_outline"}
 """[data] keys that hold values, not file references."""
 
 

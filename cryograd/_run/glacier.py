@@ -315,17 +315,7 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
             note="each year's validation value comes from the fit of the fold that left it out; the geodetic "
             "period rate stays in every fold",
         ),
-        sampler=None
-        if samples is None
-        else dict(
-            method="nuts (blackjax)",
-            std={lb: float(s) for lb, s in zip(samples.labels, samples.std, strict=True)},
-            mean={lb: float(m) for lb, m in zip(samples.labels, samples.mean, strict=True)},
-            laplace_to_sampler_std_ratio={
-                lb: float(a / b) for lb, a, b in zip(samples.labels, posterior.std, samples.std, strict=True)
-            },
-            diagnostics=samples.diagnostics,
-        ),
+        sampler=None if samples is None else report.sampler_summary(samples, posterior),
         notes=experiment.notes,
         seed=seed,
         versions=report.versions(),

@@ -81,6 +81,19 @@ def recovery_summary(table: dict) -> dict:
     )
 
 
+def sampler_summary(samples, posterior) -> dict:
+    """summary.json's `sampler`: NUTS means and stds, and the Laplace std over NUTS's."""
+    return dict(
+        method="nuts (blackjax)",
+        std={lb: float(s) for lb, s in zip(samples.labels, samples.std, strict=True)},
+        mean={lb: float(m) for lb, m in zip(samples.labels, samples.mean, strict=True)},
+        laplace_to_sampler_std_ratio={
+            lb: float(a / b) for lb, a, b in zip(samples.labels, posterior.std, samples.std, strict=True)
+        },
+        diagnostics=samples.diagnostics,
+    )
+
+
 def posterior_variables(ds, posterior, *, truth=None, correlation=False):
     """`ds` with the `parameter` coordinate and the Laplace posterior's `parameter_value`,
     `parameter_std`, and optionally `parameter_truth` (values in label order, for twins)

@@ -306,6 +306,94 @@ class RegionalMassChange(AbstractObservation):
         return modelled - offset
 
 
+class RegionalBalance(AbstractObservation):
+    """A region's area-weighted mean specific balance over a period [kg m-2 yr-1] against
+    the glaciers of a batched problem: a regional geodetic rate (Hugonnet et al. 2021,
+    GlaMBIE) compared with the modelled sample of glaciers.
+
+    The modelled value is sum_g area[g] * mean_period(smb[g]) / sum_g area[g]; `weights`
+    (n, year) average each entry's period. Build it with `regional_balance`.
+    """
+
+    error: ErrorModel
+    area: Float[Array, " member"]
+    weights: Float[Array, "n year"]
+    variable: str = eqx.field(static=True)
+
+    def __init__(
+        self,
+        name,
+        area,
+        weights,
+        values,
+        sigma,
+        *,
+        variable="specific_mass_balance",
+        labels=None,
+        likelihood: Likelihood = "gaussian",
+        dof=4.0,
+        covariance=None,
+    ):
+        self.error = ErrorModel(
+            name,
+            values,
+            sigma,
+            labels=labels,
+            units="kg m-2 yr-1",
+            likelihood=likelihood,
+            dof=dof,
+            covariance=covariance,
+        )
+        area = np.asarray(area, dtype=float)
+        if area.ndim != 1 or not np.all(area >= 0) or not area.sum() > 0:
+            raise ValueError(f"observation {name!r}: area must be (member,) glacier areas [m2], >= 0, not all 0")
+        weights = np.asarray(weights, dtype=float)
+        if weights.ndim != 2 or weights.shape[0] != self.values.size:
+            raise ValueError(f"observation {name!r}: weights must be (n, year), got {weights.shape}")
+        self.area = jnp.asarray(area)
+        self.weights = jnp.asarray(weights)
+        self.variable = variable
+
+    def regional(self, outputs):
+        """The area-weighted mean of `variable` over the members, per model year."""
+        return jnp.matmul(self.area, outputs[self.variable]) / jnp.sum(self.area)
+
+    def predict(self, outputs, parameters):
+        return jnp.matmul(self.weights, self.regional(outputs))
+
+
+class ElevationChangeProfile(AbstractObservation):
+    """A binned surface-elevation change over a period [m] (DEM differencing, a dh
+    profile) against the ice-thickness change of a `DeltaH` run in the same bins.
+
+    The model's change of band b over the period is thickness[end] - thickness[before],
+    the rows of the year ending the period and of the year before it starts (the bed is
+    fixed, so surface and thickness change alike); a bin's value is the area-weighted mean
+    over the model bands whose elevation lies in it (`weights` (n, band), rows summing to
+    1). Build it with `elevation_change_profile`.
+    """
+
+    error: ErrorModel
+    weights: Float[Array, "n band"]
+    rows: tuple[int, int] = eqx.field(static=True)
+    member: int | None = eqx.field(static=True)
+
+    def __init__(self, name, weights, rows, values, sigma, *, member=None, labels=None, likelihood="gaussian", dof=4.0):
+        self.error = ErrorModel(name, values, sigma, labels=labels, units="m", likelihood=likelihood, dof=dof)
+        weights = np.asarray(weights, dtype=float)
+        if weights.ndim != 2 or weights.shape[0] != self.values.size:
+            raise ValueError(f"observation {name!r}: weights must be (n, band), got {weights.shape}")
+        self.weights = jnp.asarray(weights)
+        self.rows = (int(rows[0]), int(rows[1]))
+        self.member = member
+
+    def predict(self, outputs, parameters):
+        if "thickness" not in outputs:
+            raise ValueError(f"observation {self.name!r} needs a glacier-evolution run (DeltaH) with 'thickness'")
+        thickness = _member(outputs["thickness"], self.member)  # (year, band)
+        return jnp.matmul(self.weights, thickness[self.rows[1]] - thickness[self.rows[0]])
+
+
 class GroundTemperature(AbstractObservation):
     """Borehole or ground temperatures at depths and dates, interpolated between cell centres.
 
@@ -599,6 +687,109 @@ def regional_mass_change(
     weights[np.arange(rows.size), rows] = 1.0
     labels = [str(e.date()) for e in ends[rows]]
     return RegionalMassChange(name, area, weights, values, sigma, labels=labels)
+
+
+def regional_balance(
+    value,
+    sigma,
+    area,
+    model_years,
+    start,
+    end,
+    *,
+    name="regional_geodetic",
+    label=None,
+    likelihood: Likelihood = "gaussian",
+) -> RegionalBalance:
+    """A regional mass-balance rate [kg m-2 yr-1] over mass-balance years start..end
+    (inclusive) against the area-weighted mean of the problem's glaciers.
+
+    `area` (member,) the glacier areas [m2]; `sigma` [kg m-2 yr-1] should include the
+    error of letting the modelled glaciers stand for the region.
+    """
+    values = np.atleast_1d(np.asarray(value, dtype=float))
+    if values.size != 1:
+        raise ValueError(f"observation {name!r}: one regional value per operator, got {values.size}")
+    model_years = np.asarray(model_years)
+    rows = _year_positions(model_years, np.arange(int(start), int(end) + 1), name)
+    weights = np.zeros((1, model_years.size))
+    weights[0, rows] = 1.0 / rows.size
+    return RegionalBalance(
+        name,
+        area,
+        weights,
+        values,
+        sigma,
+        labels=[label if label is not None else f"{start}-{end}"],
+        likelihood=likelihood,
+    )
+
+
+def elevation_change_profile(
+    profile: xr.Dataset,
+    glacier,
+    model_years,
+    start,
+    end,
+    *,
+    period=None,
+    member=None,
+    name="dh_profile",
+    density=DENSITY,
+    density_sigma=DENSITY_SIGMA,
+    likelihood: Likelihood = "gaussian",
+) -> ElevationChangeProfile:
+    """A binned elevation-change profile (`cg.data.open_geodetic_mb` of a binned CSV or
+    JSON: `elevation_change` (period, bin) [m] over the period, its uncertainty, and
+    `bin_bottom`/`bin_top` [m]) against a `DeltaH` run of `glacier` (a one-glacier
+    `Hypsometry`) over mass-balance years `start`..`end` (inclusive; the model must hold
+    the year before `start`).
+
+    **Errors:** the profile's own sigma, and the density convention: the model turns mass
+    into thickness with one ice density, where a measured volume change stands for a mass
+    with 850 +- 60 kg m-3 (Huss 2013); the relative `density_sigma / density` of each
+    observed change is added in quadrature. Bins without a value are skipped; a bin that
+    holds no model band is refused.
+    """
+    if "elevation_change" not in profile or "bin" not in profile.dims:
+        raise ValueError(f"observation {name!r}: needs a binned profile with 'elevation_change' (period, bin)")
+    series = profile["elevation_change"]
+    error = profile.get("elevation_change_uncertainty")
+    if error is None:
+        raise ValueError(f"observation {name!r}: the profile has no 'elevation_change_uncertainty'")
+    if "period" in series.dims:
+        periods = series.period.values.tolist()
+        if period is None and len(periods) != 1:
+            raise ValueError(f"observation {name!r}: the profile holds periods {periods}; pass period=")
+        if period is not None and period not in periods:
+            raise ValueError(f"observation {name!r}: period {period!r} is not in the profile ({periods})")
+        chosen = periods[0] if period is None else period
+        series, error = series.sel(period=chosen), error.sel(period=chosen)
+    values, sigma = series.values.astype(float), error.values.astype(float)
+    keep = np.isfinite(values) & np.isfinite(sigma)
+    bottom, top = profile["bin_bottom"].values[keep], profile["bin_top"].values[keep]
+    values, sigma = values[keep], sigma[keep]
+    sigma = np.hypot(sigma, values * density_sigma / density)
+    elevation, area = np.asarray(glacier.elevation), np.asarray(glacier.area)
+    if elevation.ndim != 1:
+        raise ValueError(f"observation {name!r}: give the one glacier's Hypsometry (band,)")
+    inside = (elevation[None, :] >= bottom[:, None]) & (elevation[None, :] < top[:, None]) & (area[None, :] > 0)
+    totals = (inside * area).sum(axis=1)
+    if np.any(totals == 0):
+        empty = [f"{b:g}-{t:g} m" for b, t, a in zip(bottom, top, totals, strict=True) if a == 0]
+        raise ValueError(f"observation {name!r}: no glacier band lies in bins {empty}")
+    weights = inside * area / totals[:, None]
+    model_years = np.asarray(model_years)
+    first, last = _year_positions(model_years, [int(start), int(end)], name)
+    if first == 0:
+        raise ValueError(
+            f"observation {name!r}: the model must start before {start} (the thickness at the end of "
+            f"{int(start) - 1} is the period's reference)"
+        )
+    labels = [f"{b:g}-{t:g} m" for b, t in zip(bottom, top, strict=True)]
+    return ElevationChangeProfile(
+        name, weights, (first - 1, last), values, sigma, member=member, labels=labels, likelihood=likelihood
+    )
 
 
 def ground_temperature(

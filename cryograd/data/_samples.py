@@ -12,7 +12,7 @@ from ..physics import Hypsometry
 from ._climate import open_climate
 from ._dem import open_dem
 from ._gipl import open_gipl_station
-from ._glacier_tables import open_wgms
+from ._glacier_tables import open_geodetic_mb, open_wgms
 from ._grace import open_grace
 from ._gtnp import open_gtnp
 from ._modis import open_modis_lst
@@ -110,6 +110,12 @@ _SAMPLES = {
         _era5,
         "ERA5 monthly 2 m temperature, precipitation and surface height, 4 x 4 points, 1979-2018 "
         "(legacy CDS layout, int16 packed)",
+    ),
+    "hugonnet_regional": (
+        "regional/hugonnet2021_regional_rates.csv",
+        open_geodetic_mb,
+        "Hugonnet et al. 2021 regional glacier mass-balance rates, 19 RGI regions, 2000-2010, 2010-2020, "
+        "2006-2019, 2000-2020 (dmdtda in mm w.e. yr-1)",
     ),
     "gipl_station": (
         "permafrost/gipl_station_2008",

@@ -66,6 +66,33 @@ def test_geodetic_operators():
         A.geodetic_balance(-800.0, 100.0, years, 2005, 2010)
 
 
+def test_regional_balance_is_the_area_weighted_period_mean():
+    """The regional rate of 3 glaciers over 2002-2005 equals the hand-computed area-weighted
+    mean of their period means; a big glacier counts for its area."""
+    years = np.arange(2000, 2010)
+    area = np.array([1e6, 3e6, 6e6])
+    rng = np.random.default_rng(1)
+    smb = rng.normal(-800.0, 400.0, (3, years.size))
+    op = A.regional_balance(-700.0, 120.0, area, years, 2002, 2005, label="2002-01-01_2006-01-01")
+    rows = slice(2, 6)
+    expected = sum(a * smb[g, rows].mean() for g, a in enumerate(area)) / area.sum()
+    predicted = op.predict({"specific_mass_balance": jnp.asarray(smb)}, {})
+    np.testing.assert_allclose(predicted, [expected], rtol=1e-13)
+    assert op.labels == ("2002-01-01_2006-01-01",) and op.units == "kg m-2 yr-1"
+    np.testing.assert_allclose(op.residuals(predicted), (expected + 700.0) / 120.0, rtol=1e-12)
+    # one glacier changed by +100 moves the regional value by 100 x its area share
+    moved = smb.copy()
+    moved[2] += 100.0
+    shift = op.predict({"specific_mass_balance": jnp.asarray(moved)}, {}) - predicted
+    np.testing.assert_allclose(shift, [60.0], rtol=1e-12)
+    with pytest.raises(ValueError, match=r"years \[2010\] are not modelled"):
+        A.regional_balance(-700.0, 120.0, area, years, 2008, 2010)
+    with pytest.raises(ValueError, match="area must be"):
+        A.regional_balance(-700.0, 120.0, np.zeros(3), years, 2002, 2005)
+    with pytest.raises(ValueError, match="one regional value"):
+        A.regional_balance([-700.0, -600.0], 120.0, area, years, 2002, 2005)
+
+
 def test_correlated_errors_whiten_residuals():
     cov = A.exponential_covariance([1.0, 2.0, 1.5], [0.0, 1.0, 2.0], 1.5)
     op = A.Series("s", "x", [0, 1, 2], [0.0, 0.0, 0.0], [1.0, 2.0, 1.5], covariance=cov)
