@@ -124,6 +124,8 @@ def test_geodetic_periods_map_to_hydrological_years():
         ('parameters.temperature_bias.scope="site"', "parameters.temperature_bias.scope: 'site'"),
         ("observations.regional.representativeness=-1.0", "observations.regional.representativeness: must be >= 0"),
         ('uncertainty.sampler="mcmc"', "uncertainty.sampler: 'mcmc'"),
+        ("observations.wgms_annual.sigma=abc", "observations.wgms_annual.sigma: expected float, got str 'abc'"),
+        ("observations.wgms_annual.sigma=0", "observations.wgms_annual.sigma: must be positive"),
     ],
 )
 def test_bad_oetztal_configs_fail_before_computing(tmp_path, capsys, override, message):

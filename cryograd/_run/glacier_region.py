@@ -119,9 +119,11 @@ def validate(config: dict) -> list[str]:
     observations = config.get("observations", {})
     if not observations:
         problems.append("observations: give regional and/or wgms_annual")
-    if observations.get("wgms_annual", {}).get("sigma", 1.0) <= 0:
+    sigma = observations.get("wgms_annual", {}).get("sigma", 1.0)
+    if isinstance(sigma, (int, float)) and sigma <= 0:
         problems.append("observations.wgms_annual.sigma: must be positive [kg m-2]")
-    if observations.get("regional", {}).get("representativeness", 0.0) < 0:
+    representativeness = observations.get("regional", {}).get("representativeness", 0.0)
+    if isinstance(representativeness, (int, float)) and representativeness < 0:
         problems.append("observations.regional.representativeness: must be >= 0 [kg m-2 yr-1]")
     years = {}
     for section in ("calibration", "validation"):
