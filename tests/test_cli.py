@@ -57,6 +57,7 @@ def test_hintereisferner_beats_oggm_on_held_out_years(tmp_path, capsys):
         ("parameters.melt_factor.bounds=[17.0, 1.5]", "bounds [17.0, 1.5] are reversed; write [1.5, 17.0]"),
         ("calibration.start=abc", "calibration.start: expected int"),
         ("parameters.melt_fator.init=3.0", "the model has no parameter 'melt_fator'"),
+        ('uncertainty.sampler="nut"', "uncertainty.sampler: 'nut'; use 'none' or 'nuts'"),
     ],
 )
 def test_bad_configs_fail_before_computing(tmp_path, capsys, override, message):

@@ -208,6 +208,62 @@ def parameter_problems(config: dict, example: str, extra: dict | None = None) ->
     return problems
 
 
+def year_spans(config: dict) -> tuple[list[str], dict]:
+    """Problems of the [calibration] and [validation] mass-balance years (both needed,
+    start <= end, no overlap), and their sets of years by section."""
+    problems, years = [], {}
+    for section in ("calibration", "validation"):
+        value = config.get(section, {})
+        if {"start", "end"} - set(value):
+            problems.append(f"{section}: give start and end (mass-balance years)")
+        elif all(isinstance(value[k], int) for k in ("start", "end")):
+            if value["start"] > value["end"]:
+                problems.append(f"{section}: start {value['start']} is after end {value['end']}; swap them")
+            years[section] = set(range(value["start"], value["end"] + 1))
+    if len(years) == 2 and years["calibration"] & years["validation"]:
+        problems.append("validation: its years overlap the calibration years")
+    return problems, years
+
+
+def method_problems(config: dict, samplers=None) -> list[str]:
+    """Problems of [fit] method and [uncertainty] hessian (and sampler, where a runner has one)."""
+    from ..assimilation import METHODS
+
+    problems = []
+    method = config.get("fit", {}).get("method", "levenberg_marquardt")
+    if method not in METHODS:
+        problems.append(f"fit.method: {method!r} is not one of {', '.join(METHODS)}")
+    uncertainty = config.get("uncertainty", {})
+    hessian = uncertainty.get("hessian", "exact")
+    if hessian not in ("exact", "gauss_newton"):
+        problems.append(f"uncertainty.hessian: {hessian!r}; use 'exact' or 'gauss_newton'")
+    sampler = uncertainty.get("sampler", "none")
+    if samplers is not None and sampler not in samplers:
+        problems.append(f"uncertainty.sampler: {sampler!r}; use {' or '.join(repr(s) for s in samplers)}")
+    return problems
+
+
+def laplace_and_sampler(problem, u, config: dict):
+    """The Laplace posterior at `u` with the config's [uncertainty] hessian, and NUTS draws
+    when `sampler = "nuts"` (else None)."""
+    import jax
+
+    from ..assimilation import laplace, sample
+
+    uncertainty = config.get("uncertainty", {})
+    laplace_posterior = laplace(problem, u, hessian=uncertainty.get("hessian", "exact"))
+    samples = None
+    if uncertainty.get("sampler", "none") == "nuts":
+        samples = sample(
+            problem,
+            u,
+            jax.random.key(int(config.get("experiment", {}).get("seed", 0))),
+            num_warmup=uncertainty.get("num_warmup", 500),
+            num_samples=uncertainty.get("num_samples", 1000),
+        )
+    return laplace_posterior, samples
+
+
 def fit_settings(config: dict) -> tuple[str, dict]:
     """(method, the other [fit] keys as `fit` keyword arguments); Levenberg-Marquardt by default."""
     settings = dict(config.get("fit", {}))

@@ -21,6 +21,8 @@ from .config import (
     check_files,
     data_path,
     fit_settings,
+    laplace_and_sampler,
+    method_problems,
     parameter,
     parameter_problems,
     refuse,
@@ -95,9 +97,7 @@ def validate(config: dict) -> list[str]:
         problems.append("calibration: give start and end (mass-balance years)")
     elif all(isinstance(calibration[k], int) for k in ("start", "end")) and calibration["start"] > calibration["end"]:
         problems.append(f"calibration: start {calibration['start']} is after end {calibration['end']}; swap them")
-    method = config.get("fit", {}).get("method", "levenberg_marquardt")
-    if method not in A.METHODS:
-        problems.append(f"fit.method: {method!r} is not one of {', '.join(A.METHODS)}")
+    problems += method_problems(config, samplers=("none", "nuts"))
     scheme = config.get("validation", {}).get("scheme", "leave_years_out")
     if scheme not in ("leave_years_out", "none"):
         problems.append(f"validation.scheme: {scheme!r}; use 'leave_years_out' or 'none'")
@@ -247,16 +247,7 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
     years = experiment.years
     problem = experiment.problem(years)
     result, checkpoint = calibrate(problem, config, out, progress)
-    posterior = A.laplace(problem, result.u, hessian=uncertainty.get("hessian", "exact"))
-    samples = None
-    if uncertainty.get("sampler", "none") == "nuts":
-        samples = A.sample(
-            problem,
-            result.u,
-            jax.random.key(seed),
-            num_warmup=uncertainty.get("num_warmup", 500),
-            num_samples=uncertainty.get("num_samples", 1000),
-        )
+    posterior, samples = laplace_and_sampler(problem, result.u, config)
 
     start_outputs = jax.jit(problem.outputs)(problem.u0)
     outputs = jax.jit(problem.outputs)(result.u)

@@ -38,10 +38,13 @@ from .config import (
     check_files,
     data_path,
     fit_settings,
+    laplace_and_sampler,
+    method_problems,
     parameter,
     parameter_problems,
     refuse,
     remove_checkpoint,
+    year_spans,
 )
 from .glacier import MODEL_PARAMETERS, UNITS
 
@@ -125,17 +128,8 @@ def validate(config: dict) -> list[str]:
     representativeness = observations.get("regional", {}).get("representativeness", 0.0)
     if isinstance(representativeness, (int, float)) and representativeness < 0:
         problems.append("observations.regional.representativeness: must be >= 0 [kg m-2 yr-1]")
-    years = {}
-    for section in ("calibration", "validation"):
-        value = config.get(section, {})
-        if {"start", "end"} - set(value):
-            problems.append(f"{section}: give start and end (mass-balance years)")
-        elif all(isinstance(value[k], int) for k in ("start", "end")):
-            if value["start"] > value["end"]:
-                problems.append(f"{section}: start {value['start']} is after end {value['end']}; swap them")
-            years[section] = set(range(value["start"], value["end"] + 1))
-    if len(years) == 2 and years["calibration"] & years["validation"]:
-        problems.append("validation: its years overlap the calibration years")
+    span_problems, years = year_spans(config)
+    problems += span_problems
     if isinstance(data.get("period"), str) and "regional" in observations:
         try:
             first, last = period_years(data["period"])
@@ -146,14 +140,7 @@ def validate(config: dict) -> list[str]:
                 problems.append(
                     f"data.period: its mass-balance years {first}-{last} must lie inside the calibration years"
                 )
-    method = config.get("fit", {}).get("method", "levenberg_marquardt")
-    if method not in A.METHODS:
-        problems.append(f"fit.method: {method!r} is not one of {', '.join(A.METHODS)}")
-    uncertainty = config.get("uncertainty", {})
-    if uncertainty.get("hessian", "exact") not in ("exact", "gauss_newton"):
-        problems.append(f"uncertainty.hessian: {uncertainty['hessian']!r}; use 'exact' or 'gauss_newton'")
-    if uncertainty.get("sampler", "none") not in ("none", "nuts"):
-        problems.append(f"uncertainty.sampler: {uncertainty['sampler']!r}; use 'none' or 'nuts'")
+    problems += method_problems(config, samplers=("none", "nuts"))
     return problems
 
 
@@ -381,16 +368,7 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
     seed = int(config.get("experiment", {}).get("seed", 0))
     out.mkdir(parents=True, exist_ok=True)
     result, checkpoint = calibrate(problem, config, out, progress)
-    posterior = A.laplace(problem, result.u, hessian=uncertainty.get("hessian", "exact"))
-    samples = None
-    if uncertainty.get("sampler", "none") == "nuts":
-        samples = A.sample(
-            problem,
-            result.u,
-            jax.random.key(seed),
-            num_warmup=uncertainty.get("num_warmup", 500),
-            num_samples=uncertainty.get("num_samples", 1000),
-        )
+    posterior, samples = laplace_and_sampler(problem, result.u, config)
 
     run_all = region.runner(problem)
     smb = np.asarray(run_all(result.u))

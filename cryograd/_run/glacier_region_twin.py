@@ -38,11 +38,13 @@ from .config import (
     check_files,
     data_path,
     fit_settings,
+    method_problems,
     parameter,
     parameter_problems,
     refuse,
     remove_checkpoint,
     with_leaves,
+    year_spans,
 )
 from .glacier import MODEL_PARAMETERS, UNITS
 
@@ -103,27 +105,13 @@ def validate(config: dict) -> list[str]:
     observations = config.get("observations", {})
     if not observations:
         problems.append("observations: give grace and/or geodetic")
-    years = {}
-    for section in ("calibration", "validation"):
-        value = config.get(section, {})
-        if {"start", "end"} - set(value):
-            problems.append(f"{section}: give start and end (mass-balance years)")
-        elif all(isinstance(value[k], int) for k in ("start", "end")):
-            if value["start"] > value["end"]:
-                problems.append(f"{section}: start {value['start']} is after end {value['end']}; swap them")
-            years[section] = set(range(value["start"], value["end"] + 1))
-    if len(years) == 2 and years["calibration"] & years["validation"]:
-        problems.append("validation: its years overlap the calibration years")
+    span_problems, years = year_spans(config)
+    problems += span_problems
     geodetic = observations.get("geodetic", {})
     if "calibration" in years and {"start", "end"} <= set(geodetic):
         if not set(range(geodetic["start"], geodetic["end"] + 1)) <= years["calibration"]:
             problems.append("observations.geodetic: its period must lie inside the calibration years")
-    method = config.get("fit", {}).get("method", "levenberg_marquardt")
-    if method not in A.METHODS:
-        problems.append(f"fit.method: {method!r} is not one of {', '.join(A.METHODS)}")
-    hessian = config.get("uncertainty", {}).get("hessian", "exact")
-    if hessian not in ("exact", "gauss_newton"):
-        problems.append(f"uncertainty.hessian: {hessian!r}; use 'exact' or 'gauss_newton'")
+    problems += method_problems(config)
     return problems
 
 
