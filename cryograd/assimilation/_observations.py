@@ -166,6 +166,14 @@ def _member(value, member):
     return value if member is None else value[member]
 
 
+def _year_weights(name, weights, n) -> np.ndarray:
+    """Checked (n, year) weights of a period operator."""
+    weights = np.asarray(weights, dtype=float)
+    if weights.ndim != 2 or weights.shape[0] != n:
+        raise ValueError(f"observation {name!r}: weights must be (n, year), got {weights.shape}")
+    return weights
+
+
 class Series(AbstractObservation):
     """Entries of one model output picked by position: `outputs[variable][member][index]`.
 
@@ -238,9 +246,7 @@ class PeriodMean(AbstractObservation):
         self.error = ErrorModel(
             name, values, sigma, labels=labels, units=units, likelihood=likelihood, dof=dof, covariance=covariance
         )
-        weights = np.asarray(weights, dtype=float)
-        if weights.ndim != 2 or weights.shape[0] != self.values.size:
-            raise ValueError(f"observation {name!r}: weights must be (n, year), got {weights.shape}")
+        weights = _year_weights(name, weights, self.values.size)
         if member is not None:
             member = tuple(int(m) for m in np.broadcast_to(member, (self.values.size,)))
         self.variable, self.member = str(variable), member
@@ -288,10 +294,7 @@ class RegionalMassChange(AbstractObservation):
         if self.values.size < 2:
             raise ValueError(f"observation {name!r}: an anomaly series needs at least 2 values")
         self.area = jnp.asarray(np.asarray(area, dtype=float))
-        weights = np.asarray(weights, dtype=float)
-        if weights.ndim != 2 or weights.shape[0] != self.values.size:
-            raise ValueError(f"observation {name!r}: weights must be (n, year), got {weights.shape}")
-        self.weights = jnp.asarray(weights)
+        self.weights = jnp.asarray(_year_weights(name, weights, self.values.size))
         self.variable = variable
 
     def regional_mass(self, outputs):
@@ -347,11 +350,8 @@ class RegionalBalance(AbstractObservation):
         area = np.asarray(area, dtype=float)
         if area.ndim != 1 or not np.all(area >= 0) or not area.sum() > 0:
             raise ValueError(f"observation {name!r}: area must be (member,) glacier areas [m2], >= 0, not all 0")
-        weights = np.asarray(weights, dtype=float)
-        if weights.ndim != 2 or weights.shape[0] != self.values.size:
-            raise ValueError(f"observation {name!r}: weights must be (n, year), got {weights.shape}")
         self.area = jnp.asarray(area)
-        self.weights = jnp.asarray(weights)
+        self.weights = jnp.asarray(_year_weights(name, weights, self.values.size))
         self.variable = variable
 
     def regional(self, outputs):
