@@ -103,6 +103,18 @@ def data_path(reference: str) -> Path:
     return Path(reference)
 
 
+def open_climate_noting(reference: str, notes: list, **kwargs):
+    """`cg.data.open_climate` of a data reference; its warnings (a file's own defects, such
+    as negative precipitation set to 0) are appended to `notes` as 'climate: ...'."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        climate = cgdata.open_climate(data_path(reference), **kwargs)
+    notes.extend(f"climate: {w.message}" for w in caught)
+    return climate
+
+
 def check(config: dict, schema: dict, where: str = "") -> list[str]:
     """Problems of `config` against `schema` (nested dicts of key -> type or tuple of types,
     `dict` for free tables); unknown keys and wrong types, each with the dotted key."""

@@ -73,6 +73,18 @@ SCHEMA = {
 }
 
 
+def model_parameter_problems(config: dict) -> list[str]:
+    """[parameters.NAME] tables whose path is not a `MonthlyTemperatureIndex` parameter."""
+    problems = []
+    for name, spec in config.get("parameters", {}).items():
+        if isinstance(spec, dict) and spec.get("path", name) not in MODEL_PARAMETERS:
+            problems.append(
+                f"parameters.{name}: the model has no parameter {spec.get('path', name)!r}; "
+                f"fit one of {', '.join(MODEL_PARAMETERS)} (or set path=)"
+            )
+    return problems
+
+
 def validate(config: dict) -> list[str]:
     """Every problem of a glacier config (keys, types, files, parameters), without running."""
     problems = check(config, SCHEMA)
@@ -84,14 +96,7 @@ def validate(config: dict) -> list[str]:
         problems.append("data: give either flowline, or dem and outline")
     problems += check_files(config, ("climate", "flowline", "dem", "outline", "wgms"))
     problems += parameter_problems(config, "melt_factor")
-    for name, spec in config.get("parameters", {}).items():
-        if not isinstance(spec, dict):
-            continue
-        if spec.get("path", name) not in MODEL_PARAMETERS:
-            problems.append(
-                f"parameters.{name}: the model has no parameter {spec.get('path', name)!r}; "
-                f"fit one of {', '.join(MODEL_PARAMETERS)} (or set path=)"
-            )
+    problems += model_parameter_problems(config)
     calibration = config.get("calibration", {})
     if {"start", "end"} - set(calibration):
         problems.append("calibration: give start and end (mass-balance years)")

@@ -21,7 +21,6 @@ and the regional rate as predicted by a fit without it. Config sections: [experi
 import json
 import re
 import time
-import warnings
 from pathlib import Path
 
 import jax
@@ -40,13 +39,14 @@ from .config import (
     fit_settings,
     laplace_and_sampler,
     method_problems,
+    open_climate_noting,
     parameter,
     parameter_problems,
     refuse,
     remove_checkpoint,
     year_spans,
 )
-from .glacier import MODEL_PARAMETERS, UNITS
+from .glacier import MODEL_PARAMETERS, UNITS, model_parameter_problems
 
 YEAR_START_MONTH = 10
 """Hydrological years (October-September), as WGMS reports them."""
@@ -109,15 +109,9 @@ def validate(config: dict) -> list[str]:
             problems.append(f"data.{key}: missing ({what})")
     problems += check_files(config, FILES)
     problems += parameter_problems(config, "melt_factor")
+    problems += model_parameter_problems(config)
     for name, spec in config.get("parameters", {}).items():
-        if not isinstance(spec, dict):
-            continue
-        path = spec.get("path", name)
-        if path not in MODEL_PARAMETERS:
-            problems.append(
-                f"parameters.{name}: the model has no parameter {path!r}; fit one of {', '.join(MODEL_PARAMETERS)}"
-            )
-        if spec.get("scope", "shared") not in ("shared", "glacier"):
+        if isinstance(spec, dict) and spec.get("scope", "shared") not in ("shared", "glacier"):
             problems.append(f"parameters.{name}.scope: {spec['scope']!r}; use 'shared' or 'glacier'")
     observations = config.get("observations", {})
     if not observations:
@@ -232,12 +226,7 @@ class Region:
         self.area = np.asarray(self.glaciers.area).sum(axis=1)  # [m2]
         points = outlines.to_crs("EPSG:4326").geometry.representative_point()
         self.latitude, self.longitude = points.y.to_numpy(), points.x.to_numpy()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            climate = cgdata.open_climate(
-                data_path(data["climate"]), lat=self.latitude, lon=self.longitude, dim="glacier"
-            )
-        self.notes.extend(f"climate: {w.message}" for w in caught)
+        climate = open_climate_noting(data["climate"], self.notes, lat=self.latitude, lon=self.longitude, dim="glacier")
         self.grid_height = climate.reference_elevation.values
         self.model = P.MonthlyTemperatureIndex(year_start_month=YEAR_START_MONTH, **config.get("model", {}))
         arrays, years = self.model.climate_arrays(climate, n_glaciers=self.n)

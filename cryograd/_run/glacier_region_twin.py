@@ -21,7 +21,6 @@ The same fit without the regional series shows what the series adds. Config sect
 
 import json
 import time
-import warnings
 from pathlib import Path
 
 import jax
@@ -36,9 +35,9 @@ from .config import (
     calibrate,
     check,
     check_files,
-    data_path,
     fit_settings,
     method_problems,
+    open_climate_noting,
     parameter,
     parameter_problems,
     refuse,
@@ -46,7 +45,7 @@ from .config import (
     with_leaves,
     year_spans,
 )
-from .glacier import MODEL_PARAMETERS, UNITS
+from .glacier import MODEL_PARAMETERS, UNITS, model_parameter_problems
 
 SCHEMA = {
     "experiment": {"name": str, "kind": str, "description": str, "seed": int},
@@ -82,14 +81,10 @@ def validate(config: dict) -> list[str]:
     if not isinstance(glaciers, int) or glaciers < 1:
         problems.append("synthetic.glaciers: give the number of glaciers (>= 1)")
     problems += parameter_problems(config, "melt_factor", extra={"truth": (float, dict)})
+    problems += model_parameter_problems(config)
     for name, spec in config.get("parameters", {}).items():
         if not isinstance(spec, dict):
             continue
-        path = spec.get("path", name)
-        if path not in MODEL_PARAMETERS:
-            problems.append(
-                f"parameters.{name}: the model has no parameter {path!r}; fit one of {', '.join(MODEL_PARAMETERS)}"
-            )
         truth = spec.get("truth")
         if truth is None:
             problems.append(f"parameters.{name}.truth: missing (a number, or {{mean, std}} per glacier)")
@@ -119,11 +114,7 @@ def _climate(config, notes) -> xr.Dataset:
     data = config["data"]
     point = {k: data[k] for k in ("latitude", "longitude") if k in data}
     kwargs = dict(lat=point["latitude"], lon=point["longitude"]) if point else {}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        climate = cgdata.open_climate(data_path(data["climate"]), **kwargs)
-    notes.extend(f"climate: {w.message}" for w in caught)
-    return climate
+    return open_climate_noting(data["climate"], notes, **kwargs)
 
 
 class RegionTwin:
