@@ -32,6 +32,7 @@ from ._parameters import (
     Parameter as Parameter,
     TruncatedNormal as TruncatedNormal,
     Uniform as Uniform,
+    closure_parameters as closure_parameters,
 )
 from ._problem import Problem as Problem
 from ._uncertainty import Posterior as Posterior, laplace as laplace, sample as sample

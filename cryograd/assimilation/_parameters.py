@@ -327,3 +327,46 @@ class Parameter:
 
 def _inverse_softplus(y):
     return np.where(y > 30, y, np.log(np.expm1(np.minimum(y, 30))))
+
+
+# --- closures (networks inside the physics) ---------------------------------------------------
+
+
+def closure_parameters(model, where: Callable, *, name: str = "closure", prior_std: float | None = None) -> list:
+    """One unbounded `Parameter` per floating-point array of a closure inside `model`.
+
+    **Arguments:** `model`, the physics model; `where(model)`, the closure (or any
+    sub-module) whose weights to fit, e.g. `lambda m: m.surface.closure`; `name`, the
+    prefix of the labels (`name.network.layers[0].weight`); `prior_std`, a Normal(0,
+    prior_std) prior on every weight (weight decay; its residuals enter Gauss-Newton),
+    or None for none.
+
+    Fit them with `fit(..., method="adam")` or `"lbfgs"` (reverse-mode gradients): a
+    network has too many unknowns for forward-mode Jacobians.
+    """
+    node = where(model)
+    leaves, _ = jax.tree_util.tree_flatten_with_path(eqx.filter(node, eqx.is_inexact_array))
+    if not leaves:
+        raise ValueError(f"closure_parameters: {type(node).__name__} has no floating-point arrays to fit")
+    prior = None if prior_std is None else Normal(0.0, prior_std)
+    return [
+        Parameter(_key_selector(where, path), name=f"{name}{jax.tree_util.keystr(path)}", prior=prior)
+        for path, _ in leaves
+    ]
+
+
+def _key_selector(where, path):
+    def select(model):
+        node = where(model)
+        for key in path:
+            if isinstance(key, jax.tree_util.GetAttrKey):
+                node = getattr(node, key.name)
+            elif isinstance(key, jax.tree_util.SequenceKey):
+                node = node[key.idx]
+            elif isinstance(key, jax.tree_util.DictKey):
+                node = node[key.key]
+            else:
+                raise ValueError(f"closure_parameters: cannot follow {key!r}")
+        return node
+
+    return select

@@ -1,5 +1,11 @@
 """Pure-JAX physics: soil columns with freeze/thaw, equilibrium permafrost models and glacier mass balance."""
 
+from ._closures import (
+    AbstractClosure as AbstractClosure,
+    MLPClosure as MLPClosure,
+    NeuralSurfaceOffset as NeuralSurfaceOffset,
+    neural_melt_factor as neural_melt_factor,
+)
 from ._column import PermafrostColumn as PermafrostColumn
 from ._diagnostics import thaw_depth as thaw_depth
 from ._equilibrium import (

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from ._closures import AbstractClosure
 from ._validation import as_float_array, is_concrete, require_in_range
 
 DaysPerMonth = Literal["constant", "calendar"]
@@ -133,7 +134,10 @@ class MonthlyTemperatureIndex(eqx.Module):
 
     **Arguments:**
 
-    - `melt_factor`: [kg m-2 day-1 K-1], default 5, bounds 1.5-17.
+    - `melt_factor`: [kg m-2 day-1 K-1], default 5, bounds 1.5-17; or a closure
+      (`neural_melt_factor(...)`, any `AbstractClosure`) of the band's monthly air
+      `temperature` [degC], the calendar `month` (1-12), the band `elevation` [m] and the
+      reference `precipitation` [kg m-2 per month], evaluated for every band and month.
     - `precipitation_factor`: multiplies precipitation [1], default 2.5, bounds 0.1-10;
       a scalar or 12 monthly values (January first).
     - `temperature_bias`: added to the reference temperature [K], default 0, bounds
@@ -150,7 +154,7 @@ class MonthlyTemperatureIndex(eqx.Module):
     All floating-point arguments are learnable leaves.
     """
 
-    melt_factor: Float[Array, "..."]
+    melt_factor: Float[Array, "..."] | AbstractClosure
     precipitation_factor: Float[Array, "..."]
     temperature_bias: Float[Array, "..."]
     melt_threshold: Float[Array, ""]
@@ -176,7 +180,10 @@ class MonthlyTemperatureIndex(eqx.Module):
             raise ValueError(f"days_per_month must be 'constant' or 'calendar', got {days_per_month!r}")
         if int(year_start_month) != year_start_month or not 1 <= year_start_month <= 12:
             raise ValueError(f"year_start_month must be an integer month 1-12, got {year_start_month!r}")
-        self.melt_factor = _parameter(melt_factor, "melt_factor", MELT_FACTOR_BOUNDS)
+        if isinstance(melt_factor, AbstractClosure):
+            self.melt_factor = melt_factor
+        else:
+            self.melt_factor = _parameter(melt_factor, "melt_factor", MELT_FACTOR_BOUNDS)
         self.precipitation_factor = _parameter(
             precipitation_factor, "precipitation_factor", PRECIPITATION_FACTOR_BOUNDS
         )
@@ -218,7 +225,17 @@ class MonthlyTemperatureIndex(eqx.Module):
         excess = temperature - self.melt_threshold
         above = 0.5 * (excess + jnp.abs(excess))
         days = 365.0 / 12.0 if self.days_per_month == "constant" else climate["days"][..., None]
-        melt = self.melt_factor * days * above
+        melt_factor = self.melt_factor
+        if isinstance(melt_factor, AbstractClosure):
+            melt_factor = melt_factor(
+                dict(
+                    temperature=temperature,
+                    month=jnp.asarray(climate["month"])[..., None],
+                    elevation=jnp.asarray(elevation, jnp.float64),
+                    precipitation=jnp.asarray(climate["precipitation"])[..., None],
+                )
+            )
+        melt = melt_factor * days * above
         span = self.liquid_threshold - self.solid_threshold
         solid_share = (
             jnp.abs(self.liquid_threshold - temperature) - jnp.abs(self.solid_threshold - temperature) + span

@@ -41,11 +41,16 @@ def forcing_arrays(forcing: xr.Dataset, variables: tuple[str, ...], dt: float) -
             raise ValueError(
                 f"forcing 'time' must be evenly spaced by dt = {dt} s; step {bad} to {bad + 1} is {steps[bad]} s"
             )
-    missing = [name for name in variables if name not in forcing.data_vars]
+    derived = {}
+    if "day_of_year" in variables and "day_of_year" not in forcing.data_vars:
+        derived["day_of_year"] = np.asarray(times.day_of_year, dtype=np.float64)  # [1-366], from the time axis
+    missing = [name for name in variables if name not in forcing.data_vars and name not in derived]
     if missing:
         raise ValueError(f"forcing lacks required variable(s) {missing}; it has {list(forcing.data_vars)}")
-    arrays = {}
+    arrays = dict(derived)
     for name in variables:
+        if name in derived:
+            continue
         variable = forcing[name]
         extra = set(variable.dims) - {"time", "site"}
         if extra:
