@@ -6,13 +6,16 @@ import time
 import jax
 
 
-def median_seconds(function, *args, repeats: int) -> float:
+def median_seconds(function, *args, repeats: int, budget: float | None = None) -> float:
     """Median wall time [s] of `function(*args)` over `repeats` runs after one warm-up
-    (which also compiles), waiting for JAX results to be ready."""
+    (which also compiles), waiting for JAX results to be ready. With `budget` [s], fewer
+    runs (at least one) when `repeats` of them would take longer than that."""
     jax.block_until_ready(function(*args))
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         jax.block_until_ready(function(*args))
         times.append(time.perf_counter() - start)
+        if budget is not None and sum(times) >= budget:
+            break
     return statistics.median(times)

@@ -1,6 +1,7 @@
 """The `cryograd` command.
 
 cryograd run CONFIG.toml [--set key=value ...] [--out DIR] [--dry-run] [--no-progress]
+cryograd quickstart [--out DIR] [--full] [--no-progress]
 """
 
 import argparse
@@ -78,23 +79,89 @@ def _run(args) -> int:
     return 0
 
 
+def _quickstart(args) -> int:
+    from ._run import quickstart
+
+    out = Path(args.out)
+    try:
+        summary = quickstart.run(out, full=args.full, progress=not args.no_progress)
+    except ValueError as error:
+        print(f"cryograd quickstart: {error}", file=sys.stderr)
+        return 2
+    print(f"done in {summary['wall_time_s']:.0f} s; results in {out}/")
+    for result in summary["quickstart"].values():
+        print(f"  {result['folder']}/: {', '.join(result['figures'])}, summary.json, result.nc")
+    print(f"  {out}/summary.json: the headline numbers of both")
+    return 0
+
+
+RUN_EPILOG = """\
+experiment kinds (experiment.kind in the config):
+  glacier              one glacier's SMB fitted to WGMS and geodetic balances (glacier_hintereisferner.toml)
+  glacier_region       many glaciers fitted jointly to regional and in-situ balances (glacier_oetztal.toml)
+  glacier_region_twin  a synthetic region fitted to a GRACE-like series (glacier_region_twin_grace.toml)
+  permafrost           a soil column fitted to borehole temperatures (permafrost_gipl_station.toml)
+  permafrost_twin      synthetic sites fitted to satellite LST, boreholes and ALT (permafrost_twin_lst.toml)
+
+outputs: DIR/summary.json (parameters with std, metrics, cost, versions), DIR/result.nc, DIR/*.png.
+The config is checked before anything runs: unknown keys, wrong types, missing files and
+reversed bounds are reported together. An interrupted run resumes from DIR/checkpoint.eqx.
+
+examples:
+  cryograd run experiments/glacier_hintereisferner.toml --out results/hef
+  cryograd run experiments/glacier_hintereisferner.toml --set data.wgms=my_series.csv --dry-run
+  cryograd run experiments/permafrost_gipl_station.toml --set fit.max_steps=5
+"""
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="cryograd", description="Differentiable permafrost and glacier models.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run a calibration experiment from a TOML config")
-    run.add_argument("config", help="the experiment's TOML file")
+    parser = argparse.ArgumentParser(
+        prog="cryograd",
+        description="Differentiable permafrost and glacier models fitted to satellite and in-situ data.",
+        epilog="Start with `cryograd quickstart`; `cryograd COMMAND --help` describes each command.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "run",
+        help="run a calibration experiment from a TOML config",
+        description="Fit a model to observations as a TOML config describes, validate it, and write results.",
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("config", help="the experiment's TOML file (see experiments/*.toml)")
     run.add_argument(
         "--set",
         action="append",
         metavar="KEY=VALUE",
-        help="override a config key (dotted path, TOML value), e.g. --set data.wgms=my_wgms.csv",
+        help="override a config key (dotted path, TOML value; repeatable), e.g. --set data.wgms=my_wgms.csv; "
+        "data paths given here are relative to the working directory",
     )
     run.add_argument("--out", help="output folder (default results/<experiment name>)")
-    run.add_argument("--dry-run", action="store_true", help="print the resolved config, check it, and stop")
+    run.add_argument(
+        "--dry-run", action="store_true", help="print the resolved config as JSON, check it, and stop before computing"
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    quick = commands.add_parser(
+        "quickstart",
+        help="run the bundled Hintereisferner and GIPL-station calibrations (a few minutes)",
+        description=(
+            "Calibrate the monthly temperature-index model of Hintereisferner to its WGMS series and a soil column "
+            "to the GIPL2 example station's ground temperatures, on the sample data shipped with cryograd; write "
+            "results and figures and print the headline numbers. No network is used."
+        ),
+    )
+    quick.add_argument("--out", default="cryograd-quickstart", help="output folder (default ./cryograd-quickstart)")
+    quick.add_argument(
+        "--full",
+        action="store_true",
+        help="run the experiments exactly as experiments/*.toml (NUTS on Hintereisferner, 20 LM steps; ~3.5 min)",
+    )
+    quick.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     if args.command == "run":
         return _run(args)
+    if args.command == "quickstart":
+        return _quickstart(args)
     return 1
 
 

@@ -252,6 +252,9 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
     years = experiment.years
     problem = experiment.problem(years)
     result, checkpoint = calibrate(problem, config, out, progress)
+    report.stage(
+        progress, "uncertainty: Laplace approximation" + (" and NUTS" if uncertainty.get("sampler") == "nuts" else "")
+    )
     posterior, samples = laplace_and_sampler(problem, result.u, config)
 
     start_outputs = jax.jit(problem.outputs)(problem.u0)
@@ -272,7 +275,7 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
             train = np.setdiff1d(years, test)
             fold_problem = experiment.problem(train)
             fold = A.fit(fold_problem, method, progress=False, **fit_config)
-            fold_histories[f"fold {k + 1}"] = fold.history
+            fold_histories[f"fold {k + 1}"] = fold
             fold_outputs = jax.jit(fold_problem.outputs)(fold.u)
             for name, value in (("wgms_annual", "specific_mass_balance"), ("wgms_winter", "winter_balance")):
                 if name in {o.name for o in problem.observations}:
@@ -292,6 +295,7 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
     u_draws = jax.random.multivariate_normal(key, result.u, posterior.covariance_u, (draws,))
     band = np.asarray(jax.jit(jax.vmap(lambda u: problem.outputs(u)["specific_mass_balance"]))(u_draws))
 
+    report.stage(progress, f"writing result.nc and figures to {out}")
     dataset = _result_dataset(experiment, problem, outputs, start_outputs, held_out, band, posterior, result)
     dataset.attrs["config"] = json.dumps({k: v for k, v in config.items()})
     dataset.to_netcdf(out / "result.nc")
@@ -374,6 +378,9 @@ def _result_dataset(experiment, problem, outputs, start_outputs, held_out, band,
     )
     ds = report.posterior_variables(ds, posterior, correlation=True)
     ds["loss"] = ("step", np.asarray(result.history), dict(long_name="-log posterior after each step", units="1"))
+    ds = ds.assign_coords(
+        step=("step", np.asarray(result.history_steps, dtype=int), dict(long_name="optimiser steps taken"))
+    )
     return ds
 
 
@@ -433,8 +440,8 @@ def _figures(out, experiment, ds, posterior, result, fold_histories, samples):
 
     report.convergence_figure(
         out / "convergence.png",
-        {"all years": result.history, **fold_histories},
-        f"{name}: convergence ({result.method})",
+        {"all years": result, **fold_histories},
+        f"{name}: convergence",
     )
     units = {p.name: p.units for p in experiment.parameters}
     report.posterior_figure(

@@ -498,6 +498,9 @@ def _result_dataset(region, smb, smb_start, band, posterior, result) -> xr.Datas
         )
     ds = report.posterior_variables(ds, posterior, correlation=True)
     ds["loss"] = ("step", np.asarray(result.history), dict(long_name="-log posterior after each chunk", units="1"))
+    ds = ds.assign_coords(
+        step=("step", np.asarray(result.history_steps, dtype=int), dict(long_name="optimiser steps taken"))
+    )
     return ds
 
 
@@ -574,7 +577,7 @@ def _figures(out, region, ds, posterior, result, samples, without) -> None:
     figure.savefig(out / "glacier_rates.png", dpi=120)
     plt.close(figure)
 
-    report.convergence_figure(out / "convergence.png", {"calibration": result.history}, f"{name}: convergence")
+    report.convergence_figure(out / "convergence.png", {"calibration": result}, f"{name}: convergence")
     if len(posterior.labels) <= 6:
         report.posterior_figure(
             out / "posterior.png",

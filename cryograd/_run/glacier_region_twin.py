@@ -359,6 +359,9 @@ def _result_dataset(twin, runs, posterior, result) -> xr.Dataset:
     truth = list(twin.truth_by_label(posterior.labels).values())
     ds = report.posterior_variables(ds, posterior, truth=truth, correlation=True)
     ds["loss"] = ("step", np.asarray(result.history), dict(long_name="-log posterior after each chunk", units="1"))
+    ds = ds.assign_coords(
+        step=("step", np.asarray(result.history_steps, dtype=int), dict(long_name="optimiser steps taken"))
+    )
     return ds
 
 
@@ -468,4 +471,4 @@ def _figures(out, twin, runs, posterior, table, result, summary) -> None:
     figure.tight_layout()
     figure.savefig(out / "mass_balance_by_year.png", dpi=110)
     plt.close(figure)
-    report.convergence_figure(out / "convergence.png", {"calibration": result.history}, f"{name}: convergence")
+    report.convergence_figure(out / "convergence.png", {"calibration": result}, f"{name}: convergence")

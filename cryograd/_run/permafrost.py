@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import diffrax
-import jax
+import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -233,11 +233,17 @@ class PermafrostExperiment:
         from ..physics._xarray import forcing_arrays
 
         forcing, _ = forcing_arrays(self.station[list(variables)], variables, DAY)
-        return np.asarray(jax.jit(lambda c: c.run(forcing, initial, DAY)["temperature"])(column))
+        return np.asarray(_temperature(column, forcing, initial))
 
     def full_run(self, column) -> np.ndarray:
         """Temperature (time, cell) [degC] over the whole forcing."""
-        return np.asarray(jax.jit(lambda c: c.run(self.forcing, self.initial, DAY)["temperature"])(column))
+        return np.asarray(_temperature(column, self.forcing, self.initial))
+
+
+@eqx.filter_jit
+def _temperature(column, forcing, initial):
+    """Temperature (time, cell) [degC] of a daily run (compiled once per column structure)."""
+    return column.run(forcing, initial, DAY)["temperature"]
 
 
 def depth_metrics(operator: A.GroundTemperature, temperature) -> dict:
@@ -263,12 +269,14 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
     problem = experiment.problem()  # checks the parameter paths against the column
     out.mkdir(parents=True, exist_ok=True)
     result, checkpoint = calibrate(problem, config, out, progress, gradient="forward")
+    report.stage(progress, "uncertainty: Laplace approximation (Gauss-Newton Hessian)")
     try:
         posterior = A.laplace(problem, result.u, hessian="gauss_newton")
     except ValueError as error:
         experiment.note(f"uncertainty: no Laplace posterior ({error})")
         posterior = None
 
+    report.stage(progress, "whole-record runs: calibrated, start values, station parameters")
     runs = dict(
         fitted=experiment.full_run(result.model()),
         start=experiment.full_run(experiment.column),
@@ -288,6 +296,7 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
         "initial profile's deepest value held below it"
     )
 
+    report.stage(progress, f"writing result.nc and figures to {out}")
     dataset = _result_dataset(experiment, runs, posterior, result)
     dataset.attrs["config"] = json.dumps({k: v for k, v in config.items()})
     dataset.to_netcdf(out / "result.nc")
@@ -358,6 +367,9 @@ def _result_dataset(experiment, runs, posterior, result) -> xr.Dataset:
     if posterior is not None:
         ds = report.posterior_variables(ds, posterior)
     ds["loss"] = ("step", np.asarray(result.history), dict(long_name="-log posterior after each chunk", units="1"))
+    ds = ds.assign_coords(
+        step=("step", np.asarray(result.history_steps, dtype=int), dict(long_name="optimiser steps taken"))
+    )
     return ds
 
 
@@ -383,6 +395,9 @@ def _figures(out, experiment, ds, posterior, result, metrics) -> None:
         axis.grid(alpha=0.3)
     for axis in axes:
         axis.axvline(split, color="tab:green", lw=1)
+    axes[0].plot([], [], color="0.5", lw=0.8, label="air temperature")
+    axes[0].fill_between([], [], color="tab:blue", alpha=0.3, label="snow depth (right axis)")
+    axes[0].legend(loc="lower left", ncol=2)
     axes[1].legend(loc="lower left", ncol=3)
     axes[0].set_title(f"{name}: calibration until {split.date()} (green line), validation after")
     figure.tight_layout()
@@ -415,6 +430,96 @@ def _figures(out, experiment, ds, posterior, result, metrics) -> None:
     figure.savefig(out / "error_by_depth.png", dpi=120)
     plt.close(figure)
 
-    report.convergence_figure(out / "convergence.png", {"calibration": result.history}, f"{name}: convergence")
+    _trumpet_figure(out / "trumpet.png", name, ds)
+    _active_layer_figure(out / "active_layer.png", name, ds)
+    report.convergence_figure(out / "convergence.png", {"calibration": result}, f"{name}: convergence")
     if posterior is not None:
         report.correlation_figure(out / "posterior.png", posterior, f"{name}: Laplace posterior")
+
+
+RUNS = (
+    ("measured", "measured_temperature", dict(color="k", marker="o", ms=4)),
+    ("calibrated", "temperature", dict(color="tab:red")),
+    ("station parameters (GIPL2 set-up)", "temperature_reference", dict(color="0.5", ls="--")),
+)
+
+
+def _trumpet_figure(path, name, ds) -> None:
+    """Minimum, mean and maximum ground temperature by depth, calibration and validation
+    periods side by side (days with a measurement at every depth)."""
+    plt = report.pyplot()
+    figure, axes = plt.subplots(1, 2, figsize=(11, 6), sharey=True)
+    for axis, (period, mask) in zip(
+        axes, (("calibration", ds.calibration), ("validation", ~ds.calibration)), strict=True
+    ):
+        days = ds.isel(time=np.flatnonzero(mask.values & ds.measured_temperature.notnull().all("depth").values))
+        for label, variable, style in RUNS:
+            t = days[variable]
+            for statistic, alpha in (("min", 0.9), ("mean", 0.9), ("max", 0.9)):
+                axis.plot(
+                    getattr(t, statistic)("time"),
+                    ds.depth,
+                    alpha=alpha,
+                    lw=1.8 if statistic == "mean" else 1.0,
+                    label=label if statistic == "mean" else None,
+                    **style,
+                )
+        axis.axvline(0.0, color="tab:blue", lw=0.8)
+        first, last = days.time.values[[0, -1]]
+        axis.set_title(f"{period}: {str(first)[:10]} to {str(last)[:10]}")
+        axis.set_xlabel("ground temperature: min, mean (thick), max [°C]")
+        axis.grid(alpha=0.3)
+    axes[0].invert_yaxis()
+    axes[0].set_ylabel("depth [m]")
+    axes[0].legend(loc="lower left", fontsize=8)
+    figure.suptitle(f"{name}: trumpet curves")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def thaw_from_envelope(depth, maximum) -> float:
+    """Thaw depth [m] where the maximum-temperature envelope crosses 0 degC, by linear
+    interpolation between sensors (0 when the top sensor never thaws; NaN when the
+    deepest one thaws too)."""
+    depth, maximum = np.asarray(depth, float), np.asarray(maximum, float)
+    keep = np.isfinite(maximum)
+    depth, maximum = depth[keep], maximum[keep]
+    if maximum.size == 0:
+        return float("nan")
+    if maximum[0] <= 0:
+        return 0.0
+    frozen = np.flatnonzero(maximum <= 0)
+    if frozen.size == 0:
+        return float("nan")
+    i = frozen[0]
+    return float(np.interp(0.0, [maximum[i], maximum[i - 1]], [depth[i], depth[i - 1]]))
+
+
+def _active_layer_figure(path, name, ds) -> None:
+    """Thaw depth of each calendar year from the maximum-temperature envelope, measured
+    and modelled alike (a year cut short by the record is labelled with its last day)."""
+    plt = report.pyplot()
+    years = np.unique(ds.time.dt.year.values)
+    figure, axis = plt.subplots(figsize=(7.5, 4.5))
+    width = 0.8 / len(RUNS)
+    for k, (label, variable, style) in enumerate(RUNS):
+        values = []
+        for year in years:
+            t = ds[variable].sel(time=str(year))
+            values.append(thaw_from_envelope(ds.depth, t.max("time")))
+        axis.bar(np.arange(years.size) + (k - 1) * width, values, width, color=style["color"], label=label)
+    labels = []
+    for year in years:
+        t = ds.time.sel(time=str(year)).values
+        first, last = str(t[0])[5:10], str(t[-1])[5:10]
+        labels.append(f"{year}" if (first, last) == ("01-01", "12-31") else f"{year}\n({first} to {last})")
+    axis.set_xticks(np.arange(years.size), labels)
+    axis.set_ylabel("thaw depth of the year [m]")
+    axis.invert_yaxis()
+    axis.set_title(f"{name}: active-layer thickness (0 °C of the max envelope)")
+    axis.grid(alpha=0.3, axis="y")
+    axis.legend(fontsize=8, loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

@@ -452,6 +452,9 @@ def _result_dataset(experiment, runs, posterior, result) -> xr.Dataset:
     ds = report.posterior_variables(ds, posterior, truth=[experiment.truth[label] for label in posterior.labels])
     ds["calibration"] = ("time", np.arange(experiment.times.size) < experiment.n_calibration)
     ds["loss"] = ("step", np.asarray(result.history), dict(long_name="-log posterior after each chunk", units="1"))
+    ds = ds.assign_coords(
+        step=("step", np.asarray(result.history_steps, dtype=int), dict(long_name="optimiser steps taken"))
+    )
     return ds
 
 
@@ -526,5 +529,5 @@ def _figures(out, experiment, runs, posterior, table, result, summary) -> None:
     figure.savefig(out / "recovery.png", dpi=120)
     plt.close(figure)
 
-    report.convergence_figure(out / "convergence.png", {"calibration": result.history}, f"{name}: convergence")
+    report.convergence_figure(out / "convergence.png", {"calibration": result}, f"{name}: convergence")
     report.correlation_figure(out / "posterior.png", posterior, f"{name}: Laplace posterior")

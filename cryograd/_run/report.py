@@ -108,6 +108,14 @@ def posterior_variables(ds, posterior, *, truth=None, correlation=False):
     return ds
 
 
+def stage(progress: bool, text: str) -> None:
+    """Say on stderr which step of a run starts (with progress on)."""
+    if progress:
+        import sys
+
+        print(f"  {text} ...", file=sys.stderr, flush=True)
+
+
 def versions() -> dict:
     out = {"python": platform.python_version()}
     for name in PACKAGES:
@@ -140,19 +148,25 @@ def pyplot():
     return plt
 
 
-def convergence_figure(path, histories: dict, title: str) -> None:
-    """Loss against step for one or more fits (label -> list of losses)."""
+def convergence_figure(path, fits: dict, title: str) -> None:
+    """The loss (-log posterior) against optimiser steps for one or more fits (label ->
+    `FitResult`), from the start values (step 0)."""
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(7, 4.2))
-    for label, history in histories.items():
-        history = np.asarray(history, dtype=float)
-        axis.plot(np.arange(1, history.size + 1), history - history.min() + 1e-3, marker=".", label=label)
-    axis.set_yscale("log")
-    axis.set_xlabel("optimiser step (chunk for Levenberg-Marquardt)")
-    axis.set_ylabel("-log posterior - its minimum + 1e-3 [1]")
+    values = []
+    for label, result in fits.items():
+        steps = [0, *result.history_steps]
+        loss = [result.start_loss, *result.history]
+        values += loss
+        axis.plot(steps, loss, marker="o", ms=3, label=f"{label} ({result.steps} steps)")
+    values = np.asarray(values, dtype=float)
+    if np.all(values > 0) and values.max() > 10 * values.min():
+        axis.set_yscale("log")
+    axis.set_xlabel(f"optimiser step ({next(iter(fits.values())).method})")
+    axis.set_ylabel("-log posterior (up to a constant) [1]")
     axis.set_title(title)
     axis.grid(alpha=0.3)
-    axis.legend()
+    axis.legend(fontsize=8, ncol=2 if len(fits) > 3 else 1)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

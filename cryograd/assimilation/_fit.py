@@ -36,6 +36,9 @@ from ._problem import Problem
 
 METHODS = ("lbfgs", "adam", "gauss_newton", "levenberg_marquardt")
 FORWARD_MODE_MAX_UNKNOWNS = 16
+COST_TIMING_BUDGET = 1.5
+"""Seconds spent timing the forward run and the derivative for the cost figures (each at
+least one run after its warm-up; up to five while within this budget)."""
 
 
 @dataclass
@@ -44,7 +47,8 @@ class FitResult:
 
     `u` the unconstrained optimum; `parameters` the constrained values by name; `loss`
     -log posterior at the optimum (up to a constant); `history` the loss after each step
-    (each chunk for the optimistix methods); `converged` and `message` why the loop
+    (each chunk for the optimistix methods) and `history_steps` the step count at each;
+    `start_loss` the loss at the start values; `converged` and `message` why the loop
     stopped; cost: `model_runs`, `evaluation_cost` (one evaluation with its gradient or
     Jacobian, in forward runs), `wall_time` [s], `compile_time` [s], `forward_time` [s].
     """
@@ -55,6 +59,8 @@ class FitResult:
     parameters: dict
     loss: float
     history: list
+    history_steps: list
+    start_loss: float
     steps: int
     converged: bool
     message: str
@@ -167,22 +173,28 @@ def fit(
     if gradient == "auto":
         gradient = "forward" if least_squares or problem.size <= FORWARD_MODE_MAX_UNKNOWNS else "reverse"
     u = jnp.asarray(problem.u0 if init is None else problem.pack(init))
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=max_steps, desc=description or f"fit ({method})", disable=not progress)
+    bar.set_postfix_str("compiling and timing the model")
 
     loss = problem.loss if gradient == "reverse" else forward_mode(problem.loss, problem.size)
-    forward_time = median_seconds(jax.jit(problem.loss), u, repeats=5)
+    loss_at = jax.jit(problem.loss)
+    start_loss = float(loss_at(u))
+    forward_time = median_seconds(loss_at, u, repeats=5, budget=COST_TIMING_BUDGET)
     if least_squares:
         derivative = jax.jit(jax.jacfwd(problem.residuals))
         runner = _OptimistixRunner(problem, method, rtol, atol, checkpoint_every)
     else:
         derivative = jax.jit(jax.value_and_grad(loss))
         runner = _OptaxRunner(loss, method, learning_rate)
-    evaluation_cost = median_seconds(derivative, u, repeats=5) / forward_time
+    evaluation_cost = median_seconds(derivative, u, repeats=5, budget=COST_TIMING_BUDGET) / forward_time
     state = runner.init(u)
 
     path = None if checkpoint is None else Path(checkpoint)
-    step_count, history, model_runs, previous_wall = 0, [], 0, 0.0
+    step_count, history, history_steps, model_runs, previous_wall = 0, [], [], 0, 0.0
     if path is not None and path.exists():
-        u, state, step_count, history, model_runs, previous_wall = _resume(
+        u, state, step_count, history, history_steps, model_runs, previous_wall = _resume(
             path, problem, method, checkpoint_tag, u, state, runner
         )
     resumed_from = step_count
@@ -191,9 +203,8 @@ def fit(
     step = eqx.filter_jit(runner.step).lower(u, state).compile()
     compile_time = time.perf_counter() - compile_start
 
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=max_steps, initial=step_count, desc=description or f"fit ({method})", disable=not progress)
+    bar.update(step_count)
+    bar.set_postfix_str("")
     converged, message = False, f"reached max_steps={max_steps}"
     wall = 0.0
 
@@ -207,6 +218,7 @@ def fit(
             state,
             step_count,
             history,
+            history_steps,
             model_runs,
             previous_wall + wall,
             runner,
@@ -222,6 +234,7 @@ def fit(
             previous = history[-1] if history else None
             history.append(value)
             step_count += steps
+            history_steps.append(step_count)
             model_runs += int(runs)
             bar.update(steps)
             bar.set_postfix(loss=f"{value:.6g}")
@@ -249,8 +262,10 @@ def fit(
         method=method,
         u=u,
         parameters=problem.unpack(u),
-        loss=float(jax.jit(problem.loss)(u)),
+        loss=float(loss_at(u)),
         history=history,
+        history_steps=history_steps,
+        start_loss=start_loss,
         steps=step_count,
         converged=converged,
         message=message,
@@ -323,7 +338,7 @@ class _OptimistixRunner:
         return solution.value, state, value, jnp.zeros(()), done, steps, steps + 1
 
 
-def _save(path, problem, method, tag, u, state, step, history, model_runs, wall, runner):
+def _save(path, problem, method, tag, u, state, step, history, history_steps, model_runs, wall, runner):
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     payload = (u, state) if runner.serialise_state else (u,)
@@ -334,6 +349,7 @@ def _save(path, problem, method, tag, u, state, step, history, model_runs, wall,
         labels=problem.labels(),
         step=int(step),
         history=history,
+        history_steps=history_steps,
         model_runs=int(model_runs),
         wall_time=wall,
     )
@@ -359,4 +375,6 @@ def _resume(path, problem, method, tag, u, state, runner):
     else:
         (u,) = eqx.tree_deserialise_leaves(path, (u,))
         state = runner.init(u)
-    return u, state, int(meta["step"]), list(meta["history"]), int(meta["model_runs"]), float(meta["wall_time"])
+    history = list(meta["history"])
+    history_steps = list(meta.get("history_steps", range(1, len(history) + 1)))
+    return u, state, int(meta["step"]), history, history_steps, int(meta["model_runs"]), float(meta["wall_time"])
