@@ -18,7 +18,9 @@ def test_gipl_station_validation_beats_gipl2(tmp_path, capsys):
     # another station folder of the same format, passed with --set
     station = tmp_path / "station_copy"
     shutil.copytree(cg.data.sample_path("gipl_station"), station)
-    code = main(["run", str(EXPERIMENT), "--out", str(out), "--no-progress", "--set", f"data.station={station}"])
+    # 10 Levenberg-Marquardt steps, as the quick start (the experiment takes 20)
+    overrides = ["--set", f"data.station={station}", "--set", "fit.max_steps=10"]
+    code = main(["run", str(EXPERIMENT), "--out", str(out), "--no-progress", *overrides])
     assert code == 0, capsys.readouterr().err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"]["data"]["station"] == str(station)
