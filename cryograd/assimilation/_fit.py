@@ -156,7 +156,9 @@ def fit(
     - `checkpoint`: a file path; written every `checkpoint_every` steps and at the end,
       and resumed from when it exists (its parameter labels, method and `checkpoint_tag`
       must match, else ValueError). For Gauss-Newton and Levenberg-Marquardt,
-      `checkpoint_every` is also the number of steps per jitted chunk.
+      `checkpoint_every` is also the number of steps per jitted chunk (at most
+      `max_steps`); the step count then ends on a whole chunk, up to `checkpoint_every` - 1
+      steps past `max_steps`.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -184,7 +186,9 @@ def fit(
     forward_time = median_seconds(loss_at, u, repeats=5, budget=COST_TIMING_BUDGET)
     if least_squares:
         derivative = jax.jit(jax.jacfwd(problem.residuals))
-        runner = _OptimistixRunner(problem, method, rtol, atol, checkpoint_every)
+        # one compiled chunk of at most max_steps steps (a fit never runs past max_steps by
+        # more than the last chunk's remainder)
+        runner = _OptimistixRunner(problem, method, rtol, atol, min(int(checkpoint_every), int(max_steps)))
     else:
         derivative = jax.jit(jax.value_and_grad(loss))
         runner = _OptaxRunner(loss, method, learning_rate)

@@ -162,3 +162,11 @@ def test_batched_problem_with_per_glacier_biases():
     np.testing.assert_allclose(result.parameters["melt_factor"], 5.0, rtol=1e-3)
     np.testing.assert_allclose(result.parameters["temperature_bias"], truth_bias, atol=5e-3)
     assert float(result.model(member=2).temperature_bias) == pytest.approx(truth_bias[2], abs=5e-3)
+
+
+def test_levenberg_marquardt_stops_at_max_steps_below_the_chunk(twin):
+    """max_steps below checkpoint_every: one chunk of max_steps steps (it ran a whole chunk of 20)."""
+    problem, _ = twin
+    short = A.fit(problem, "levenberg_marquardt", progress=False, max_steps=2)
+    assert short.steps == 2 and short.history_steps == [2]
+    assert short.loss < short.start_loss
