@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-KINDS = ("glacier", "glacier_region", "glacier_region_twin", "permafrost", "permafrost_twin")
+from ._run import runner as experiment_runner
 
 
 def _run(args) -> int:
@@ -18,17 +18,7 @@ def _run(args) -> int:
     try:
         config = cfg.load(args.config, args.set or [])
         kind = config.get("experiment", {}).get("kind")
-        if kind not in KINDS:
-            raise cfg.ConfigError(f"experiment.kind: {kind!r} is not one of {', '.join(KINDS)}")
-        from ._run import glacier, glacier_region, glacier_region_twin, permafrost, permafrost_twin
-
-        runner = dict(
-            glacier=glacier,
-            glacier_region=glacier_region,
-            glacier_region_twin=glacier_region_twin,
-            permafrost=permafrost,
-            permafrost_twin=permafrost_twin,
-        )[kind]
+        runner = experiment_runner(kind)  # ValueError naming the kinds for an unknown one
         if args.dry_run:
             problems = runner.validate(config)
             print(json.dumps(config, indent=2, default=str))

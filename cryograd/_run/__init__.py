@@ -1,0 +1,12 @@
+"""The experiments behind `cryograd run` and `cryograd quickstart`."""
+
+KINDS = ("glacier", "glacier_region", "glacier_region_twin", "permafrost", "permafrost_twin")
+
+
+def runner(kind: str):
+    """The module that validates and runs experiments of `kind` (one of `KINDS`)."""
+    from importlib import import_module
+
+    if kind not in KINDS:
+        raise ValueError(f"experiment.kind: {kind!r} is not one of {', '.join(KINDS)}")
+    return import_module(f"{__name__}.{kind}")

@@ -377,10 +377,7 @@ def _result_dataset(experiment, problem, outputs, start_outputs, held_out, band,
         dict(mb, long_name="modelled annual balance of the band"),
     )
     ds = report.posterior_variables(ds, posterior, correlation=True)
-    ds["loss"] = ("step", np.asarray(result.history), dict(long_name="-log posterior after each step", units="1"))
-    ds = ds.assign_coords(
-        step=("step", np.asarray(result.history_steps, dtype=int), dict(long_name="optimiser steps taken"))
-    )
+    ds = report.loss_variable(ds, result)
     return ds
 
 

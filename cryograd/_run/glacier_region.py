@@ -497,10 +497,7 @@ def _result_dataset(region, smb, smb_start, band, posterior, result) -> xr.Datas
             dict(unit, long_name=f"WGMS annual balance of {region.ids[region.monitored]} (WGMS {region.wgms_id})"),
         )
     ds = report.posterior_variables(ds, posterior, correlation=True)
-    ds["loss"] = ("step", np.asarray(result.history), dict(long_name="-log posterior after each chunk", units="1"))
-    ds = ds.assign_coords(
-        step=("step", np.asarray(result.history_steps, dtype=int), dict(long_name="optimiser steps taken"))
-    )
+    ds = report.loss_variable(ds, result)
     return ds
 
 

@@ -358,10 +358,7 @@ def _result_dataset(twin, runs, posterior, result) -> xr.Dataset:
         ds["geodetic_sigma"] = ("glacier", g["sigma"], dict(units="kg m-2 yr-1"))
     truth = list(twin.truth_by_label(posterior.labels).values())
     ds = report.posterior_variables(ds, posterior, truth=truth, correlation=True)
-    ds["loss"] = ("step", np.asarray(result.history), dict(long_name="-log posterior after each chunk", units="1"))
-    ds = ds.assign_coords(
-        step=("step", np.asarray(result.history_steps, dtype=int), dict(long_name="optimiser steps taken"))
-    )
+    ds = report.loss_variable(ds, result)
     return ds
 
 

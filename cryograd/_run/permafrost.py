@@ -366,10 +366,7 @@ def _result_dataset(experiment, runs, posterior, result) -> xr.Dataset:
     )
     if posterior is not None:
         ds = report.posterior_variables(ds, posterior)
-    ds["loss"] = ("step", np.asarray(result.history), dict(long_name="-log posterior after each chunk", units="1"))
-    ds = ds.assign_coords(
-        step=("step", np.asarray(result.history_steps, dtype=int), dict(long_name="optimiser steps taken"))
-    )
+    ds = report.loss_variable(ds, result)
     return ds
 
 

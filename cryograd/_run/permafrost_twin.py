@@ -451,10 +451,7 @@ def _result_dataset(experiment, runs, posterior, result) -> xr.Dataset:
         ds["alt_observed"] = (("site", "year"), experiment.observed["alt"], dict(units="m"))
     ds = report.posterior_variables(ds, posterior, truth=[experiment.truth[label] for label in posterior.labels])
     ds["calibration"] = ("time", np.arange(experiment.times.size) < experiment.n_calibration)
-    ds["loss"] = ("step", np.asarray(result.history), dict(long_name="-log posterior after each chunk", units="1"))
-    ds = ds.assign_coords(
-        step=("step", np.asarray(result.history_steps, dtype=int), dict(long_name="optimiser steps taken"))
-    )
+    ds = report.loss_variable(ds, result)
     return ds
 
 

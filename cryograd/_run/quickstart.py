@@ -44,17 +44,16 @@ def config_path(name: str) -> Path:
 def run(out: Path, *, full: bool = False, progress: bool = True) -> dict:
     """Run both experiments into `out`/<folder>/ and write `out`/summary.json with the
     headline numbers. Returns that summary."""
-    from . import glacier, permafrost
+    from . import runner
 
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    runners = dict(glacier=glacier, permafrost=permafrost)
     results = {}
     for number, experiment in enumerate(EXPERIMENTS, start=1):
         print(f"[{number}/{len(EXPERIMENTS)}] {experiment['title']}", flush=True)
         config = cfg.load(config_path(experiment["name"]), [] if full else experiment["quick"])
         folder = out / experiment["folder"]
-        summary = runners[config["experiment"]["kind"]].run(config, folder, progress=progress)
+        summary = runner(config["experiment"]["kind"]).run(config, folder, progress=progress)
         results[experiment["folder"]] = dict(
             folder=str(folder),
             figures=sorted(p.name for p in folder.glob("*.png")),

@@ -116,6 +116,19 @@ def stage(progress: bool, text: str) -> None:
         print(f"  {text} ...", file=sys.stderr, flush=True)
 
 
+def loss_variable(ds, result):
+    """`ds` with the fit's `loss` after each optimiser step (each chunk for Gauss-Newton and
+    Levenberg-Marquardt) over a `step` coordinate holding the steps taken by then."""
+    ds["loss"] = (
+        "step",
+        np.asarray(result.history),
+        dict(long_name="-log posterior after the steps in `step`", units="1"),
+    )
+    return ds.assign_coords(
+        step=("step", np.asarray(result.history_steps, dtype=int), dict(long_name="optimiser steps taken"))
+    )
+
+
 def versions() -> dict:
     out = {"python": platform.python_version()}
     for name in PACKAGES:

@@ -183,7 +183,7 @@ def fit(
     loss = problem.loss if gradient == "reverse" else forward_mode(problem.loss, problem.size)
     loss_at = jax.jit(problem.loss)
     start_loss = float(loss_at(u))
-    forward_time = median_seconds(loss_at, u, repeats=5, budget=COST_TIMING_BUDGET)
+    forward_time = median_seconds(loss_at, u, repeats=5, budget=COST_TIMING_BUDGET, warm_up=False)
     if least_squares:
         derivative = jax.jit(jax.jacfwd(problem.residuals))
         # one compiled chunk of at most max_steps steps (a fit never runs past max_steps by
