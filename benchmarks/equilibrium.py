@@ -10,6 +10,7 @@ per `run_one_step`, for the ratio.
 
 import argparse
 import json
+import os
 
 import jax
 import jax.numpy as jnp
@@ -83,7 +84,7 @@ def main():
         return P.ttop(amplitude * 100.0, (amplitude - air) * 120.0, 0.9, 0.5, 0.7)
 
     cell_years = args.cells * args.years
-    results = dict(cells=args.cells, years=args.years, cpus=jax.local_device_count())
+    results = dict(cells=args.cells, years=args.years, cpu_count=os.cpu_count(), devices=jax.local_device_count())
     for name, function in (("kudryavtsev", kudryavtsev), ("ttop", ttop)):
         seconds = median_seconds(lambda f=function: jax.block_until_ready(f(*arrays)), repeats=args.repeats)
         results[name] = dict(seconds=seconds, microseconds_per_cell_year=1e6 * seconds / cell_years)

@@ -15,6 +15,7 @@ to October.
 
 import argparse
 import json
+import os
 import platform
 import resource
 
@@ -65,7 +66,8 @@ def main():
 
     results = dict(
         machine=platform.processor() or platform.machine(),
-        cpus=jax.local_device_count(),
+        cpu_count=os.cpu_count(),
+        devices=jax.local_device_count(),
         device=str(jax.devices()[0]),
         years=args.years,
         layers=100,

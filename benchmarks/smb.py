@@ -14,6 +14,7 @@ glacier-year comparison measured in the same run.
 
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -136,6 +137,7 @@ def main():
         bands=args.bands,
         years=args.years,
         device=str(jax.devices()[0]),
+        cpu_count=os.cpu_count(),
         monthly_ti=dict(seconds=seconds, microseconds_per_glacier_year=1e6 * seconds / glacier_years),
     )
     if args.evolution_years:

@@ -2,7 +2,7 @@
 balances and a geodetic (period-mean) rate, with leave-years-out validation.
 
 Config sections: [experiment], [data], [model], [parameters.NAME], [observations],
-[calibration], [validation], [fit], [uncertainty] (see docs/assimilation.md).
+[calibration], [validation], [fit], [uncertainty] (see docs/experiments/glacier_hintereisferner.md).
 """
 
 import json

@@ -15,7 +15,7 @@ per glacier. The observations over the calibration years:
 Validation: the monitored glacier's WGMS balances in the validation years (never fitted),
 and the regional rate as predicted by a fit without it. Config sections: [experiment],
 [data], [model], [parameters.NAME], [observations.regional|wgms_annual], [calibration],
-[validation], [fit], [uncertainty] (see docs/assimilation.md).
+[validation], [fit], [uncertainty] (see docs/experiments/glacier_oetztal.md).
 """
 
 import json

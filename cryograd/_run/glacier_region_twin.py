@@ -16,7 +16,7 @@ annual balances in years outside the calibration (never observed) against the tr
 The same fit without the regional series shows what the series adds. Config sections:
 [experiment], [synthetic], [data], [model], [parameters.NAME] (with `truth`: a number, or
 {mean, std} for per-glacier values), [observations.grace|geodetic], [calibration],
-[validation], [fit], [uncertainty] (see docs/assimilation.md).
+[validation], [fit], [uncertainty] (see docs/experiments/glacier_region_twin_grace.md).
 """
 
 import json

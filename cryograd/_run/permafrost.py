@@ -3,7 +3,7 @@ its daily air temperature and snow, fitted to the measured ground temperatures o
 calibration period and validated on the days after it.
 
 Config sections: [experiment], [data], [model], [initial], [parameters.NAME],
-[observations], [calibration], [validation], [fit], [uncertainty] (see docs/assimilation.md).
+[observations], [calibration], [validation], [fit], [uncertainty] (see docs/experiments/permafrost_gipl_station.md).
 Parameter paths are leaves of the `PermafrostColumn`: `surface.thawing`,
 `surface.conductivity_scale`, `layers.0.k_frozen`, `layers.1.water_content`, ...
 """

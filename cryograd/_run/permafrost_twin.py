@@ -15,7 +15,7 @@ The fit starts from the parameters' `init` values; recovered means within 2 Lapl
 standard deviations and 5 % of the truth. Validation: the years after the calibration,
 against the noise-free truth. Config sections: [experiment], [synthetic], [model],
 [parameters.NAME] (with `truth`), [observations.lst|boreholes|alt], [calibration],
-[validation], [fit], [uncertainty] (see docs/assimilation.md).
+[validation], [fit], [uncertainty] (see docs/experiments/permafrost_twin_lst.md).
 """
 
 import json

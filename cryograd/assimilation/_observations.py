@@ -114,26 +114,32 @@ class AbstractObservation(eqx.Module):
 
     @property
     def name(self) -> str:
+        """The observation's name (the key of its predictions and metrics)."""
         return self.error.name
 
     @property
     def values(self):
+        """The observed values, in `units`."""
         return self.error.values
 
     @property
     def sigma(self):
+        """Each value's error standard deviation (or Student-t scale), in `units`."""
         return self.error.sigma
 
     @property
     def labels(self) -> tuple[str, ...]:
+        """One label per value (a date, year, depth or glacier), for tables and figures."""
         return self.error.labels
 
     @property
     def units(self) -> str:
+        """Units of `values` and `sigma`, e.g. 'degC' or 'kg m-2'."""
         return self.error.units
 
     @property
     def likelihood(self) -> str:
+        """`"gaussian"` or `"student_t"`."""
         return self.error.likelihood
 
     def residuals(self, predicted):
@@ -144,6 +150,7 @@ class AbstractObservation(eqx.Module):
         return jsl.solve_triangular(self.error.covariance_cholesky, difference, lower=True)
 
     def neg_log_likelihood(self, predicted):
+        """-log likelihood of the values given `predicted` (the operator's `predict` output), up to a constant."""
         r = self.residuals(predicted)
         if self.likelihood == "student_t":
             dof = self.error.dof

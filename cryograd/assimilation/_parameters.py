@@ -290,6 +290,8 @@ class Parameter:
 
     # The reparameterisation, elementwise.
     def constrain(self, u):
+        """The parameter value for an unconstrained `u` (pure JAX): a scaled sigmoid between two
+        bounds, an exponential above a lower bound, the identity without bounds."""
         low, high = self.bounds
         if low is not None and high is not None:
             return low + (high - low) * jax.nn.sigmoid(u)
@@ -300,6 +302,8 @@ class Parameter:
         return u
 
     def unconstrain(self, theta) -> np.ndarray:
+        """The unconstrained `u` of a value `theta` (the inverse of `constrain`); `ValueError` if
+        `theta` is not strictly inside the bounds."""
         theta = np.asarray(theta, dtype=float)
         low, high = self.bounds
         if (low is not None and np.any(theta <= low)) or (high is not None and np.any(theta >= high)):

@@ -211,6 +211,8 @@ class Problem:
         return {o.name: o.neg_log_likelihood(predictions[o.name]) for o in self.observations}
 
     def neg_log_prior(self, u):
+        """-log prior density of the parameter values at `u` (up to constants; flat where a
+        parameter has no prior)."""
         values = self.values(u)
         total = jnp.zeros(())
         for p in self.parameters:

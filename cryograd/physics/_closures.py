@@ -247,6 +247,7 @@ class NeuralSurfaceOffset(AbstractSurface):
 
     @property
     def forcing_variables(self) -> tuple[str, ...]:
+        """Forcing variables the surface reads: `air_temperature` [degC] and the closure's other inputs."""
         return ("air_temperature", *(n for n in self.closure.input_names if n != "air_temperature"))
 
     def boundary_value(self, forcing):

@@ -102,10 +102,12 @@ class PermafrostColumn(eqx.Module):
 
     @property
     def material(self) -> CellMaterial:
+        """Per-cell thermal properties (conductivities, heat capacities, water content) of the soil."""
         return cell_material(list(self.layers), np.asarray(self.layer_of_cell))
 
     @property
     def cell_freeze_curve(self) -> AbstractFreezeCurve:
+        """The freeze curve with per-layer parameters expanded to one value per cell."""
         index = np.asarray(self.layer_of_cell)
         return jax.tree_util.tree_map(lambda p: p[index] if jnp.ndim(p) == 1 else p, self.freeze_curve)
 
@@ -118,6 +120,8 @@ class PermafrostColumn(eqx.Module):
         return self.cell_freeze_curve.state(enthalpy, self.material)
 
     def problem(self, forcing: dict, dt: float) -> HeatProblem:
+        """The discretised heat problem (cells, materials, boundary series) for `forcing` (dict of
+        arrays) and time step `dt` [s]; the input of the implicit solver."""
         bottom = self.bottom_temperature  # tree_at/optimisers may have put plain floats here
         return HeatProblem(
             thickness=self.grid.thickness,

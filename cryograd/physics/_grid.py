@@ -83,6 +83,7 @@ class Grid(eqx.Module):
 
     @property
     def n_cells(self) -> int:
+        """Number of cells."""
         return self.edges.shape[0] - 1
 
     @property

@@ -69,6 +69,7 @@ class SatelliteLST(AbstractSurface):
 
     @property
     def forcing_variables(self) -> tuple[str, ...]:
+        """Forcing variables the surface reads: `land_surface_temperature` [degC] (and `snow_cover`)."""
         return ("land_surface_temperature", "snow_cover") if self.snow_cover else ("land_surface_temperature",)
 
     def _shift(self, forcing):

@@ -96,6 +96,7 @@ class AbstractSnowpackMassBalance(eqx.Module):
         extra surface state (e.g. snow age)."""
 
     def initial_surface(self, shape) -> dict:
+        """Extra surface state carried between steps (none here; the enhanced model adds snow age)."""
         return {}
 
     @property
@@ -267,8 +268,8 @@ class DailyTemperatureIndex(AbstractSnowpackMassBalance):
       `"softplus"` s log(1 + exp((T - T_m)/s)) with s = `melt_smoothing` [K] (default 0.5);
       or `"expected"`, E[max(T - T_m, 0)] for T normal with standard deviation
       `temperature_std` [K] (default 3; Calov & Greve 2005), for monthly steps.
-    - `refreezing`: `"none"`, `"fraction"` (`refreezing_fraction` of melt and rain) or
-      `"woodward"` (default).
+    - `refreezing`: `"none"`, `"fraction"` (`refreezing_fraction` [1] of melt and rain,
+      default 0) or `"woodward"` (default).
     - `year_start_month`: default 10 (October-September years, labelled by their end);
       snow turns into firn at the start of each year.
     """
@@ -360,12 +361,14 @@ class EnhancedTemperatureIndex(AbstractSnowpackMassBalance):
     - `temperature_factor` TF [kg m-2 h-1 K-1], default 0.05; `radiation_factor` SRF
       [kg m-2 h-1 (W m-2)-1], default 0.0094; `melt_threshold` T_T [degC], default 1
       (Pellicciotti et al. 2005, Haut Glacier d'Arolla).
-    - Albedo (Oerlemans & Knap 1998): snow albedo decays with the snow's age a,
+    - Albedo (Oerlemans & Knap 1998): snow albedo decays with the snow's age a [day],
       a_snow = `firn_albedo` + (`fresh_snow_albedo` - `firn_albedo`) exp(-a / `albedo_decay_days`),
-      and thin snow shows the surface below, albedo = a_snow + (a_below - a_snow)
-      exp(-S / `albedo_depth_scale`) with S the snow [kg m-2]. Defaults 0.75, 0.53, ice
-      0.34, 21.9 days and 10 kg m-2 (their 3.2 cm of snow at about 300 kg m-3). Snowfall
-      resets the age smoothly: a -> (a + dt) exp(-solid / 5 kg m-2).
+      and thin snow shows the surface below (firn, or ice of albedo `ice_albedo`),
+      albedo = a_snow + (a_below - a_snow) exp(-S / `albedo_depth_scale`) with S the snow
+      [kg m-2]. Albedos [1], defaults 0.75 (fresh snow), 0.53 (firn) and 0.34 (ice);
+      `albedo_decay_days` [day], default 21.9; `albedo_depth_scale` [kg m-2], default 10
+      (their 3.2 cm of snow at about 300 kg m-3). Snowfall resets the age smoothly:
+      a -> (a + dt) exp(-solid / 5 kg m-2).
     - `melt_smoothing` [K]: 0 (default) for the sharp threshold, or the width s of a
       logistic gate 1 / (1 + exp(-(T - T_T) / s)), which makes melt smooth in T.
     - The precipitation, phase, refreezing and year arguments of `DailyTemperatureIndex`.
@@ -443,10 +446,12 @@ class EnhancedTemperatureIndex(AbstractSnowpackMassBalance):
         )
 
     def initial_surface(self, shape):
+        """Surface state carried between steps: snow `age` [day], zero at the start."""
         return {"age": jnp.zeros(shape)}
 
     @property
     def forcing_variables(self) -> tuple[str, ...]:
+        """Climate variables `simulate` needs: also `shortwave_radiation` [W m-2]."""
         return ("temperature", "precipitation", "shortwave_radiation")
 
     def albedo(self, age, snow, below):

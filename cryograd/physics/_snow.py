@@ -125,6 +125,8 @@ class Snow(AbstractSurface):
 
     @property
     def forcing_variables(self) -> tuple[str, ...]:
+        """Forcing variables the snow surface reads (air temperature, snow depth or SWE, and
+        snow density or conductivity where they come from the forcing)."""
         names = ["air_temperature", "snow_depth" if self.driver == "depth" else "snow_water_equivalent"]
         if self.density is None:
             names.append("snow_density")
