@@ -4,6 +4,8 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -47,6 +49,16 @@ def test_hintereisferner_beats_oggm_on_held_out_years(tmp_path, capsys):
     result = xr.open_dataset(out / "result.nc")
     assert result.sizes["year"] == 50 and "specific_mass_balance_validation" in result
     assert not (out / "checkpoint.eqx").exists()
+    # the WGMS altitudinal profile drawn on the by-elevation figure: the file's mean over the
+    # years it shares with the model, at elevations measured in all of them (read here with pandas)
+    table = pd.read_csv(cg.data.sample_path("hintereisferner_wgms_profile"), index_col=0)
+    shared = table.loc[1964:2002]
+    complete = shared.notna().all()
+    assert result.sizes["profile_elevation"] == complete.sum() == 24
+    np.testing.assert_allclose(result.observed_profile, shared.loc[:, complete].mean(), rtol=1e-12)
+    np.testing.assert_allclose(
+        result.modelled_profile, result.mass_balance.sel(year=slice(1964, 2002)).mean("year"), rtol=1e-12
+    )
 
 
 @pytest.mark.parametrize(
@@ -58,6 +70,7 @@ def test_hintereisferner_beats_oggm_on_held_out_years(tmp_path, capsys):
         ("calibration.start=abc", "calibration.start: expected int"),
         ("parameters.melt_fator.init=3.0", "the model has no parameter 'melt_fator'"),
         ('uncertainty.sampler="nut"', "uncertainty.sampler: 'nut'; use 'none' or 'nuts'"),
+        ("data.wgms_profile=sample:hintereisferner_wgms", "is not a WGMS profile table"),
     ],
 )
 def test_bad_configs_fail_before_computing(tmp_path, capsys, override, message):

@@ -54,6 +54,7 @@ SCHEMA = {
         "dem": str,
         "outline": str,
         "wgms": str,
+        "wgms_profile": str,
         "wgms_glacier": int,
         "latitude": float,
         "longitude": float,
@@ -94,7 +95,13 @@ def validate(config: dict) -> list[str]:
             problems.append(f"data.{key}: missing (a path or sample:NAME)")
     if "flowline" not in data and not ("dem" in data and "outline" in data):
         problems.append("data: give either flowline, or dem and outline")
-    problems += check_files(config, ("climate", "flowline", "dem", "outline", "wgms"))
+    files = check_files(config, ("climate", "flowline", "dem", "outline", "wgms", "wgms_profile"))
+    problems += files
+    if "wgms_profile" in data and not any(p.startswith("data.wgms_profile") for p in files):
+        try:
+            _open_profile(data["wgms_profile"])
+        except (OSError, ValueError) as error:
+            problems.append(str(error))
     problems += parameter_problems(config, "melt_factor")
     problems += model_parameter_problems(config)
     calibration = config.get("calibration", {})
@@ -376,8 +383,50 @@ def _result_dataset(experiment, problem, outputs, start_outputs, held_out, band,
         np.asarray(outputs["mass_balance"]),
         dict(mb, long_name="modelled annual balance of the band"),
     )
+    reference = experiment.config["data"].get("wgms_profile")
+    if reference is not None:
+        ds = _with_observed_profile(ds, reference)
     ds = report.posterior_variables(ds, posterior, correlation=True)
     ds = report.loss_variable(ds, result)
+    return ds
+
+
+def _open_profile(reference):
+    """The WGMS altitudinal balance table at `reference`: (year, elevation) [kg m-2]."""
+    try:
+        profile = cgdata.open_wgms(data_path(reference))
+    except ValueError as error:
+        raise ValueError(f"data.wgms_profile: {error}") from None
+    if "mass_balance_profile" not in profile or set(profile.mass_balance_profile.dims) != {"year", "elevation"}:
+        raise ValueError(
+            f"data.wgms_profile: {reference} is not a WGMS profile table (a year column, then one column per "
+            "band elevation [m])"
+        )
+    return profile
+
+
+def _with_observed_profile(ds, reference):
+    """`ds` with the WGMS altitudinal balance (a profile table, `cg.data.open_wgms`) averaged
+    over the years it shares with the model, at the elevations measured in every one of
+    them, and the modelled band balances averaged over the same years."""
+    profile = _open_profile(reference)
+    years = np.intersect1d(profile.year.values, ds.year.values)
+    if years.size == 0:
+        raise ValueError(f"data.wgms_profile: {reference} has no year inside the modelled years")
+    table = profile.mass_balance_profile.sel(year=years)
+    complete = table.notnull().all("year").values
+    span = f"{years[0]}-{years[-1]}"
+    ds = ds.assign_coords(profile_elevation=("profile_elevation", profile.elevation.values[complete], {"units": "m"}))
+    ds["observed_profile"] = (
+        "profile_elevation",
+        table.mean("year").values[complete],
+        dict(units="kg m-2", long_name=f"WGMS altitudinal annual balance, mean {span} ({years.size} years)"),
+    )
+    ds["modelled_profile"] = (
+        "band",
+        ds.mass_balance.sel(year=years).mean("year").values,
+        dict(units="kg m-2", long_name=f"modelled band balance, mean {span}"),
+    )
     return ds
 
 
@@ -419,12 +468,28 @@ def _figures(out, experiment, ds, posterior, result, fold_histories, samples):
 
     figure, axis = plt.subplots(figsize=(6, 5.5))
     area = ds.area.values > 0
-    axis.plot(
-        ds.mass_balance.mean("year").values[area],
-        ds.elevation.values[area],
-        color="tab:red",
-        label=f"calibrated, mean {years[0]}-{years[-1]}",
-    )
+    if "observed_profile" in ds:
+        span = ds.modelled_profile.attrs["long_name"].rsplit(" ", 1)[-1]
+        axis.plot(
+            ds.modelled_profile.values[area],
+            ds.elevation.values[area],
+            color="tab:red",
+            label=f"calibrated, mean {span}",
+        )
+        axis.plot(
+            ds.observed_profile,
+            ds.profile_elevation,
+            "k.-",
+            lw=0.8,
+            label=ds.observed_profile.attrs["long_name"].replace("altitudinal annual balance", "profile"),
+        )
+    else:
+        axis.plot(
+            ds.mass_balance.mean("year").values[area],
+            ds.elevation.values[area],
+            color="tab:red",
+            label=f"calibrated, mean {years[0]}-{years[-1]}",
+        )
     axis.axvline(0, color="0.7", lw=0.6)
     axis.set_xlabel("annual mass balance [kg m-2]")
     axis.set_ylabel("band elevation [m]")

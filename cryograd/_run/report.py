@@ -209,7 +209,12 @@ def posterior_figure(path, posterior, units: dict, title: str, samples=None) -> 
                     axis.hist(samples[:, i], bins=40, density=True, color="0.75", label="NUTS")
                 axis.plot(grid, density, color="tab:red", label="Laplace")
                 axis.set_yticks([])
+                axis.set_title(
+                    f"{_label(posterior.labels[i], units)}\n= {posterior.mean[i]:.4g} ± {posterior.std[i]:.2g}",
+                    fontsize=9,
+                )
                 if i == 0:
+                    axis.set_ylabel("probability density")
                     axis.legend(loc="upper right")
             else:
                 if samples is not None:
