@@ -13,5 +13,6 @@ from . import (
     data as data,
     physics as physics,
 )
+from ._scale import shard as shard
 
 __version__ = "0.1.0"
