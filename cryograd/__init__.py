@@ -13,6 +13,7 @@ from . import (
     data as data,
     physics as physics,
 )
+from ._chunked import combine as combine, run_chunked as run_chunked
 from ._scale import shard as shard
 
 __version__ = "0.1.0"
