@@ -71,6 +71,7 @@ def test_hintereisferner_beats_oggm_on_held_out_years(tmp_path, capsys):
         ("parameters.melt_fator.init=3.0", "the model has no parameter 'melt_fator'"),
         ('uncertainty.sampler="nut"', "uncertainty.sampler: 'nut'; use 'none' or 'nuts'"),
         ("data.wgms_profile=sample:hintereisferner_wgms", "is not a WGMS profile table"),
+        ("calibration.end=1960", "data.wgms_profile: no year between calibration.start 1953 and end 1960"),
     ],
 )
 def test_bad_configs_fail_before_computing(tmp_path, capsys, override, message):

@@ -99,9 +99,18 @@ def validate(config: dict) -> list[str]:
     problems += files
     if "wgms_profile" in data and not any(p.startswith("data.wgms_profile") for p in files):
         try:
-            _open_profile(data["wgms_profile"])
+            profile_years = _open_profile(data["wgms_profile"]).year.values
         except (OSError, ValueError) as error:
             problems.append(str(error))
+        else:
+            span = config.get("calibration", {})
+            if all(isinstance(span.get(k), int) for k in ("start", "end")) and not np.any(
+                (profile_years >= span["start"]) & (profile_years <= span["end"])
+            ):
+                problems.append(
+                    f"data.wgms_profile: no year between calibration.start {span['start']} and end {span['end']} "
+                    f"(the file has {profile_years.min()}-{profile_years.max()})"
+                )
     problems += parameter_problems(config, "melt_factor")
     problems += model_parameter_problems(config)
     calibration = config.get("calibration", {})
