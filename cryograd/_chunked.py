@@ -69,14 +69,15 @@ def run_chunked(
                 bar.update(1)
     finally:
         bar.close()
-    return combine(store, dim=dim)
+    return combine(store)
 
 
-def combine(store, *, dim: str) -> xr.Dataset:
-    """The result of a chunked run in `store`, every chunk read and joined along `dim`;
-    `ValueError` if a chunk of the manifest is missing."""
+def combine(store) -> xr.Dataset:
+    """The result of a chunked run in `store`, every chunk read and joined along the
+    manifest's dimension; `ValueError` if a chunk of the manifest is missing."""
     store = Path(store)
     manifest = json.loads((store / MANIFEST).read_text())
+    dim = manifest["dim"]
     missing = [f"[{a}, {b})" for a, b in manifest["chunks"] if not _part(store, a, b).exists()]
     if missing:
         raise ValueError(f"store {store}: chunks {', '.join(missing)} of {dim} are not written yet; run again")

@@ -76,7 +76,7 @@ def test_an_interrupted_run_resumes_with_the_missing_chunks_only(tmp_path):
         cg.run_chunked(simulator(fail_flag=tmp_path / "failed"), data, store, dim="site", chunk_size=4, progress=False)
     assert len(list(store.glob("part-*.nc"))) == 2
     with pytest.raises(ValueError, match=r"chunks \[8, 10\) of site are not written yet"):
-        cg.combine(store, dim="site")
+        cg.combine(store)
     calls = []
     inner = simulator()
 

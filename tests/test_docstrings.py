@@ -71,6 +71,7 @@ MODELS = [
     for _, obj in public(cg.physics)
     if inspect.isclass(obj) and issubclass(obj, eqx.Module) and not inspect.isabstract(obj) and quantity_fields(obj)
 ]
+MODELS_BY_NAME = {cls.__name__ for cls in MODELS}
 
 
 @pytest.mark.parametrize("cls", MODELS, ids=lambda cls: cls.__name__)
@@ -82,9 +83,6 @@ def test_model_quantities_state_units(cls):
     ]
     missing = [name for name in quantity_fields(cls) if not documented_with_units(name, [doc, *referenced])]
     assert not missing, f"{cls.__name__}: fields without units in the docstring: {', '.join(missing)}"
-
-
-MODELS_BY_NAME = {cls.__name__ for cls in MODELS}
 
 
 def test_units_check_can_fail():

@@ -429,12 +429,17 @@ def _with_observed_profile(ds, reference):
     ds["observed_profile"] = (
         "profile_elevation",
         table.mean("year").values[complete],
-        dict(units="kg m-2", long_name=f"WGMS altitudinal annual balance, mean {span} ({years.size} years)"),
+        dict(
+            units="kg m-2",
+            long_name=f"WGMS altitudinal annual balance, mean {span} ({years.size} years)",
+            years=span,
+            n_years=years.size,
+        ),
     )
     ds["modelled_profile"] = (
         "band",
         ds.mass_balance.sel(year=years).mean("year").values,
-        dict(units="kg m-2", long_name=f"modelled band balance, mean {span}"),
+        dict(units="kg m-2", long_name=f"modelled band balance, mean {span}", years=span),
     )
     return ds
 
@@ -478,7 +483,7 @@ def _figures(out, experiment, ds, posterior, result, fold_histories, samples):
     figure, axis = plt.subplots(figsize=(6, 5.5))
     area = ds.area.values > 0
     if "observed_profile" in ds:
-        span = ds.modelled_profile.attrs["long_name"].rsplit(" ", 1)[-1]
+        span = ds.modelled_profile.attrs["years"]
         axis.plot(
             ds.modelled_profile.values[area],
             ds.elevation.values[area],
@@ -490,7 +495,7 @@ def _figures(out, experiment, ds, posterior, result, fold_histories, samples):
             ds.profile_elevation,
             "k.-",
             lw=0.8,
-            label=ds.observed_profile.attrs["long_name"].replace("altitudinal annual balance", "profile"),
+            label=f"WGMS profile, mean {span} ({ds.observed_profile.attrs['n_years']} years)",
         )
     else:
         axis.plot(
