@@ -53,6 +53,22 @@ def region(n_glaciers, n_bands, years, seed=0):
     return P.Hypsometry(elevation, area), climate, calendar
 
 
+class StandIn:
+    """What OGGM's MonthlyTIModel reads from a GlacierDirectory: Hintereisferner's files."""
+
+    hemisphere = "nh"
+    rgi_id = "RGI60-11.00897"
+
+    def get_filepath(self, name, filesuffix="", **kwargs):
+        return str(FILES / "climate_historical_hef_histalp.nc")
+
+    def read_json(self, name, filesuffix="", **kwargs):
+        return json.loads((FILES / "mb_calib.json").read_text())
+
+    def get_climate_info(self, **kwargs):
+        return dict(baseline_climate_source=self.read_json("mb_calib")["baseline_climate_source"])
+
+
 def oggm_seconds_per_glacier_year(years, repeats):
     try:
         import pandas as pd
@@ -60,19 +76,6 @@ def oggm_seconds_per_glacier_year(years, repeats):
         from oggm.core.massbalance import MonthlyTIModel
     except ImportError:
         return None
-
-    class StandIn:  # what MonthlyTIModel reads from a GlacierDirectory
-        hemisphere = "nh"
-        rgi_id = "RGI60-11.00897"
-
-        def get_filepath(self, name, filesuffix="", **kwargs):
-            return str(FILES / "climate_historical_hef_histalp.nc")
-
-        def read_json(self, name, filesuffix="", **kwargs):
-            return json.loads((FILES / "mb_calib.json").read_text())
-
-        def get_climate_info(self, **kwargs):
-            return dict(baseline_climate_source=self.read_json("mb_calib")["baseline_climate_source"])
 
     cfg.initialize_minimal()
     model = MonthlyTIModel(StandIn())

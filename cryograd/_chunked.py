@@ -5,6 +5,7 @@ import itertools
 import json
 import os
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import numpy as np
 import xarray as xr
 
 MANIFEST = "manifest.json"
+SECONDS = "cryograd_chunk_seconds"
+"""The attribute of each part file with the seconds `function` took on it."""
 
 
 def run_chunked(
@@ -37,7 +40,9 @@ def run_chunked(
     - `progress`: a bar over the chunks.
 
     **Returns** the combined result, read from the files (each member exactly once, in
-    the order of `dataset`).
+    the order of `dataset`). Each part file records the seconds `function` took on its
+    chunk in the attribute `cryograd_chunk_seconds`; the combined result has them all, in
+    chunk order, under the same name.
     """
     if dim not in dataset.dims:
         raise ValueError(f"dim: {dim!r} is not a dimension of the dataset (it has {', '.join(map(str, dataset.dims))})")
@@ -82,13 +87,18 @@ def combine(store) -> xr.Dataset:
     if missing:
         raise ValueError(f"store {store}: chunks {', '.join(missing)} of {dim} are not written yet; run again")
     parts = [xr.load_dataset(_part(store, a, b)) for a, b in manifest["chunks"]]
-    return xr.concat(parts, dim=dim, data_vars="minimal", coords="minimal", compat="override", join="override")
+    seconds = [part.attrs.pop(SECONDS, np.nan) for part in parts]
+    combined = xr.concat(parts, dim=dim, data_vars="minimal", coords="minimal", compat="override", join="override")
+    combined.attrs[SECONDS] = np.asarray(seconds, dtype=float)
+    return combined
 
 
 def _run_chunk(function, chunk: xr.Dataset, path: Path) -> str:
+    started = time.perf_counter()
     result = function(chunk)
     if not isinstance(result, xr.Dataset):
         raise ValueError(f"function: must return an xr.Dataset, got {type(result).__name__}")
+    result.attrs[SECONDS] = time.perf_counter() - started
     temporary = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex}")
     result.to_netcdf(temporary)
     os.replace(temporary, path)  # atomic: the part is there whole or not at all

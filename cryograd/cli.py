@@ -30,7 +30,7 @@ def _run(args) -> int:
         print(f"cryograd run: {error}", file=sys.stderr)
         return 2
     print(f"results in {out}/ (summary.json, result.nc, *.png)")
-    for label, value in summary["parameters"].items():
+    for label, value in summary.get("parameters", {}).items():
         std = "" if value["std"] is None else f" +- {value['std']:.2g}"
         truth = ""
         if "truth" in value:
@@ -47,7 +47,7 @@ def _run(args) -> int:
         )
         print(f"  ({recovery['criterion']})")
     for period in ("calibration", "validation"):
-        for name, m in summary["metrics"][period].items():
+        for name, m in summary.get("metrics", {}).get(period, {}).items():
             if "mean_mae_over_depths" in m:
                 print(f"  {period} {name}: daily MAE averaged over depths {m['mean_mae_over_depths']:.3f} K")
                 m = m["all"]
@@ -61,11 +61,19 @@ def _run(args) -> int:
             f"  regional rate predicted from the WGMS series alone: {p['value']:.0f} +- {p['std']:.0f}, observed "
             f"{o['value']:.0f} +- {o['total_sigma']:.0f} kg m-2 yr-1 ({check['difference_in_sigma']:+.2f} combined std)"
         )
-    cost = summary["cost"]
-    print(
-        f"  cost: {cost['model_runs']} model runs, {cost['forward_equivalents']} forward-equivalents, "
-        f"{cost['wall_time_s']} s"
-    )
+    cost = summary.get("cost")
+    if cost:
+        print(
+            f"  cost: {cost['model_runs']} model runs, {cost['forward_equivalents']} forward-equivalents, "
+            f"{cost['wall_time_s']} s"
+        )
+    execution = summary.get("execution")
+    if execution:
+        where = f"{execution['workers']} Dask workers" if execution["workers"] else "this process"
+        print(
+            f"  {execution['chunks']} chunks of {execution['chunk_size']} in {where}: "
+            f"{execution['chunks_wall_time_s']} s, {execution['column_years_per_s']} column-years/s"
+        )
     return 0
 
 
@@ -91,6 +99,7 @@ experiment kinds (experiment.kind in the config):
   glacier_region       many glaciers fitted jointly to regional and in-situ balances (glacier_oetztal.toml)
   glacier_region_twin  a synthetic region fitted to a GRACE-like series (glacier_region_twin_grace.toml)
   permafrost           a soil column fitted to borehole temperatures (permafrost_gipl_station.toml)
+  permafrost_region    equilibrium and transient runs of a synthetic region, chunked (permafrost_region.toml)
   permafrost_twin      synthetic sites fitted to satellite LST, boreholes and ALT (permafrost_twin_lst.toml)
 
 outputs: DIR/summary.json (parameters with std, metrics, cost, versions), DIR/result.nc, DIR/*.png.

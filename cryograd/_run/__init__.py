@@ -1,6 +1,6 @@
 """The experiments behind `cryograd run` and `cryograd quickstart`."""
 
-KINDS = ("glacier", "glacier_region", "glacier_region_twin", "permafrost", "permafrost_twin")
+KINDS = ("glacier", "glacier_region", "glacier_region_twin", "permafrost", "permafrost_region", "permafrost_twin")
 
 
 def runner(kind: str):

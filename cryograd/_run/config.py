@@ -237,8 +237,9 @@ def year_spans(config: dict) -> tuple[list[str], dict]:
     return problems, years
 
 
-def method_problems(config: dict, samplers=None) -> list[str]:
-    """Problems of [fit] method and [uncertainty] hessian (and sampler, where a runner has one)."""
+def method_problems(config: dict, samplers=None, hessians=("exact", "gauss_newton")) -> list[str]:
+    """Problems of [fit] method and [uncertainty] hessian (one of `hessians`; and sampler,
+    where a runner has one)."""
     from ..assimilation import METHODS
 
     problems = []
@@ -247,8 +248,8 @@ def method_problems(config: dict, samplers=None) -> list[str]:
         problems.append(f"fit.method: {method!r} is not one of {', '.join(METHODS)}")
     uncertainty = config.get("uncertainty", {})
     hessian = uncertainty.get("hessian", "exact")
-    if hessian not in ("exact", "gauss_newton"):
-        problems.append(f"uncertainty.hessian: {hessian!r}; use 'exact' or 'gauss_newton'")
+    if hessian not in hessians:
+        problems.append(f"uncertainty.hessian: {hessian!r}; use {' or '.join(repr(h) for h in hessians)}")
     sampler = uncertainty.get("sampler", "none")
     if samplers is not None and sampler not in samplers:
         problems.append(f"uncertainty.sampler: {sampler!r}; use {' or '.join(repr(s) for s in samplers)}")

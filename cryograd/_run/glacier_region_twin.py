@@ -68,7 +68,9 @@ SCHEMA = {
     "validation": {"start": int, "end": int},
     "fit": {"method": str, "max_steps": int, "rtol": float, "atol": float, "checkpoint_every": int},
     "uncertainty": {"hessian": str},
+    "output": {"chunk_size": int},
 }
+HESSIANS = ("exact", "gauss_newton", "members")
 
 
 def validate(config: dict) -> list[str]:
@@ -106,7 +108,20 @@ def validate(config: dict) -> list[str]:
     if "calibration" in years and {"start", "end"} <= set(geodetic):
         if not set(range(geodetic["start"], geodetic["end"] + 1)) <= years["calibration"]:
             problems.append("observations.geodetic: its period must lie inside the calibration years")
-    problems += method_problems(config)
+    problems += method_problems(config, hessians=HESSIANS)
+    hessian = config.get("uncertainty", {}).get("hessian", "exact")
+    shared = [
+        name
+        for name, spec in config.get("parameters", {}).items()
+        if isinstance(spec, dict) and spec.get("scope", "shared") == "shared"
+    ]
+    if hessian == "members" and shared:
+        problems.append(
+            f"uncertainty.hessian: 'members' needs every parameter per glacier (scope = 'glacier'); shared: {shared}"
+        )
+    chunk_size = config.get("output", {}).get("chunk_size")
+    if isinstance(chunk_size, int) and chunk_size < 1:
+        problems.append("output.chunk_size: must be >= 1")
     return problems
 
 
@@ -170,15 +185,13 @@ class RegionTwin:
         """The SMB model with parameter values by name (each glacier's own inside `run`)."""
         return with_leaves(self.model, {p.path: values[p.name] for p in self.parameters})
 
-    def run(self, values: dict) -> np.ndarray:
-        """Specific mass balance (glacier, year) [kg m-2] for parameter values by name."""
-        member = {p.name: jnp.asarray(values[p.name]) for p in self.parameters if p.scope == "member"}
-        shared = {p.name: values[p.name] for p in self.parameters if p.scope != "member"}
-
-        def one(member_values, glacier):
-            return self.model_for({**shared, **member_values}).run(glacier, self.arrays)["specific_mass_balance"]
-
-        return np.asarray(jax.jit(jax.vmap(one))(member, self.glaciers))
+    def run(self, values: dict, glaciers=None) -> np.ndarray:
+        """Specific mass balance (glacier, year) [kg m-2] for parameter values by name, of
+        all glaciers or of the indices `glaciers` (member-scoped values then for those)."""
+        member = {p.path: jnp.asarray(values[p.name]) for p in self.parameters if p.scope == "member"}
+        shared = {p.path: values[p.name] for p in self.parameters if p.scope != "member"}
+        hypsometry = self.glaciers if glaciers is None else jax.tree.map(lambda a: a[glaciers], self.glaciers)
+        return np.asarray(_region_run(with_leaves(self.model, shared), member, hypsometry, self.arrays))
 
     def _observe(self, k_grace, k_geodetic) -> dict:
         spec = self.config["observations"]
@@ -224,7 +237,9 @@ class RegionTwin:
 
     @staticmethod
     def forward(model, inputs):
-        return model.run(inputs["glacier"], inputs["climate"])
+        # only what the observation operators read (the gradient by members carries one
+        # tangent per output, so unused outputs would cost)
+        return {"specific_mass_balance": model.run(inputs["glacier"], inputs["climate"])["specific_mass_balance"]}
 
     def problem(self, kinds=None) -> A.Problem:
         climate = {k: (v[self._months()] if np.ndim(v) == 1 else v) for k, v in self.arrays.items()}
@@ -245,33 +260,55 @@ class RegionTwin:
 
     def truth_by_label(self, labels) -> dict:
         out = {}
+        position = {name: i for i, name in enumerate(self.names)}
         for label in labels:
             name, _, member = label.partition("[")
             value = self.truth_values[name]
-            out[label] = float(value if not member else value[self.names.index(member.rstrip("]"))])
+            out[label] = float(value if not member else value[position[member.rstrip("]")]])
         return out
 
 
+@jax.jit
+def _region_run(model, member, glaciers, climate):
+    """Annual specific balances of many glaciers; `member` holds per-glacier values by path."""
+
+    def one(member_values, glacier):
+        return with_leaves(model, member_values).run(glacier, climate)["specific_mass_balance"]
+
+    return jax.vmap(one)(member, glaciers)
+
+
+MEMBER_LIST_LIMIT = 300
+"""Above this many fitted scalars, summary.json lists the shared parameters one by one and
+summarises the member-scoped ones per parameter (every value is in result.nc and glaciers/)."""
+
+
 def run(config: dict, out: Path, progress: bool = True) -> dict:
-    """Make the synthetic region, fit it, and write summary.json, result.nc and figures to `out`."""
+    """Make the synthetic region, fit it, and write summary.json, result.nc, the per-glacier
+    results (glaciers/, one netCDF per chunk of glaciers, written as each is done) and
+    figures to `out`."""
     refuse(validate(config))
     started = time.perf_counter()
+    report.stage(progress, "making the synthetic region and its observations")
     twin = RegionTwin(config)
     problem = twin.problem()
     out.mkdir(parents=True, exist_ok=True)
+    setup_time = time.perf_counter() - started
     result, checkpoint = calibrate(problem, config, out, progress)
     hessian = config.get("uncertainty", {}).get("hessian", "exact")
-    posterior = A.laplace(problem, result.u, hessian=hessian)
+    tick = time.perf_counter()
+    posterior = _laplace(problem, result.u, hessian)
+    laplace_time = time.perf_counter() - tick
     table = report.recovery(posterior, twin.truth_by_label(posterior.labels))
 
     ablation = {}
-    if "grace" in twin.observed and len(twin.observed) > 1:
+    shared = [i for i, label in enumerate(posterior.labels) if "[" not in label]
+    if "grace" in twin.observed and len(twin.observed) > 1 and shared:
         alone = twin.problem(["geodetic"])
         method, settings = fit_settings(config)
         settings.pop("checkpoint_every", None)
         fitted_alone = A.fit(alone, method, progress=False, **settings)
-        posterior_alone = A.laplace(alone, fitted_alone.u, hessian=hessian)
-        shared = [i for i, label in enumerate(posterior.labels) if "[" not in label]
+        posterior_alone = _laplace(alone, fitted_alone.u, hessian)
         ablation = {
             posterior.labels[i]: dict(
                 with_grace=dict(value=float(posterior.mean[i]), std=float(posterior.std[i])),
@@ -282,7 +319,10 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
 
     values = problem.unpack(result.u)
     start_values = problem.unpack(problem.u0)
-    runs = dict(fitted=twin.run(values), start=twin.run(start_values))
+    tick = time.perf_counter()
+    glaciers = _glacier_results(twin, values, start_values, posterior, out / "glaciers", config, progress)
+    output_time = time.perf_counter() - tick
+    runs = dict(fitted=glaciers.specific_mass_balance.values, start=glaciers.specific_mass_balance_start.values)
     metrics = dict(
         calibration=_calibration_metrics(problem, result.u),
         validation=_validation_metrics(twin, runs["fitted"]),
@@ -296,17 +336,34 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
         ),
     )
     units = {p.name: p.units for p in twin.parameters}
-    parameters, correlation = report.parameter_summary(posterior, units)
+    parameters = {
+        label: dict(value=float(m), std=float(s), units=units.get(label.split("[")[0], ""))
+        for label, m, s in zip(posterior.labels, posterior.mean, posterior.std, strict=True)
+    }
     for label, row in table.items():
         parameters[label].update(row)
+    member_parameters = {}
+    if problem.size > MEMBER_LIST_LIMIT:
+        member_parameters = _member_parameter_summary(twin, posterior, table, units)
+        parameters = {label: row for label, row in parameters.items() if "[" not in label}
     summary = dict(
         experiment=config.get("experiment", {}).get("name", "glacier_region_twin"),
         parameters=parameters,
+        member_parameters=member_parameters,
         recovery=report.recovery_summary(table),
         grace_ablation=ablation,
-        correlation=None,
         metrics=metrics,
         cost=result.cost(),
+        timing=dict(
+            setup_s=round(setup_time, 2),
+            fit_s=round(result.wall_time + result.compile_time, 2),
+            laplace_s=round(laplace_time, 2),
+            per_glacier_output_s=round(output_time, 2),
+            fit_and_laplace_per_glacier_ms=round(
+                1e3 * (result.wall_time + result.compile_time + laplace_time) / twin.n, 3
+            ),
+        ),
+        uncertainty=dict(method=posterior.method),
         region=dict(glaciers=twin.n, area_km2=float(twin.area.sum() / 1e6)),
         observations={o.name: int(o.values.size) for o in problem.observations},
         periods=dict(
@@ -317,7 +374,6 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
         versions=report.versions(),
         config=config,
     )
-    del correlation  # (glaciers + 1)^2 numbers: in result.nc, not in the summary
     dataset = _result_dataset(twin, runs, posterior, result)
     dataset.attrs["config"] = json.dumps(config)
     dataset.to_netcdf(out / "result.nc")
@@ -326,6 +382,92 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
     report.write_summary(out / "summary.json", summary)
     remove_checkpoint(checkpoint)
     return summary
+
+
+def _laplace(problem, u, hessian):
+    if hessian == "members":
+        return A.laplace_by_members(problem, u)
+    return A.laplace(problem, u, hessian=hessian)
+
+
+def _glacier_results(twin, values, start_values, posterior, store, config, progress) -> xr.Dataset:
+    """Each glacier's fitted parameters (value, std) and its fitted and start runs over all
+    years, in chunks of `output.chunk_size` glaciers, each chunk written to `store` as it
+    is done (`cg.run_chunked`; a rerun of the same config skips the written chunks)."""
+    from .._chunked import run_chunked
+
+    member = [p for p in twin.parameters if p.scope == "member"]
+    std = dict(zip(posterior.labels, posterior.std, strict=True))
+    inputs = xr.Dataset(coords=dict(glacier=twin.names))
+    inputs["index"] = ("glacier", np.arange(twin.n))
+    for p in member:
+        inputs[p.name] = ("glacier", np.asarray(values[p.name]), dict(units=p.units, long_name="fitted value"))
+        inputs[f"{p.name}_std"] = (
+            "glacier",
+            np.array([std[f"{p.name}[{name}]"] for name in twin.names]),
+            dict(units=p.units, long_name="Laplace posterior standard deviation"),
+        )
+        inputs[f"{p.name}_start"] = ("glacier", np.asarray(start_values[p.name]))
+
+    def chunk_runs(chunk: xr.Dataset) -> xr.Dataset:
+        index = chunk["index"].values
+        fitted = {p.name: chunk[p.name].values for p in member}
+        start = {p.name: chunk[f"{p.name}_start"].values for p in member}
+        shared = {p.name: values[p.name] for p in twin.parameters if p.scope != "member"}
+        shared_start = {p.name: start_values[p.name] for p in twin.parameters if p.scope != "member"}
+        unit = dict(units="kg m-2")
+        result = chunk.drop_vars([f"{p.name}_start" for p in member]).assign_coords(year=twin.years)
+        result["specific_mass_balance"] = (
+            ("glacier", "year"),
+            twin.run({**shared, **fitted}, index),
+            dict(unit, long_name="annual specific mass balance, fitted"),
+        )
+        result["specific_mass_balance_start"] = (
+            ("glacier", "year"),
+            twin.run({**shared_start, **start}, index),
+            dict(unit, long_name="annual specific mass balance, start values"),
+        )
+        return result
+
+    chunk_size = config.get("output", {}).get("chunk_size", 1000)
+    import hashlib
+
+    fingerprint = hashlib.sha256(
+        json.dumps(config, sort_keys=True, default=str).encode()
+        + b"".join(np.ascontiguousarray(inputs[p.name].values).tobytes() for p in member)
+    ).hexdigest()
+    mark = store / "fit.sha256"
+    if store.exists() and not (mark.exists() and mark.read_text() == fingerprint):
+        for part in store.iterdir():  # an earlier fit's results: not this one's
+            part.unlink()
+    store.mkdir(parents=True, exist_ok=True)
+    mark.write_text(fingerprint)  # same config and fitted values: written chunks are kept
+    return run_chunked(chunk_runs, inputs, store, dim="glacier", chunk_size=chunk_size, progress=progress)
+
+
+def _member_parameter_summary(twin, posterior, table, units) -> dict:
+    """Per member-scoped parameter: how well the glaciers' values are recovered."""
+    out = {}
+    for p in twin.parameters:
+        if p.scope != "member":
+            continue
+        rows = [i for i, label in enumerate(posterior.labels) if label.startswith(f"{p.name}[")]
+        fitted, std = posterior.mean[rows], posterior.std[rows]
+        truth = np.asarray(twin.truth_values[p.name])
+        z = (fitted - truth) / std
+        out[p.name] = dict(
+            units=units.get(p.name, ""),
+            glaciers=len(rows),
+            truth_mean=float(truth.mean()),
+            truth_std=float(truth.std()),
+            fitted_mean=float(fitted.mean()),
+            std_median=float(np.median(std)),
+            rmse_against_truth=float(np.sqrt(np.mean((fitted - truth) ** 2))),
+            r_against_truth=float(np.corrcoef(fitted, truth)[0, 1]),
+            within_2_std=float(np.mean(np.abs(z) <= 2)),
+            z_std=float(np.std(z)),
+        )
+    return out
 
 
 def _calibration_metrics(problem, u) -> dict:
@@ -357,7 +499,7 @@ def _result_dataset(twin, runs, posterior, result) -> xr.Dataset:
         ds["geodetic_observed"] = ("glacier", g["value"], dict(units="kg m-2 yr-1"))
         ds["geodetic_sigma"] = ("glacier", g["sigma"], dict(units="kg m-2 yr-1"))
     truth = list(twin.truth_by_label(posterior.labels).values())
-    ds = report.posterior_variables(ds, posterior, truth=truth, correlation=True)
+    ds = report.posterior_variables(ds, posterior, truth=truth, correlation=posterior.correlation.ndim == 2)
     ds = report.loss_variable(ds, result)
     return ds
 
@@ -366,59 +508,71 @@ def _figures(out, twin, runs, posterior, table, result, summary) -> None:
     plt = report.pyplot()
     name = summary["experiment"]
     labels = posterior.labels
-    member = [i for i, label in enumerate(labels) if "[" in label]
     shared = [i for i, label in enumerate(labels) if "[" not in label]
-    figure, axes = plt.subplots(1, 2, figsize=(12, 5.2), gridspec_kw=dict(width_ratios=[1.4, 1]))
-    axis = axes[0]
-    if member:
+    member_parameters = [p for p in twin.parameters if p.scope == "member"]
+    panels = len(member_parameters) + bool(shared)
+    figure, axes = plt.subplots(1, panels, figsize=(5.6 * panels, 5.2), squeeze=False)
+    axes = axes[0]
+    for axis, fitted_parameter in zip(axes, member_parameters, strict=False):
+        member = [i for i, label in enumerate(labels) if label.startswith(f"{fitted_parameter.name}[")]
         truth = np.array([table[labels[i]]["truth"] for i in member])
         value, std = posterior.mean[member], posterior.std[member]
-        axis.errorbar(truth, value, yerr=2 * std, fmt="o", ms=4, color="tab:blue", ecolor="0.6", label="fitted ± 2 std")
+        many = len(member) > 200
+        axis.errorbar(
+            truth,
+            value,
+            yerr=2 * std,
+            fmt="o",
+            ms=1.5 if many else 4,
+            color="tab:blue",
+            ecolor="0.75",
+            elinewidth=0.3 if many else 1.0,
+            label="fitted ± 2 std",
+        )
         line = np.array([truth.min(), truth.max()])
         axis.plot(line, line, color="k", lw=0.8, label="1:1")
-        parameter_name = labels[member[0]].split("[")[0]
-        unit = twin.parameters[[p.name for p in twin.parameters].index(parameter_name)].units
-        axis.set_xlabel(f"true {parameter_name} [{unit}]")
-        axis.set_ylabel(f"fitted {parameter_name} [{unit}]")
+        axis.set_xlabel(f"true {fitted_parameter.name} [{fitted_parameter.units}]")
+        axis.set_ylabel(f"fitted {fitted_parameter.name} [{fitted_parameter.units}]")
         within = np.mean(np.abs((value - truth) / std) <= 2)
-        axis.set_title(f"per glacier ({len(member)}): {within:.0%} within 2 std of the truth")
+        axis.set_title(f"{len(member)} glaciers: {within:.0%} within 2 std of the truth", fontsize=10)
         axis.grid(alpha=0.3)
-        axis.legend()
-    axis = axes[1]
-    y = np.arange(len(shared))
-    for row, i in zip(y, shared, strict=True):
-        truth = table[labels[i]]["truth"]
-        axis.errorbar(
-            100 * (posterior.mean[i] - truth) / abs(truth),
-            row,
-            xerr=200 * posterior.std[i] / abs(truth),
-            fmt="o",
-            color="tab:blue",
-            capsize=3,
-            label="with the regional series" if row == 0 else None,
-        )
-        alone = summary["grace_ablation"].get(labels[i])
-        if alone:
-            w = alone["without_grace"]
+        axis.legend(fontsize=8)
+    if shared:
+        axis = axes[-1]
+        y = np.arange(len(shared))
+        for row, i in zip(y, shared, strict=True):
+            truth = table[labels[i]]["truth"]
             axis.errorbar(
-                100 * (w["value"] - truth) / abs(truth),
-                row + 0.2,
-                xerr=200 * w["std"] / abs(truth),
-                fmt="s",
-                color="0.5",
+                100 * (posterior.mean[i] - truth) / abs(truth),
+                row,
+                xerr=200 * posterior.std[i] / abs(truth),
+                fmt="o",
+                color="tab:blue",
                 capsize=3,
-                label="geodetic only" if row == 0 else None,
+                label="with the regional series" if row == 0 else None,
             )
-    axis.axvspan(
-        -100 * report.RECOVERY_RELATIVE, 100 * report.RECOVERY_RELATIVE, color="tab:green", alpha=0.12, label="±5 %"
-    )
-    axis.axvline(0, color="k", lw=0.8)
-    axis.set_ylim(len(shared) - 0.5, -0.5)
-    axis.set_yticks(y, [f"{labels[i]} (truth {table[labels[i]]['truth']:g})" for i in shared])
-    axis.set_xlabel("(fitted - truth) / |truth| [%], bars ±2 std")
-    axis.set_title("shared parameters")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
+            alone = summary["grace_ablation"].get(labels[i])
+            if alone:
+                w = alone["without_grace"]
+                axis.errorbar(
+                    100 * (w["value"] - truth) / abs(truth),
+                    row + 0.2,
+                    xerr=200 * w["std"] / abs(truth),
+                    fmt="s",
+                    color="0.5",
+                    capsize=3,
+                    label="geodetic only" if row == 0 else None,
+                )
+        axis.axvspan(
+            -100 * report.RECOVERY_RELATIVE, 100 * report.RECOVERY_RELATIVE, color="tab:green", alpha=0.12, label="±5 %"
+        )
+        axis.axvline(0, color="k", lw=0.8)
+        axis.set_ylim(len(shared) - 0.5, -0.5)
+        axis.set_yticks(y, [f"{labels[i]} (truth {table[labels[i]]['truth']:g})" for i in shared])
+        axis.set_xlabel("(fitted - truth) / |truth| [%], bars ±2 std")
+        axis.set_title("shared parameters")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
     figure.suptitle(f"{name}: recovery")
     figure.tight_layout()
     figure.savefig(out / "recovery.png", dpi=110)

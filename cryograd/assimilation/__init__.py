@@ -35,4 +35,9 @@ from ._parameters import (
     closure_parameters as closure_parameters,
 )
 from ._problem import Problem as Problem
-from ._uncertainty import Posterior as Posterior, laplace as laplace, sample as sample
+from ._uncertainty import (
+    Posterior as Posterior,
+    laplace as laplace,
+    laplace_by_members as laplace_by_members,
+    sample as sample,
+)

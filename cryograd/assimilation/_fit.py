@@ -9,7 +9,10 @@ and cost counters, and for the optax methods the optimiser's state (Levenberg-Ma
 damping restarts with each chunk).
 
 Gradients: forward mode (`jax.linearize` and one tangent per unknown) when the problem
-has few unknowns, reverse mode otherwise (`gradient="auto"` picks forward up to 16).
+has few unknowns; for a batched problem with member-scoped parameters, forward mode with
+one tangent per member-scoped scalar that moves all members at once
+(`Problem.loss_and_gradient_by_members`); reverse mode otherwise. `gradient="auto"` picks
+forward up to 16 unknowns, then by members where there are member-scoped parameters.
 
 Cost is reported as `model_runs` (model evaluations with a gradient or Jacobian, counted
 from the optimisers' own counters), `forward_equivalents` = model_runs x the measured cost
@@ -118,6 +121,24 @@ def forward_mode(function, n: int):
     return wrapped
 
 
+def by_members(problem: Problem):
+    """`problem.loss` whose reverse-mode gradient is `problem.loss_and_gradient_by_members`
+    (forward mode with one tangent per member-scoped scalar, all members at once)."""
+
+    @jax.custom_vjp
+    def wrapped(u):
+        return problem.loss(u)
+
+    def wrapped_forward(u):
+        return problem.loss_and_gradient_by_members(u)
+
+    def wrapped_backward(gradient, cotangent):
+        return (cotangent * gradient,)
+
+    wrapped.defvjp(wrapped_forward, wrapped_backward)
+    return wrapped
+
+
 def fit(
     problem: Problem,
     method: str = "lbfgs",
@@ -149,8 +170,11 @@ def fit(
       unconstrained space is at most `gtol` [loss units], or (L-BFGS) when a step changes
       the loss by at most `ftol` x max(1, |loss|). Gauss-Newton and Levenberg-Marquardt
       use optimistix's Cauchy criterion with `rtol`/`atol` on the parameters and the loss.
-    - `gradient`: `"forward"`, `"reverse"` or `"auto"` (forward mode up to 16 unknowns;
-      the Jacobians of Gauss-Newton and Levenberg-Marquardt are always forward mode).
+    - `gradient`: `"forward"`, `"reverse"`, `"members"` or `"auto"` (forward mode up to
+      16 unknowns, then `"members"` for batched problems with member-scoped parameters,
+      else reverse; the Jacobians of Gauss-Newton and Levenberg-Marquardt are always
+      forward mode). `"members"`: forward mode with one tangent per member-scoped scalar
+      for all members together, whose cost does not grow with the number of members.
     - `init`: start values by parameter name (default: each `Parameter`'s start).
     - `progress`: a tqdm bar with the loss.
     - `checkpoint`: a file path; written every `checkpoint_every` steps and at the end,
@@ -167,20 +191,31 @@ def fit(
             f"method {method!r} needs Gaussian likelihoods and Gaussian-form priors; "
             "a Student-t likelihood or a non-Gaussian prior needs method='lbfgs'"
         )
-    if gradient not in ("auto", "forward", "reverse"):
-        raise ValueError(f"gradient must be 'auto', 'forward' or 'reverse', got {gradient!r}")
+    if gradient not in ("auto", "forward", "reverse", "members"):
+        raise ValueError(f"gradient must be 'auto', 'forward', 'reverse' or 'members', got {gradient!r}")
+    has_members = problem.members is not None and any(p.scope == "member" for p in problem.parameters)
+    if gradient == "members" and not has_members:
+        raise ValueError("gradient='members' needs a batched problem with member-scoped parameters")
     if int(max_steps) < 1 or int(checkpoint_every) < 1:
         raise ValueError(f"max_steps and checkpoint_every must be >= 1, got {max_steps!r}, {checkpoint_every!r}")
     least_squares = method in ("gauss_newton", "levenberg_marquardt")
     if gradient == "auto":
-        gradient = "forward" if least_squares or problem.size <= FORWARD_MODE_MAX_UNKNOWNS else "reverse"
+        if least_squares or problem.size <= FORWARD_MODE_MAX_UNKNOWNS:
+            gradient = "forward"
+        else:
+            gradient = "members" if has_members else "reverse"
     u = jnp.asarray(problem.u0 if init is None else problem.pack(init))
     from tqdm.auto import tqdm
 
     bar = tqdm(total=max_steps, desc=description or f"fit ({method})", disable=not progress)
     bar.set_postfix_str("compiling and timing the model")
 
-    loss = problem.loss if gradient == "reverse" else forward_mode(problem.loss, problem.size)
+    if gradient == "reverse":
+        loss = problem.loss
+    elif gradient == "members":
+        loss = by_members(problem)
+    else:
+        loss = forward_mode(problem.loss, problem.size)
     loss_at = jax.jit(problem.loss)
     start_loss = float(loss_at(u))
     forward_time = median_seconds(loss_at, u, repeats=5, budget=COST_TIMING_BUDGET, warm_up=False)

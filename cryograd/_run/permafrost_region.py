@@ -1,0 +1,457 @@
+"""`cryograd run` for a synthetic permafrost region: equilibrium and transient ground
+temperatures of many cells, chunk by chunk, each chunk written to disk as it finishes.
+
+The region is a grid of `rows` x (`cells` / `rows`) cells. Mean annual air temperature
+runs linearly from the southern to the northern row, the annual amplitude and the
+precipitation from the western to the eastern column (a continentality gradient), and
+each cell's mean air temperature has a random offset (`jitter` [K], from the seed).
+Every cell gets its own daily weather and snow (`cg.data.synthetic_permafrost_forcing`).
+
+For each cell:
+
+- equilibrium: the Kudryavtsev model (`cg.physics.Kudryavtsev`) with the soil of one
+  layer of the column, from the mean air temperature, the amplitude and the mean snow
+  depth of the snow season: TTOP and the active-layer thickness;
+- transient: the soil column with a snowpack (`PermafrostColumn` with `Snow`) through
+  the daily forcing, started from TTOP at the surface warming downwards by
+  `initial_gradient`, giving per year the active-layer thickness, MAGT at `magt_depths`,
+  the zero-annual-amplitude depth and talik flags.
+
+Chunks run with `cg.run_chunked`: in this process (`run.workers = 0`) or on a Dask
+`LocalCluster` of `run.workers` single-threaded worker processes on 127.0.0.1. A rerun
+into the same folder skips the chunks already written. The weather of a chunk is drawn
+from the seed and the chunk's first cell, so a region is reproduced by the same config
+(with the same `chunk_size`), whichever the number of workers.
+"""
+
+import functools
+import json
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .. import data as cgdata, physics as P
+from .._chunked import run_chunked
+from ..physics import _diagnostics as diagnostics
+from . import report
+from .config import check, refuse
+
+DAY = 86400.0
+SCHEMA = {
+    "experiment": {"name": str, "kind": str, "description": str, "seed": int},
+    "region": {
+        "cells": int,
+        "rows": int,
+        "mean_air_temperature": list,
+        "amplitude": list,
+        "precipitation": list,
+        "jitter": float,
+    },
+    "forcing": {
+        "start": str,
+        "years": int,
+        "anomaly_std": float,
+        "anomaly_days": float,
+        "wet_day_fraction": float,
+        "melt_factor": float,
+    },
+    "model": {
+        "depth": float,
+        "cells": int,
+        "dz_top": float,
+        "geothermal_flux": float,
+        "snow_density": float,
+        "snow_min_depth": float,
+        "snow_cells": int,
+        "layers": list,
+        "initial_gradient": float,
+        "magt_depths": list,
+    },
+    "equilibrium": {"layer": int},
+    "run": {"chunk_size": int, "workers": int},
+}
+LAYER_KEYS = {"top", "water_content", "k_thawed", "k_frozen", "c_thawed", "c_frozen"}
+XLA_SINGLE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+
+def validate(config: dict) -> list[str]:
+    """Every problem of a regional permafrost config, without running."""
+    problems = check(config, SCHEMA)
+    region = config.get("region", {})
+    cells, rows = region.get("cells"), region.get("rows", 1)
+    if not isinstance(cells, int) or cells < 1:
+        problems.append("region.cells: give the number of cells (>= 1)")
+    elif not isinstance(rows, int) or rows < 1 or cells % rows:
+        problems.append(f"region.rows: must divide region.cells = {cells} (the grid is rows x cells/rows)")
+    for key in ("mean_air_temperature", "amplitude", "precipitation"):
+        value = region.get(key)
+        if value is None:
+            problems.append(f"region.{key}: missing ([first, last] across the region)")
+        elif len(value) != 2 or not all(isinstance(v, (int, float)) for v in value):
+            problems.append(f"region.{key}: give [first, last], two numbers, got {value!r}")
+    for key in ("amplitude", "precipitation"):
+        value = region.get(key)
+        if isinstance(value, list) and len(value) == 2 and min(value) < 0:
+            problems.append(f"region.{key}: must not be negative, got {value}")
+    forcing = config.get("forcing", {})
+    if "start" not in forcing or "years" not in forcing:
+        problems.append("forcing: give start (a date) and years")
+    else:
+        try:
+            pd.Timestamp(forcing["start"])
+        except ValueError:
+            problems.append(f"forcing.start: {forcing['start']!r} is not a date")
+        if isinstance(forcing["years"], int) and forcing["years"] < 1:
+            problems.append("forcing.years: must be >= 1")
+    model = config.get("model", {})
+    layers = model.get("layers")
+    if not layers:
+        problems.append("model.layers: give at least one soil layer")
+    else:
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, dict) or set(layer) != LAYER_KEYS:
+                problems.append(f"model.layers[{i}]: needs exactly {', '.join(sorted(LAYER_KEYS))}")
+        chosen = config.get("equilibrium", {}).get("layer", 0)
+        if isinstance(chosen, int) and not 0 <= chosen < len(layers):
+            problems.append(f"equilibrium.layer: {chosen} is not a layer index (0-{len(layers) - 1})")
+    run = config.get("run", {})
+    if isinstance(run.get("chunk_size"), int) and run["chunk_size"] < 1:
+        problems.append("run.chunk_size: must be >= 1")
+    if isinstance(run.get("workers"), int) and run["workers"] < 0:
+        problems.append("run.workers: 0 (this process) or the number of Dask worker processes")
+    return problems
+
+
+def cells(config: dict) -> xr.Dataset:
+    """The region's cells: position and climate, over dimension `cell`."""
+    region = config["region"]
+    n, rows = region["cells"], region.get("rows", 1)
+    columns = n // rows
+    row, column = np.divmod(np.arange(n), columns)
+    north = row / max(rows - 1, 1)  # 0 in the southern row, 1 in the northern
+    east = column / max(columns - 1, 1)
+
+    def across(key, position):
+        first, last = region[key]
+        return first + (last - first) * position
+
+    seed = int(config.get("experiment", {}).get("seed", 0))
+    jitter = np.random.default_rng([seed, 1]).normal(0.0, region.get("jitter", 0.0), n)
+    return xr.Dataset(
+        dict(
+            row=("cell", row),
+            column=("cell", column),
+            mean_air_temperature=("cell", across("mean_air_temperature", north) + jitter, dict(units="degC")),
+            amplitude=("cell", across("amplitude", east), dict(units="K")),
+            precipitation=("cell", across("precipitation", 1.0 - east), dict(units="m yr-1")),
+        ),
+        coords=dict(cell=np.arange(n)),
+    )
+
+
+def column(config: dict) -> P.PermafrostColumn:
+    """The soil column with its snowpack (the same in every cell)."""
+    model = config["model"]
+    grid = P.Grid.geometric(depth=model.get("depth", 20.0), n=model.get("cells", 30), dz_top=model.get("dz_top", 0.05))
+    snow = P.Snow(
+        density=model.get("snow_density", 250.0),
+        min_depth=model.get("snow_min_depth", 0.02),
+        n_cells=model.get("snow_cells", 3),
+    )
+    return P.PermafrostColumn(
+        grid=grid,
+        layers=[P.SoilLayer(**layer) for layer in model["layers"]],
+        freeze_curve=P.FreeWater(),
+        surface=snow,
+        geothermal_flux=model.get("geothermal_flux", 0.05),
+    )
+
+
+def equilibrium_model(config: dict) -> P.Kudryavtsev:
+    """The Kudryavtsev model with the soil of layer `equilibrium.layer` of the column."""
+    model = config["model"]
+    layer = model["layers"][config.get("equilibrium", {}).get("layer", 0)]
+    return P.Kudryavtsev(
+        k_thawed=layer["k_thawed"],
+        k_frozen=layer["k_frozen"],
+        c_thawed=layer["c_thawed"],
+        c_frozen=layer["c_frozen"],
+        water_content=layer["water_content"],
+        snow_density=model.get("snow_density", 250.0),
+    )
+
+
+@eqx.filter_jit
+def _transient(column, forcing, initial, year, n_years):
+    """Every cell's annual statistics (one jitted, vmapped call per chunk)."""
+
+    def one(cell_forcing, cell_initial):
+        out = column.run(cell_forcing, cell_initial, DAY)  # raises if a step does not converge
+        depth = P.thaw_depth(out["temperature"], out["liquid_water_fraction"], column.grid.edges)
+        temperature = out["temperature"]
+        days = jax.ops.segment_sum(jnp.ones_like(depth), year, n_years)
+        return dict(
+            active_layer_thickness=jax.ops.segment_max(depth, year, n_years),
+            mean=jax.ops.segment_sum(temperature, year, n_years) / days[:, None],
+            max=jax.ops.segment_max(temperature, year, n_years),
+            min=jax.ops.segment_min(temperature, year, n_years),
+        )
+
+    return jax.vmap(one)(forcing, initial)
+
+
+def run_cells(chunk: xr.Dataset, *, config: dict) -> xr.Dataset:
+    """Equilibrium and transient results of the cells of `chunk` (a slice of `cells(config)`)."""
+    forcing_config = config["forcing"]
+    model = config["model"]
+    seed = int(config.get("experiment", {}).get("seed", 0))
+    first = int(chunk.cell.values[0])
+    key = jax.random.fold_in(jax.random.key(seed), first)
+    optional = ("anomaly_std", "anomaly_days", "wet_day_fraction", "melt_factor")
+    forcing = cgdata.synthetic_permafrost_forcing(
+        key,
+        forcing_config["start"],
+        forcing_config["years"],
+        mean_air_temperature=chunk.mean_air_temperature.values,
+        amplitude=chunk.amplitude.values,
+        precipitation=chunk.precipitation.values,
+        snow_density=model.get("snow_density", 250.0),
+        **{k: forcing_config[k] for k in optional if k in forcing_config},
+    )
+    snow = forcing.snow_depth.values  # (cell, day) [m]
+    snowy = snow > 0
+    winter_snow = np.where(snowy.any(axis=1), (snow * snowy).sum(axis=1) / np.maximum(snowy.sum(axis=1), 1), 0.0)
+    equilibrium = equilibrium_model(config)(chunk.mean_air_temperature.values, chunk.amplitude.values, winter_snow)
+    ttop = np.asarray(equilibrium["permafrost_temperature"])
+
+    soil = column(config)
+    centres = np.asarray(soil.grid.centres)
+    initial = ttop[:, None] + model.get("initial_gradient", 0.02) * centres[None, :]
+    times = pd.DatetimeIndex(forcing.time.values)
+    years = np.unique(times.year)
+    year = jnp.asarray(np.searchsorted(years, times.year))
+    arrays = {k: jnp.asarray(forcing[k].values) for k in soil.surface.forcing_variables}
+    stats = _transient(soil, arrays, jnp.asarray(initial), year, int(years.size))
+    stats = {k: np.asarray(v) for k, v in stats.items()}
+
+    magt_depths = np.asarray(model.get("magt_depths", [0.0, 1.0, 2.0, 5.0, 10.0]), dtype=float)
+    magt = diagnostics.interpolate_depths(stats["mean"], centres, magt_depths)
+    zaa = diagnostics.zero_annual_amplitude_depth(stats["max"], stats["min"], centres)
+    talik = diagnostics.talik(stats["min"])
+    out = xr.Dataset(
+        coords=dict(
+            cell=chunk.cell.values,
+            year=years,
+            magt_depth=("magt_depth", magt_depths, dict(units="m", long_name="depth of MAGT")),
+        )
+    )
+    out["row"] = ("cell", chunk.row.values)
+    out["column"] = ("cell", chunk.column.values)
+    for name in ("mean_air_temperature", "amplitude", "precipitation"):
+        out[name] = chunk[name]
+    out["winter_snow_depth"] = ("cell", winter_snow, dict(units="m", long_name="mean snow depth on snow days"))
+    long = dict(
+        ground_surface_temperature="mean annual ground surface temperature (Kudryavtsev)",
+        permafrost_temperature="temperature at the top of permafrost, TTOP (Kudryavtsev)",
+        active_layer_thickness="active-layer thickness (Kudryavtsev; seasonal freezing depth where TTOP > 0)",
+    )
+    for name, text in long.items():
+        units = "m" if name == "active_layer_thickness" else "degC"
+        out[f"equilibrium_{name}"] = ("cell", np.asarray(equilibrium[name]), dict(units=units, long_name=text))
+    out["active_layer_thickness"] = (
+        ("cell", "year"),
+        stats["active_layer_thickness"],
+        dict(units="m", long_name="active-layer thickness (maximum thaw depth of the year), transient"),
+    )
+    out["mean_annual_ground_temperature"] = (
+        ("cell", "year", "magt_depth"),
+        magt,
+        dict(units="degC", long_name="mean annual ground temperature, transient"),
+    )
+    out["zero_annual_amplitude_depth"] = (
+        ("cell", "year"),
+        zaa,
+        dict(units="m", long_name="depth where the annual temperature range falls below 0.1 K"),
+    )
+    out["talik"] = (("cell", "year"), talik, dict(units="1", long_name="talik below the seasonally frozen layer"))
+    return out
+
+
+def run(config: dict, out: Path, progress: bool = True) -> dict:
+    """Run every cell, chunk by chunk into `out/cells/`, and write result.nc, summary.json
+    and figures to `out`."""
+    refuse(validate(config))
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    region = cells(config)
+    settings = config.get("run", {})
+    workers = settings.get("workers", 0)
+    chunk_size = settings.get("chunk_size", 250)
+    function = functools.partial(run_cells, config=config)
+    store = out / "cells"
+    if store.exists() and (store / "manifest.json").exists():
+        done = len(list(store.glob("part-*.nc")))
+        report.stage(progress, f"{store}: {done} chunks already written are kept")
+    tick = time.perf_counter()
+    if workers:
+        with _cluster(workers) as client:
+            started_cluster = time.perf_counter() - tick
+            tick = time.perf_counter()
+            result = run_chunked(
+                function, region, store, dim="cell", chunk_size=chunk_size, client=client, progress=progress
+            )
+    else:
+        started_cluster = 0.0
+        result = run_chunked(function, region, store, dim="cell", chunk_size=chunk_size, progress=progress)
+    chunk_time = time.perf_counter() - tick
+    seconds = np.asarray(result.attrs.pop("cryograd_chunk_seconds"))
+    result.attrs["config"] = json.dumps(config)
+    result.to_netcdf(out / "result.nc")
+
+    last = result.isel(year=-1)
+    permafrost = result.equilibrium_permafrost_temperature.values < 0
+    transient_permafrost = ~(last.talik.values) & (
+        result.mean_annual_ground_temperature.isel(year=-1).sel(magt_depth=result.magt_depth.values.max()).values < 0
+    )
+    both = permafrost & transient_permafrost
+    difference = (last.active_layer_thickness.values - result.equilibrium_active_layer_thickness.values)[both]
+    summary = dict(
+        experiment=config.get("experiment", {}).get("name", "permafrost_region"),
+        region=dict(
+            cells=int(result.sizes["cell"]),
+            rows=int(config["region"].get("rows", 1)),
+            years=[int(result.year.values[0]), int(result.year.values[-1])],
+            column_years=int(result.sizes["cell"] * result.sizes["year"]),
+        ),
+        equilibrium=dict(
+            permafrost_fraction=float(permafrost.mean()),
+            active_layer_thickness_median_m=_median(result.equilibrium_active_layer_thickness.values[permafrost]),
+        ),
+        transient=dict(
+            permafrost_fraction_last_year=float(transient_permafrost.mean()),
+            active_layer_thickness_median_m=_median(last.active_layer_thickness.values[transient_permafrost]),
+            talik_fraction_last_year=float(last.talik.values.mean()),
+            last_year_minus_equilibrium_alt_m=dict(
+                cells=int(both.sum()),
+                median=_median(difference),
+                mad=_median(np.abs(difference - np.median(difference))) if difference.size else None,
+            ),
+        ),
+        execution=dict(
+            workers=workers,
+            threads_per_worker=1 if workers else None,
+            chunk_size=chunk_size,
+            chunks=len(json.loads((store / "manifest.json").read_text())["chunks"]),
+            cluster_start_s=round(started_cluster, 2),
+            chunks_wall_time_s=round(chunk_time, 2),
+            column_years_per_s=round(result.sizes["cell"] * result.sizes["year"] / chunk_time, 1),
+            chunk_seconds=dict(
+                total=round(float(np.nansum(seconds)), 2),
+                median=round(float(np.nanmedian(seconds)), 3),
+                largest=round(float(np.nanmax(seconds)), 3),
+                note="seconds of each chunk's computation where it ran (the largest includes compilation)",
+            ),
+            store=str(store),
+        ),
+        notes=[],
+        seed=int(config.get("experiment", {}).get("seed", 0)),
+        versions=report.versions(),
+        config=config,
+    )
+    _figures(out, result, summary)
+    summary["wall_time_s"] = round(time.perf_counter() - started, 2)
+    report.write_summary(out / "summary.json", summary)
+    return summary
+
+
+def _median(values):
+    return float(np.median(values)) if np.size(values) else None
+
+
+def _cluster(workers: int):
+    """A `dask.distributed` client on a LocalCluster of `workers` single-threaded worker
+    processes on the loopback interface (XLA single-threaded inside each)."""
+    import contextlib
+
+    from distributed import Client, LocalCluster
+
+    @contextlib.contextmanager
+    def client():
+        with (
+            LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                env={"XLA_FLAGS": XLA_SINGLE_THREAD, "OMP_NUM_THREADS": "1"},
+            ) as cluster,
+            Client(cluster) as dask_client,
+        ):
+            yield dask_client
+
+    return client()
+
+
+def _figures(out: Path, result: xr.Dataset, summary: dict) -> None:
+    plt = report.pyplot()
+    name = summary["experiment"]
+    rows, columns = summary["region"]["rows"], result.sizes["cell"] // summary["region"]["rows"]
+
+    def grid(values):
+        return np.asarray(values).reshape(rows, columns)
+
+    last = result.isel(year=-1)
+    year = int(result.year.values[-1])
+    panels = [
+        (result.mean_air_temperature, "mean air temperature [degC]", "coolwarm", None),
+        (result.equilibrium_permafrost_temperature, "TTOP, equilibrium [degC]", "coolwarm", None),
+        (result.equilibrium_active_layer_thickness, "active layer, equilibrium [m]", "viridis", (0, 3)),
+        (
+            last.mean_annual_ground_temperature.sel(magt_depth=last.magt_depth.values.max()),
+            f"MAGT at {last.magt_depth.values.max():g} m, {year} [degC]",
+            "coolwarm",
+            None,
+        ),
+        (last.active_layer_thickness, f"active layer, transient {year} [m]", "viridis", (0, 3)),
+    ]
+    figure, axes = plt.subplots(2, 3, figsize=(14, 8.5))
+    for axis, (values, label, cmap, limits) in zip(axes.flat, panels, strict=False):
+        data = grid(values)
+        kwargs = dict(cmap=cmap, origin="lower", aspect="auto")
+        if cmap == "coolwarm":
+            bound = np.nanmax(np.abs(data))
+            kwargs.update(vmin=-bound, vmax=bound)
+        elif limits:
+            kwargs.update(vmin=limits[0], vmax=limits[1])
+        image = axis.imshow(data, **kwargs)
+        figure.colorbar(image, ax=axis, label=label)
+        axis.set_title(label)
+        axis.set_xlabel("grid column (west to east)")
+        axis.set_ylabel("grid row (south to north)")
+    axis = axes.flat[5]
+    both = (result.equilibrium_permafrost_temperature.values < 0) & ~last.talik.values
+    both &= last.mean_annual_ground_temperature.sel(magt_depth=last.magt_depth.values.max()).values < 0
+    equilibrium = result.equilibrium_active_layer_thickness.values[both]
+    transient = last.active_layer_thickness.values[both]
+    axis.scatter(equilibrium, transient, s=3, alpha=0.4, color="tab:blue", label=f"{both.sum()} cells")
+    top = float(max(equilibrium.max(), transient.max())) if both.any() else 1.0
+    axis.plot([0, top], [0, top], color="k", lw=0.8, label="1:1")
+    axis.set_xlabel("active layer, equilibrium (Kudryavtsev) [m]")
+    axis.set_ylabel(f"active layer, transient column {year} [m]")
+    axis.set_title("cells with permafrost in both (TTOP < 0; no talik, MAGT < 0)", fontsize=10)
+    axis.legend(fontsize=8)
+    axis.grid(alpha=0.3)
+    figure.suptitle(
+        f"{name}: {result.sizes['cell']} cells, {summary['region']['years'][0]}-{year} "
+        "(colder to the north; larger amplitude and less precipitation to the east)"
+    )
+    figure.tight_layout()
+    figure.savefig(out / "maps.png", dpi=100)
+    plt.close(figure)
