@@ -109,6 +109,11 @@ def test_region_cells_match_the_models_run_alone(tmp_path, capsys):
         ("equilibrium.layer=3", "equilibrium.layer: 3 is not a layer index (0-2)"),
         ('forcing.start="spring"', "forcing.start: 'spring' is not a date"),
         ("run.workers=-1", "run.workers: 0 (this process)"),
+        (
+            "model.layers=[{top = 0.0, water_content = 0.3, k_thawed = -1.0, k_frozen = 1.0, c_thawed = 2e6, "
+            "c_frozen = 2e6}]",
+            "model.layers.0: k_thawed must be positive",
+        ),
         ("run.chunk_sise=10", "run.chunk_sise: unknown key; did you mean 'chunk_size'?"),
     ],
 )

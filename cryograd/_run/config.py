@@ -352,3 +352,42 @@ def with_leaves(model, values: dict):
         new = jnp.broadcast_to(value, leaf.shape) if element is None else leaf.at[element].set(value)
         model = eqx.tree_at(where, model, new)
     return model
+
+
+SNOW_COLUMN_KEYS = {
+    "depth": float,
+    "cells": int,
+    "dz_top": float,
+    "geothermal_flux": float,
+    "snow_density": float,
+    "snow_min_depth": float,
+    "snow_cells": int,
+    "layers": list,
+}
+"""The [model] keys of a soil column under a snowpack (`snow_column`)."""
+LAYER_KEYS = {"top", "water_content", "k_thawed", "k_frozen", "c_thawed", "c_frozen"}
+"""The keys of each of its `layers`."""
+
+
+def snow_column(model: dict, *, depth: float = 30.0, cells: int = 40, dz_top: float = 0.02):
+    """The `PermafrostColumn` of a [model] table: a geometric grid (`depth` [m], `cells`,
+    `dz_top` [m]; the keyword values are the defaults), `layers` (`SoilLayer` arguments),
+    free-water freezing and a `Snow` surface (`snow_density` [kg m-3], default 250;
+    `snow_min_depth` [m], 0.02; `snow_cells`, 3), `geothermal_flux` [W m-2], 0.05."""
+    from .. import physics as P
+
+    grid = P.Grid.geometric(
+        depth=model.get("depth", depth), n=model.get("cells", cells), dz_top=model.get("dz_top", dz_top)
+    )
+    snow = P.Snow(
+        density=model.get("snow_density", 250.0),
+        min_depth=model.get("snow_min_depth", 0.02),
+        n_cells=model.get("snow_cells", 3),
+    )
+    return P.PermafrostColumn(
+        grid=grid,
+        layers=[P.SoilLayer(**layer) for layer in model["layers"]],
+        freeze_curve=P.FreeWater(),
+        surface=snow,
+        geothermal_flux=model.get("geothermal_flux", 0.05),
+    )

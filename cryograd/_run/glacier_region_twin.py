@@ -19,6 +19,7 @@ The same fit without the regional series shows what the series adds. Config sect
 [validation], [fit], [uncertainty] (see docs/experiments/glacier_region_twin_grace.md).
 """
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -30,6 +31,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import assimilation as A, data as cgdata, physics as P
+from .._chunked import run_chunked
 from . import report
 from .config import (
     calibrate,
@@ -180,10 +182,6 @@ class RegionTwin:
         self.calibration = (config["calibration"]["start"], config["calibration"]["end"])
         self.calibration_rows = (self.years >= self.calibration[0]) & (self.years <= self.calibration[1])
         self.observed = self._observe(k_grace, k_geodetic)
-
-    def model_for(self, values: dict):
-        """The SMB model with parameter values by name (each glacier's own inside `run`)."""
-        return with_leaves(self.model, {p.path: values[p.name] for p in self.parameters})
 
     def run(self, values: dict, glaciers=None) -> np.ndarray:
         """Specific mass balance (glacier, year) [kg m-2] for parameter values by name, of
@@ -344,7 +342,7 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
         parameters[label].update(row)
     member_parameters = {}
     if problem.size > MEMBER_LIST_LIMIT:
-        member_parameters = _member_parameter_summary(twin, posterior, table, units)
+        member_parameters = _member_parameter_summary(twin, posterior, units)
         parameters = {label: row for label, row in parameters.items() if "[" not in label}
     summary = dict(
         experiment=config.get("experiment", {}).get("name", "glacier_region_twin"),
@@ -394,8 +392,6 @@ def _glacier_results(twin, values, start_values, posterior, store, config, progr
     """Each glacier's fitted parameters (value, std) and its fitted and start runs over all
     years, in chunks of `output.chunk_size` glaciers, each chunk written to `store` as it
     is done (`cg.run_chunked`; a rerun of the same config skips the written chunks)."""
-    from .._chunked import run_chunked
-
     member = [p for p in twin.parameters if p.scope == "member"]
     std = dict(zip(posterior.labels, posterior.std, strict=True))
     inputs = xr.Dataset(coords=dict(glacier=twin.names))
@@ -430,8 +426,6 @@ def _glacier_results(twin, values, start_values, posterior, store, config, progr
         return result
 
     chunk_size = config.get("output", {}).get("chunk_size", 1000)
-    import hashlib
-
     fingerprint = hashlib.sha256(
         json.dumps(config, sort_keys=True, default=str).encode()
         + b"".join(np.ascontiguousarray(inputs[p.name].values).tobytes() for p in member)
@@ -445,7 +439,7 @@ def _glacier_results(twin, values, start_values, posterior, store, config, progr
     return run_chunked(chunk_runs, inputs, store, dim="glacier", chunk_size=chunk_size, progress=progress)
 
 
-def _member_parameter_summary(twin, posterior, table, units) -> dict:
+def _member_parameter_summary(twin, posterior, units) -> dict:
     """Per member-scoped parameter: how well the glaciers' values are recovered."""
     out = {}
     for p in twin.parameters:

@@ -40,7 +40,7 @@ from .. import data as cgdata, physics as P
 from .._chunked import run_chunked
 from ..physics import _diagnostics as diagnostics
 from . import report
-from .config import check, refuse
+from .config import LAYER_KEYS, SNOW_COLUMN_KEYS, check, refuse, snow_column
 
 DAY = 86400.0
 SCHEMA = {
@@ -61,22 +61,10 @@ SCHEMA = {
         "wet_day_fraction": float,
         "melt_factor": float,
     },
-    "model": {
-        "depth": float,
-        "cells": int,
-        "dz_top": float,
-        "geothermal_flux": float,
-        "snow_density": float,
-        "snow_min_depth": float,
-        "snow_cells": int,
-        "layers": list,
-        "initial_gradient": float,
-        "magt_depths": list,
-    },
+    "model": SNOW_COLUMN_KEYS | {"initial_gradient": float, "magt_depths": list},
     "equilibrium": {"layer": int},
     "run": {"chunk_size": int, "workers": int},
 }
-LAYER_KEYS = {"top", "water_content", "k_thawed", "k_frozen", "c_thawed", "c_frozen"}
 XLA_SINGLE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
@@ -116,7 +104,12 @@ def validate(config: dict) -> list[str]:
     else:
         for i, layer in enumerate(layers):
             if not isinstance(layer, dict) or set(layer) != LAYER_KEYS:
-                problems.append(f"model.layers[{i}]: needs exactly {', '.join(sorted(LAYER_KEYS))}")
+                problems.append(f"model.layers.{i}: needs exactly {', '.join(sorted(LAYER_KEYS))}")
+                continue
+            try:  # the soil values themselves (positive conductivities, ...)
+                P.SoilLayer(**layer)
+            except (TypeError, ValueError) as error:
+                problems.append(f"model.layers.{i}: {error}")
         chosen = config.get("equilibrium", {}).get("layer", 0)
         if isinstance(chosen, int) and not 0 <= chosen < len(layers):
             problems.append(f"equilibrium.layer: {chosen} is not a layer index (0-{len(layers) - 1})")
@@ -157,20 +150,7 @@ def cells(config: dict) -> xr.Dataset:
 
 def column(config: dict) -> P.PermafrostColumn:
     """The soil column with its snowpack (the same in every cell)."""
-    model = config["model"]
-    grid = P.Grid.geometric(depth=model.get("depth", 20.0), n=model.get("cells", 30), dz_top=model.get("dz_top", 0.05))
-    snow = P.Snow(
-        density=model.get("snow_density", 250.0),
-        min_depth=model.get("snow_min_depth", 0.02),
-        n_cells=model.get("snow_cells", 3),
-    )
-    return P.PermafrostColumn(
-        grid=grid,
-        layers=[P.SoilLayer(**layer) for layer in model["layers"]],
-        freeze_curve=P.FreeWater(),
-        surface=snow,
-        geothermal_flux=model.get("geothermal_flux", 0.05),
-    )
+    return snow_column(config["model"], depth=20.0, cells=30, dz_top=0.05)
 
 
 def equilibrium_model(config: dict) -> P.Kudryavtsev:

@@ -31,11 +31,21 @@ import xarray as xr
 
 from .. import assimilation as A, data as cgdata, physics as P
 from . import report
-from .config import calibrate, check, parameter, parameter_problems, refuse, remove_checkpoint, with_leaves
+from .config import (
+    LAYER_KEYS,
+    SNOW_COLUMN_KEYS,
+    calibrate,
+    check,
+    parameter,
+    parameter_problems,
+    refuse,
+    remove_checkpoint,
+    snow_column,
+    with_leaves,
+)
 
 DAY = 86400.0
 BOREHOLE_SIGMA = 0.1  # [K], default borehole noise and error
-LAYER_KEYS = {"top", "water_content", "k_thawed", "k_frozen", "c_thawed", "c_frozen"}
 SCHEMA = {
     "experiment": {"name": str, "kind": str, "description": str, "seed": int},
     "synthetic": {
@@ -50,16 +60,7 @@ SCHEMA = {
         "initial_surface_offset": float,
         "initial_gradient": float,
     },
-    "model": {
-        "depth": float,
-        "cells": int,
-        "dz_top": float,
-        "geothermal_flux": float,
-        "snow_density": float,
-        "snow_min_depth": float,
-        "snow_cells": int,
-        "layers": list,
-    },
+    "model": SNOW_COLUMN_KEYS,
     "parameters": dict,
     "observations": {
         "lst": {"sigma": float, "offset": str, "clear_fraction": float, "persistence": float},
@@ -176,23 +177,8 @@ class TwinExperiment:
         start = pd.Timestamp(config.get("validation", {}).get("start", end + pd.Timedelta(days=1)))
         self.validation_start = start
 
-        model = config["model"]
-        grid = P.Grid.geometric(
-            depth=model.get("depth", 30.0), n=model.get("cells", 40), dz_top=model.get("dz_top", 0.02)
-        )
-        layers = [P.SoilLayer(**layer) for layer in model["layers"]]
-        snow = P.Snow(
-            density=model.get("snow_density", 250.0),
-            min_depth=model.get("snow_min_depth", 0.02),
-            n_cells=model.get("snow_cells", 3),
-        )
-        self.column = P.PermafrostColumn(
-            grid=grid,
-            layers=layers,
-            freeze_curve=P.FreeWater(),
-            surface=snow,
-            geothermal_flux=model.get("geothermal_flux", 0.05),
-        )
+        self.column = snow_column(config["model"])
+        grid = self.column.grid
         self.centres, self.edges = np.asarray(grid.centres), np.asarray(grid.edges)
         self.parameters = [parameter(name, spec) for name, spec in config["parameters"].items()]
         self.truth = {name: float(spec["truth"]) for name, spec in config["parameters"].items()}

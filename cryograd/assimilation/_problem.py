@@ -227,9 +227,11 @@ class Problem:
     def loss(self, u):
         """-log posterior density of the constrained values (up to a constant): the sum of the
         observation types' -log likelihoods and the priors'. Minimised by `fit`."""
-        return sum(self.neg_log_likelihood(u).values()) + self.neg_log_prior(u)
+        values = self.values(u)
+        return self._loss_of(self._outputs(values), values)
 
     def _loss_of(self, outputs: dict, values: dict):
+        """The loss from the model's outputs and the constrained values."""
         predictions = self._predictions(outputs, values)
         total = sum(o.neg_log_likelihood(predictions[o.name]) for o in self.observations)
         for p in self.parameters:
@@ -248,9 +250,8 @@ class Problem:
         reverse mode with respect to the outputs (cheap: no model run), and the two are
         chained. The cost is about (member scalars per member + shared scalars) forward
         runs, independent of the number of members; reverse mode through a long vmapped
-        model run can cost far more (200x a forward run for `MonthlyTemperatureIndex`
-        over 1,000 glaciers, measured in docs/benchmarks.md).
-        """
+        model run can cost far more (73x a forward run for `MonthlyTemperatureIndex`
+        over 1,000 glaciers and 158x over 10,000, docs/benchmarks.md)."""
         if self.members is None:
             raise ValueError("the gradient by members needs a batched problem (members=...)")
         values, values_vjp = jax.vjp(self.values, jnp.asarray(u))
