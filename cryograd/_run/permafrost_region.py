@@ -24,6 +24,7 @@ from the seed and the chunk's first cell, so a region is reproduced by the same 
 (with the same `chunk_size`), whichever the number of workers.
 """
 
+import contextlib
 import functools
 import json
 import time
@@ -295,10 +296,7 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
     result.to_netcdf(out / "result.nc")
 
     last = result.isel(year=-1)
-    permafrost = result.equilibrium_permafrost_temperature.values < 0
-    transient_permafrost = ~(last.talik.values) & (
-        result.mean_annual_ground_temperature.isel(year=-1).sel(magt_depth=result.magt_depth.values.max()).values < 0
-    )
+    permafrost, transient_permafrost = _permafrost(result)
     both = permafrost & transient_permafrost
     difference = (last.active_layer_thickness.values - result.equilibrium_active_layer_thickness.values)[both]
     summary = dict(
@@ -327,7 +325,7 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
             workers=workers,
             threads_per_worker=1 if workers else None,
             chunk_size=chunk_size,
-            chunks=len(json.loads((store / "manifest.json").read_text())["chunks"]),
+            chunks=int(seconds.size),
             cluster_start_s=round(started_cluster, 2),
             chunks_wall_time_s=round(chunk_time, 2),
             column_years_per_s=round(result.sizes["cell"] * result.sizes["year"] / chunk_time, 1),
@@ -354,29 +352,32 @@ def _median(values):
     return float(np.median(values)) if np.size(values) else None
 
 
+def _permafrost(result: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Cells with permafrost (cell,): in equilibrium (TTOP < 0), and in the transient run's
+    last year (no talik, MAGT < 0 at the deepest MAGT depth)."""
+    last = result.isel(year=-1)
+    deepest = last.mean_annual_ground_temperature.sel(magt_depth=last.magt_depth.values.max())
+    return result.equilibrium_permafrost_temperature.values < 0, ~last.talik.values & (deepest.values < 0)
+
+
+@contextlib.contextmanager
 def _cluster(workers: int):
     """A `dask.distributed` client on a LocalCluster of `workers` single-threaded worker
     processes on the loopback interface (XLA single-threaded inside each)."""
-    import contextlib
-
     from distributed import Client, LocalCluster
 
-    @contextlib.contextmanager
-    def client():
-        with (
-            LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,
-                env={"XLA_FLAGS": XLA_SINGLE_THREAD, "OMP_NUM_THREADS": "1"},
-            ) as cluster,
-            Client(cluster) as dask_client,
-        ):
-            yield dask_client
-
-    return client()
+    with (
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            env={"XLA_FLAGS": XLA_SINGLE_THREAD, "OMP_NUM_THREADS": "1"},
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
 
 
 def _figures(out: Path, result: xr.Dataset, summary: dict) -> None:
@@ -416,8 +417,8 @@ def _figures(out: Path, result: xr.Dataset, summary: dict) -> None:
         axis.set_xlabel("grid column (west to east)")
         axis.set_ylabel("grid row (south to north)")
     axis = axes.flat[5]
-    both = (result.equilibrium_permafrost_temperature.values < 0) & ~last.talik.values
-    both &= last.mean_annual_ground_temperature.sel(magt_depth=last.magt_depth.values.max()).values < 0
+    permafrost, transient_permafrost = _permafrost(result)
+    both = permafrost & transient_permafrost
     equilibrium = result.equilibrium_active_layer_thickness.values[both]
     transient = last.active_layer_thickness.values[both]
     axis.scatter(equilibrium, transient, s=3, alpha=0.4, color="tab:blue", label=f"{both.sum()} cells")

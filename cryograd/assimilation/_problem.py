@@ -217,7 +217,9 @@ class Problem:
     def neg_log_prior(self, u):
         """-log prior density of the parameter values at `u` (up to constants; flat where a
         parameter has no prior)."""
-        values = self.values(u)
+        return self._neg_log_prior_of(self.values(u))
+
+    def _neg_log_prior_of(self, values: dict):
         total = jnp.zeros(())
         for p in self.parameters:
             if p.prior is not None:
@@ -233,11 +235,8 @@ class Problem:
     def _loss_of(self, outputs: dict, values: dict):
         """The loss from the model's outputs and the constrained values."""
         predictions = self._predictions(outputs, values)
-        total = sum(o.neg_log_likelihood(predictions[o.name]) for o in self.observations)
-        for p in self.parameters:
-            if p.prior is not None:
-                total = total + p.prior.neg_log_density(values[p.name])
-        return total
+        likelihood = sum(o.neg_log_likelihood(predictions[o.name]) for o in self.observations)
+        return likelihood + self._neg_log_prior_of(values)
 
     def loss_and_gradient_by_members(self, u):
         """`loss(u)` and its gradient, by forward mode with one tangent per member-scoped
@@ -266,13 +265,8 @@ class Problem:
                 tangent = {name: jnp.zeros_like(v) for name, v in values.items()}
                 index = (slice(None), *element) if p.scope == "member" else element
                 tangent[p.name] = tangent[p.name].at[index].set(1.0)
-                d = linear(tangent)
-                if p.scope == "member":
-                    # each member's own derivative: sum over every output axis but the member axis
-                    terms = jax.tree.map(lambda g, t: jnp.sum((g * t).reshape(g.shape[0], -1), axis=1), d_outputs, d)
-                else:
-                    terms = jax.tree.map(lambda g, t: jnp.sum(g * t), d_outputs, d)
-                columns.append(sum(jax.tree.leaves(terms)))
+                by_member = member_dot(d_outputs, linear(tangent))
+                columns.append(by_member if p.scope == "member" else jnp.sum(by_member))
             if columns:
                 chained = jnp.stack(columns, axis=-1).reshape(shape)
                 gradient[p.name] = gradient[p.name] + chained
@@ -304,6 +298,14 @@ class Problem:
             if p.prior is not None and p.prior.residual(values[p.name]) is not None:
                 parts.append(jnp.ravel(p.prior.residual(values[p.name])))
         return jnp.concatenate(parts)
+
+
+def member_dot(cotangents, tangents):
+    """sum(cotangents * tangents) over every output and every axis but the leading member
+    axis: (member,). With tangents that move one parameter of every member at once, each
+    member's own derivative (its outputs depend on no other member's values)."""
+    terms = jax.tree.map(lambda g, t: jnp.sum((g * t).reshape(g.shape[0], -1), axis=1), cotangents, tangents)
+    return sum(jax.tree.leaves(terms))
 
 
 def _slices(sizes):

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._problem import Problem
+from ._problem import Problem, member_dot
 
 
 @dataclass
@@ -215,17 +215,9 @@ def laplace_by_members(problem: Problem, u) -> Posterior:
         output_tangents = [linear(t) for t in tangents]
         for o in coupling:
             residual = jax.jacrev(lambda out, o=o: o.residuals(o.predict(out, values)))(outputs)
-            columns = [
-                sum(
-                    jax.tree.leaves(
-                        jax.tree.map(
-                            lambda r, d: jnp.sum((r * d[None]).reshape(r.shape[0], n, -1), axis=-1), residual, d_out
-                        )
-                    )
-                )
-                for d_out in output_tangents
-            ]
-            rows.append(np.stack([np.asarray(c) for c in columns], axis=-1))  # (values, member, k)
+            per_row = jax.vmap(member_dot, in_axes=(0, None))  # residual rows (values, member, ...)
+            columns = [np.asarray(per_row(residual, d_out)) for d_out in output_tangents]
+            rows.append(np.stack(columns, axis=-1))  # (values, member, k)
     blocks = 0.5 * (blocks + np.swapaxes(blocks, 1, 2))
     eigenvalues = np.linalg.eigvalsh(blocks)
     if not np.all(eigenvalues[:, 0] > 0):
