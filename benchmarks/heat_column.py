@@ -3,6 +3,13 @@
     python benchmarks/heat_column.py                       # 1, 64, 1024 columns, 20 years
     python benchmarks/heat_column.py --columns 1 64 --years 20 --gradient-columns 1 64
     python benchmarks/heat_column.py --snow                # air temperature over a snowpack
+    python benchmarks/heat_column.py --c-reference ../shared/bench/heat_ref.c   # + the C loop's ratio
+
+With `--c-reference` the plain C loop (one linearised implicit pass per day, columns
+innermost) is compiled with gcc -O3 -march=native -ffast-math and run for the same column
+counts and years in the same process, and each forward figure gets its `ratio_to_c`.
+Newton statistics per run: mean iterations per step (averaged over columns), the most
+iterations in a step, and the share of column-steps that missed the tolerance.
 
 Columns have 100 layers (geometric grid to 30 m, 2 cm at the top, FreeWater: the
 configuration of the Stefan verification), daily steps, a seasonal surface temperature
@@ -17,7 +24,10 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
+import subprocess
+import tempfile
 
 import equinox as eqx
 import jax
@@ -55,6 +65,20 @@ def setup(n_columns, years, seed=0, snow=False):
     return column, forcing, jnp.full(column.grid.n_cells, -3.0)
 
 
+def c_reference(source, columns, years):
+    """Column-years per second of the plain C loop at `source` for each column count."""
+    binary = os.path.join(tempfile.mkdtemp(), "heat_ref")
+    subprocess.run(["gcc", "-O3", "-march=native", "-ffast-math", source, "-o", binary, "-lm"], check=True)
+    rates = {}
+    for n in columns:
+        runs = []
+        for _ in range(3):
+            printed = subprocess.run([binary, str(n), str(years)], check=True, capture_output=True, text=True).stdout
+            runs.append(float(re.search(r"([0-9.]+) col-years/s", printed).group(1)))
+        rates[n] = sorted(runs)[1]  # median of 3
+    return rates
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--columns", type=int, nargs="+", default=[1, 64, 1024])
@@ -62,6 +86,7 @@ def main():
     parser.add_argument("--years", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--snow", action="store_true", help="Snow surface (air temperature and snow depth)")
+    parser.add_argument("--c-reference", help="path of heat_ref.c (the plain C loop) to run beside")
     args = parser.parse_args()
 
     results = dict(
@@ -75,19 +100,32 @@ def main():
         forward={},
         gradient={},
     )
+    reference = c_reference(args.c_reference, args.columns, args.years) if args.c_reference else {}
     for n in args.columns:
         column, surface, initial = setup(n, args.years, snow=args.snow)
 
         def forward(col, surface, initial=initial):
-            run = lambda f: col.run(f, initial, DAY, save_every=365)["temperature"]  # noqa: E731
+            def run(f):
+                out = col.run(f, initial, DAY, save_every=365)
+                return out["temperature"], out["mean_iterations"], out["max_iterations"], out["unconverged_steps"]
+
             return jax.vmap(run)(surface)
 
         seconds = median_seconds(eqx.filter_jit(forward), column, surface, repeats=args.repeats)
+        _, mean_iterations, max_iterations, unconverged = eqx.filter_jit(forward)(column, surface)
         results["forward"][n] = dict(
             seconds=seconds,
             column_years_per_second=n * args.years / seconds,
             layer_steps_per_second=n * 100 * 365 * args.years / seconds,
+            newton_mean_iterations=float(np.mean(mean_iterations)),
+            newton_max_iterations=float(np.max(max_iterations)),
+            share_of_steps_not_converged=float(np.sum(unconverged)) / (n * 365 * args.years),
         )
+        if n in reference:
+            results["forward"][n].update(
+                c_column_years_per_second=reference[n],
+                ratio_to_c=n * args.years / seconds / reference[n],
+            )
         if n in args.gradient_columns:
 
             def loss(col, surface, initial=initial):

@@ -25,7 +25,7 @@ from ._freeze_curves import (
 )
 from ._glacier_geometry import DeltaH as DeltaH, volume_area_thickness as volume_area_thickness
 from ._grid import Grid as Grid
-from ._heat import ImplicitEnthalpyEuler as ImplicitEnthalpyEuler
+from ._heat import ImplicitEnthalpy as ImplicitEnthalpy
 from ._initial import (
     spin_up as spin_up,
     steady_state_temperature as steady_state_temperature,

@@ -12,7 +12,7 @@ from jaxtyping import Array, Float
 from . import _constants as const
 from ._freeze_curves import AbstractFreezeCurve, FreeWater
 from ._grid import Grid
-from ._heat import HeatProblem, ImplicitEnthalpyEuler, explicit_tendency
+from ._heat import CONDUCTIVITIES, TIME_SCHEMES, HeatProblem, HeatState, ImplicitEnthalpy, explicit_tendency
 from ._soil import CellMaterial, SoilLayer, cell_material, layer_index
 from ._surface import AbstractSurface, Prescribed
 from ._validation import as_float_array, is_concrete
@@ -35,6 +35,11 @@ class PermafrostColumn(eqx.Module):
       (default 0.053).
     - `bottom_temperature`: if given, a fixed temperature at the bottom edge [degC]
       instead of the geothermal flux.
+    - `time_scheme`: `"euler"` (default; backward Euler, first order) or `"bdf2"`
+      (second order, L-stable; see docs/verification.md).
+    - `conductivity`: `"lagged"` (default; conductivities of the start of each step) or
+      `"implicit"` (of its end: far more accurate at a moving front, more Newton
+      iterations). `time_scheme="bdf2", conductivity="implicit"` is the accurate pair.
 
     Every floating-point leaf (soil parameters, curve parameters, fluxes) can be
     differentiated with `jax.grad`/`eqx.filter_grad` through `run`.
@@ -47,6 +52,8 @@ class PermafrostColumn(eqx.Module):
     geothermal_flux: Float[Array, ""]
     bottom_temperature: Float[Array, ""] | None
     layer_of_cell: np.ndarray = eqx.field(static=True, converter=lambda x: tuple(int(i) for i in x))
+    time_scheme: str = eqx.field(static=True)
+    conductivity: str = eqx.field(static=True)
 
     def __init__(
         self,
@@ -56,6 +63,9 @@ class PermafrostColumn(eqx.Module):
         surface: AbstractSurface = Prescribed(),
         geothermal_flux=const.DEFAULT_GEOTHERMAL_FLUX,
         bottom_temperature=None,
+        *,
+        time_scheme: str = "euler",
+        conductivity: str = "lagged",
     ):
         if not isinstance(grid, Grid):
             raise ValueError(f"grid must be a cryograd.physics.Grid, got {type(grid).__name__}")
@@ -86,6 +96,10 @@ class PermafrostColumn(eqx.Module):
                     f"freeze_curve: parameters must be scalars or have one value per layer ({len(layers)}), "
                     f"got shape {np.shape(leaf)}"
                 )
+        if time_scheme not in TIME_SCHEMES:
+            raise ValueError(f"time_scheme must be one of {TIME_SCHEMES}, got {time_scheme!r}")
+        if conductivity not in CONDUCTIVITIES:
+            raise ValueError(f"conductivity must be one of {CONDUCTIVITIES}, got {conductivity!r}")
         if is_concrete(geothermal_flux):
             as_float_array(geothermal_flux, "geothermal_flux")
         if bottom_temperature is not None and is_concrete(bottom_temperature):
@@ -97,6 +111,8 @@ class PermafrostColumn(eqx.Module):
         self.geothermal_flux = jnp.asarray(geothermal_flux, dtype=jnp.float64)
         self.bottom_temperature = None if bottom_temperature is None else jnp.asarray(bottom_temperature, jnp.float64)
         self.layer_of_cell = index
+        self.time_scheme = time_scheme
+        self.conductivity = conductivity
 
     # --- per-cell views ------------------------------------------------------------------
 
@@ -132,6 +148,8 @@ class PermafrostColumn(eqx.Module):
             bottom_temperature=None if bottom is None else jnp.asarray(bottom, jnp.float64),
             forcing={name: jnp.asarray(forcing[name], jnp.float64) for name in self.surface.forcing_variables},
             forcing_dt=float(dt),
+            time_scheme=self.time_scheme,
+            conductivity=self.conductivity,
         )
 
     # --- the pure-JAX core -----------------------------------------------------------------
@@ -167,9 +185,12 @@ class PermafrostColumn(eqx.Module):
         [degC] (the temperature at the top of the column during the step: the boundary
         value for temperature-prescribed surfaces, which is the snow surface when there is
         snow; the top cell's temperature for flux surfaces), `surface_heat_input` and
-        `bottom_heat_input` (nsave,) [J m-2] cumulative since the start, and `result`
-        (diffrax result code). Row j is the state at the end of step
-        (j + 1) * save_every - 1. With a `Snow` surface also `snow_temperature` and
+        `bottom_heat_input` (nsave,) [J m-2] cumulative since the start (with BDF2 the
+        step's boundary flux times 2/3 dt plus a third of the previous step's input),
+        `result` (diffrax result code), and Newton's statistics over the steps up to the
+        last saved one: `unconverged_steps` (steps that missed the tolerance; they raise
+        unless `throw=False`), `mean_iterations` and `max_iterations` per step. Row j is
+        the state at the end of step (j + 1) * save_every - 1. With a `Snow` surface also `snow_temperature` and
         `snow_liquid_fraction` (nsave, n_cells) [degC, 1] (NaN where there is no snow),
         `snow_enthalpy` (nsave, n_cells) [J m-3], `snow_thickness` (nsave, n_cells) [m],
         `snow_depth` (nsave,) [m] (0 below the thin-snow threshold) and `snow_heat_input`
@@ -180,14 +201,19 @@ class PermafrostColumn(eqx.Module):
         problem = self.problem(forcing, dt)
         nt = jax.tree_util.tree_leaves(problem.forcing)[0].shape[0]
         initial_temperature = jnp.broadcast_to(jnp.asarray(initial_temperature, jnp.float64), (self.grid.n_cells,))
-        y0 = (jnp.concatenate([problem.initial_snow(), self.enthalpy(initial_temperature)]), jnp.zeros(3))
+        y0 = HeatState.initial(jnp.concatenate([problem.initial_snow(), self.enthalpy(initial_temperature)]))
+
+        def keep(t, y, args):
+            return y.enthalpy, y.energy, y.statistics
+
         if save_every == 1:
-            saveat = diffrax.SaveAt(steps=True)
+            saveat = diffrax.SaveAt(steps=True, fn=keep)
         else:
-            saveat = diffrax.SaveAt(ts=dt * jnp.arange(save_every, nt + 1, save_every, dtype=jnp.float64))
+            ts = dt * jnp.arange(save_every, nt + 1, save_every, dtype=jnp.float64)
+            saveat = diffrax.SaveAt(ts=ts, fn=keep)
         solution = diffrax.diffeqsolve(
             diffrax.ODETerm(explicit_tendency),
-            ImplicitEnthalpyEuler(),
+            ImplicitEnthalpy(),
             t0=0.0,
             t1=nt * dt,
             dt0=dt,
@@ -200,7 +226,7 @@ class PermafrostColumn(eqx.Module):
             progress_meter=progress_meter if progress_meter is not None else diffrax.NoProgressMeter(),
             throw=throw,
         )
-        enthalpy, energy = solution.ys
+        enthalpy, energy, statistics = solution.ys
         ns = problem.n_snow
         temperature, fraction, _ = jax.vmap(self.thermal_state)(enthalpy[:, ns:])
         saved = jnp.arange(save_every, nt + 1, save_every) - 1  # the step each row ends
@@ -216,6 +242,9 @@ class PermafrostColumn(eqx.Module):
             surface_heat_input=energy[:, 0],
             bottom_heat_input=energy[:, 1],
             result=solution.result,
+            unconverged_steps=statistics[-1, 0],
+            mean_iterations=statistics[-1, 1] / ((saved[-1] + 1) if saved.size else 1),
+            max_iterations=statistics[-1, 2],
         )
         if ns:
             packs = jax.vmap(problem.snowpack)(saved)

@@ -1,22 +1,38 @@
-"""The implicit enthalpy scheme for 1-D heat conduction with phase change.
+"""The implicit enthalpy schemes for 1-D heat conduction with phase change.
 
 Finite volumes on a `Grid`; the unknown is the volumetric enthalpy H [J m-3] of each
-cell. One backward-Euler step from H0 over dt solves, for every cell i,
+cell. One step from H_n over dt solves, for every cell i,
 
-    R_i(H) = h_i (H_i - H0_i) - dt (F_{i-1/2} - F_{i+1/2}) = 0        [J m-2]
+    R_i(H) = h_i (H_i - S_i) - beta dt (F_{i-1/2} - F_{i+1/2}) = 0        [J m-2]
 
 with downward fluxes F = G (T_upper - T_lower) [W m-2] between cell centres, where the
-conductances G [W m-2 K-1] use the harmonic mean of the cells' conductivities taken at
-the start of the step (conductivity is lagged; heat capacity and latent heat are fully
-implicit through T(H)). Newton's method on H solves it: the Jacobian
-h_i delta_ij - dt dF/dT diag(dT/dH) is tridiagonal and column diagonally dominant, and in
-cells at the melting point dT/dH = 0 simply turns the row into an enthalpy update, so
-daily steps through a sharp freezing front need no special treatment. Because H is the
-unknown and the fluxes telescope, the change of column enthalpy equals the boundary heat
-input up to the Newton tolerance.
+conductances G [W m-2 K-1] are harmonic means of the cells' conductivities. Heat
+capacity and latent heat are implicit through T(H). Conductivity (`conductivity`) is
+either `"lagged"` (default: taken at the start of the step, a first-order error that puts
+a thaw front ahead: on the two-phase Stefan problem with daily steps, 2.4 cm after the
+first day) or `"implicit"` (from the liquid fraction of the new state; Newton then
+iterates with the conductances of the current iterate, a Jacobian without the
+conductivity terms, and needs more iterations).
 
-Derivatives of a step come from the implicit-function theorem (one tridiagonal solve per
-tangent), not from differentiating the Newton iterations.
+Time schemes (`time_scheme`):
+
+- `"euler"` (default): backward Euler, S = H_n and beta = 1 (first order).
+- `"bdf2"`: the second-order backward differentiation formula,
+  H_{n+1} - H_n = (H_n - H_{n-1}) / 3 + (2/3) dt D(T_{n+1}), i.e. S = H_n + M_n / (3 h)
+  and beta = 2/3, where M_n = h (H_n - H_{n-1}) [J m-2] is the conductive increment of
+  the previous step (the first step is backward Euler). L-stable, so daily steps through
+  a sharp freezing front do not ring. Summed over the cells the fluxes telescope, so the
+  column's enthalpy change is the step's boundary input beta dt (F_top - F_bottom) plus a
+  third of the previous step's input: energy is closed exactly with that accounting.
+  With `Snow`, the memory of snow cells is shared equally among the new cells on days the
+  pack's mass changes (its total kept).
+
+Each step is solved by Newton's method on H to round-off. The Jacobian
+h_i delta_ij - beta dt dF/dH is tridiagonal (temperature, latent-heat and conductivity
+terms, taken exactly from three JVPs) and column diagonally dominant; in cells at the
+melting point dT/dH = 0 turns the row into an enthalpy update. Derivatives of a step come
+from the implicit-function theorem (one tridiagonal solve per tangent), not from
+differentiating the iterations.
 """
 
 import diffrax
@@ -53,25 +69,34 @@ lies within round-off of it (measured: R/tol cycling between 1.5 and 1.7 on a sh
 step). A step that meets neither bound by NEWTON_MAX_ITERATIONS still fails loudly."""
 
 
+TIME_SCHEMES = ("bdf2", "euler")
+CONDUCTIVITIES = ("lagged", "implicit")
+
+
 class Step(eqx.Module):
     """What one step [t0, t1] needs besides the unknown H (internal).
 
     `boundary` is the surface's boundary value for the step (temperature [degC] or flux
-    [W m-2]), evaluated once rather than in every Newton iteration; `start` is the
-    enthalpy the step starts from [J m-3] (the previous state, with snow cells remapped
-    to this step's pack), `thickness` the cells' thickness [m] (0 for an absent
-    snowpack), `weight` the thickness in the residual (1 m for absent snow cells,
-    whose residual then pins H to `start`), `conductance` the lagged face conductances
-    [W m-2 K-1] and `coupled` 1.0 or 0.0: whether the face below the snow cells connects
-    them to the soil (0.0 when there is no snow and the soil faces the air directly).
+    [W m-2]), evaluated once rather than in every iteration; `origin` is the enthalpy the
+    step starts from [J m-3] (the previous state, with snow cells remapped to this step's
+    pack) and `start` the S of the residual (`origin` plus the BDF2 memory term); `dt` is
+    beta times the step [s]; `memory` the remapped conductive increment of the previous
+    step [J m-2] and `memory_weight` its coefficient (1/3 for BDF2 after the first step,
+    else 0); `thickness` the cells' thickness [m] (0 for an absent snowpack), `weight` the
+    thickness in the residual (1 m for absent snow cells, whose residual then pins H to
+    `start`) and `coupled` 1.0 or 0.0: whether the face below the snow cells connects them to the soil (0.0 when there
+    is no snow and the soil faces the air directly).
     """
 
     boundary: Array
     dt: Array
+    origin: Float[Array, " n"]
     start: Float[Array, " n"]
+    memory: Float[Array, " n"]
+    memory_weight: Array
     thickness: Float[Array, " n"]
     weight: Float[Array, " n"]
-    conductance: Float[Array, " n1"]
+    conductance: Float[Array, " n1"] | None
     pack: SnowPack | None
     coupled: Float[Array, ""] | None
 
@@ -81,7 +106,9 @@ class HeatProblem(eqx.Module):
 
     Arrays have the cell axis first; `forcing` holds series of shape (nt,) [forcing units]
     that are piecewise constant over steps of `forcing_dt` [s]. With a `Snow` surface the
-    state holds the snow cells first (top down), then the soil cells.
+    state holds the snow cells first (top down), then the soil cells. `time_scheme`
+    (`"euler"` or `"bdf2"`) and `conductivity` (`"lagged"` or `"implicit"`) choose the
+    scheme (module docstring).
     """
 
     thickness: Float[Array, " nz"]
@@ -92,6 +119,8 @@ class HeatProblem(eqx.Module):
     bottom_temperature: Float[Array, ""] | None
     forcing: dict
     forcing_dt: float = eqx.field(static=True)
+    time_scheme: str = eqx.field(static=True, default="euler")
+    conductivity: str = eqx.field(static=True, default="lagged")
 
     @property
     def n_snow(self) -> int:
@@ -142,29 +171,53 @@ class HeatProblem(eqx.Module):
         link = jnp.where(present, 1.0 / (snow[-1:] + resistance[:1]), 1.0 / resistance[:1])
         return jnp.concatenate([top, within, link, interior, bottom])
 
-    def prepare(self, previous, t0, t1) -> Step:
-        """The step's start state, geometry and lagged conductances from H at t0."""
+    def prepare(self, previous, memory, started, t0, t1) -> Step:
+        """The step's start state, memory and geometry from the state at t0: `previous` H
+        [J m-3], `memory` the previous step's conductive increment [J m-2] and `started`
+        1.0 after the first step (0.0 before it)."""
         dt = t1 - t0
         index = self.forcing_index(t0, t1)
         if self.n_snow == 0:
             pack, coupled, start = None, None, previous
             thickness = weight = self.thickness
         else:
+            ns = self.n_snow
             pack = self.snowpack(index)
             old = self.snowpack(self.forcing_index(2 * t0 - t1, t0))
-            snow = carry_over(previous[: self.n_snow], old, pack)
-            start = jnp.concatenate([snow, previous[self.n_snow :]])
+            snow = carry_over(previous[:ns], old, pack)
+            start = jnp.concatenate([snow, previous[ns:]])
             thickness = jnp.concatenate([pack.thickness, self.thickness])
             weight = jnp.concatenate([jnp.where(pack.present, pack.thickness, 1.0), self.thickness])
             coupled = pack.present.astype(jnp.float64)
-        _, fraction, _ = self.state(start, pack)
+            memory = remap_snow_memory(memory, ns, pack.present, pack.mass == old.mass)
         boundary = self.surface.boundary_value(self.step_forcing(index))
-        return Step(boundary, dt, start, thickness, weight, self.conductances(fraction, pack), pack, coupled)
+        conductance = None
+        if self.conductivity == "lagged":
+            _, fraction, _ = self.state(start, pack)
+            conductance = self.conductances(fraction, pack)
+        if self.time_scheme == "bdf2":
+            beta = jnp.where(started > 0, 2.0 / 3.0, 1.0)
+            memory_weight = jnp.where(started > 0, 1.0 / 3.0, 0.0)
+        else:
+            beta, memory_weight = jnp.ones(()), jnp.zeros(())
+        return Step(
+            boundary=boundary,
+            dt=beta * dt,
+            origin=start,
+            start=start + memory_weight * memory / weight,
+            memory=memory,
+            memory_weight=memory_weight,
+            thickness=thickness,
+            weight=weight,
+            conductance=conductance,
+            pack=pack,
+            coupled=coupled,
+        )
 
-    def fluxes(self, temperature, step: Step):
-        """Downward heat fluxes through the n + 1 faces [W m-2]; face i is the top of cell i."""
+    def fluxes(self, temperature, conductance, step: Step):
+        """Downward heat fluxes through the n + 1 faces [W m-2] from cell temperatures [degC]
+        and face conductances [W m-2 K-1]; face i is the top of cell i."""
         value = step.boundary
-        conductance = step.conductance
         above = jnp.concatenate([jnp.reshape(value, (1,)), temperature[:-1]])
         if self.n_snow:  # no snow: the top soil cell faces the air
             ns = self.n_snow
@@ -192,26 +245,36 @@ class HeatProblem(eqx.Module):
             return flux[0]
         return flux[0] + (1.0 - step.coupled) * flux[self.n_snow]
 
-    def residual(self, enthalpy, temperature, step: Step):
-        flux = self.fluxes(temperature, step)
+    def cells(self, enthalpy, step: Step, frozen=False):
+        """(temperature [degC], dT/dH [K m3 J-1], face conductances [W m-2 K-1]) at cell
+        enthalpies [J m-3]: the step's lagged conductances, or those of this state (hidden
+        from differentiation when `frozen`). One evaluation of T(H) serves all three."""
+        temperature, fraction, slope = self.state(enthalpy, step.pack)
+        conductance = step.conductance
+        if conductance is None:
+            conductance = self.conductances(fraction, step.pack)
+            conductance = jax.lax.stop_gradient(conductance) if frozen else conductance
+        return temperature, slope, conductance
+
+    def face_fluxes(self, enthalpy, step: Step, frozen=False):
+        """Downward heat fluxes through the n + 1 faces [W m-2] at cell enthalpies [J m-3]."""
+        temperature, _, conductance = self.cells(enthalpy, step, frozen)
+        return self.fluxes(temperature, conductance, step)
+
+    def residual(self, enthalpy, step: Step, frozen=False, flux=None):
+        """R(H) [J m-2] of every cell (module docstring); `flux` the face fluxes if known."""
+        flux = self.face_fluxes(enthalpy, step, frozen) if flux is None else flux
         return step.weight * (enthalpy - step.start) - step.dt * (flux[:-1] - self.outgoing(flux, step))
 
-    def capacity(self, step: Step):
-        """Sensible heat of 1 K in each cell [J m-2 K-1] (Newton's scale)."""
-        c = jnp.maximum(self.material.c_frozen, self.material.c_thawed)
-        if self.n_snow:
-            snow = step.pack.material
-            c = jnp.concatenate([jnp.maximum(snow.c_frozen, snow.c_thawed), c])
-        return step.weight * c
-
-    def tolerance(self, temperature, step: Step):
-        flux = self.fluxes(temperature, step)
-        exchanged = jnp.abs(flux[:-1]) + jnp.abs(self.outgoing(flux, step))
-        conduction = step.conductance[:-1] + self.outgoing(step.conductance, step)
-        return NEWTON_TOLERANCE * (self.capacity(step) + step.dt * (conduction + exchanged))
-
-    def jacobian(self, slope, step: Step):
-        """Tridiagonal dR/dH as (lower, diagonal, upper)."""
+    def jacobian(self, enthalpy, step: Step, exact=True, slope=None):
+        """Tridiagonal dR/dH as (lower, diagonal, upper): with lagged conductances from
+        dT/dH (`slope`, if known); with implicit ones exact (`linearise`) or, for Newton's
+        iteration, without the conductivity terms (`exact=False`), which keeps it an
+        M-matrix."""
+        if step.conductance is None:
+            return self.linearise(enthalpy, step, frozen=not exact)[1]
+        if slope is None:
+            _, slope, _ = self.cells(enthalpy, step)
         conductance, dt = step.conductance, step.dt
         coupled = conductance  # conductance of each face to the cell above it
         if self.n_snow:
@@ -221,21 +284,49 @@ class HeatProblem(eqx.Module):
         upper = jnp.concatenate([-dt * coupled[1:-1] * slope[1:], jnp.zeros(1)])
         return lower, diagonal, upper
 
-    def newton(self, previous, t0, t1):
+    def linearise(self, enthalpy, step: Step, frozen=False):
+        """R(H) and its tridiagonal Jacobian dR/dH as (lower, diagonal, upper) from three
+        JVPs (each row has three entries, in cells of different index mod 3); `frozen`
+        leaves out the conductivity terms."""
+        residual, tangent = jax.linearize(lambda h: self.residual(h, step, frozen), enthalpy)
+        cells = jnp.arange(enthalpy.shape[0])
+        columns = jax.vmap(tangent)(jnp.stack([(cells % 3 == c).astype(enthalpy.dtype) for c in range(3)]))
+        diagonal = columns[cells % 3, cells]
+        lower = jnp.where(cells > 0, columns[(cells - 1) % 3, cells], 0.0)
+        upper = jnp.where(cells < cells.shape[0] - 1, columns[(cells + 1) % 3, cells], 0.0)
+        return residual, (lower, diagonal, upper)
+
+    def capacity(self, step: Step):
+        """Sensible heat of 1 K in each cell [J m-2 K-1] (Newton's scale)."""
+        c = jnp.maximum(self.material.c_frozen, self.material.c_thawed)
+        if self.n_snow:
+            snow = step.pack.material
+            c = jnp.concatenate([jnp.maximum(snow.c_frozen, snow.c_thawed), c])
+        return step.weight * c
+
+    def tolerance(self, flux, conductance, step: Step, relative=NEWTON_TOLERANCE):
+        """Per-cell bound on |R| [J m-2] (`NEWTON_TOLERANCE`) from the face fluxes [W m-2]
+        and conductances [W m-2 K-1] of the iterate."""
+        exchanged = jnp.abs(flux[:-1]) + jnp.abs(self.outgoing(flux, step))
+        conduction = conductance[:-1] + self.outgoing(conductance, step)
+        return relative * (self.capacity(step) + step.dt * (conduction + exchanged))
+
+    def newton(self, step: Step):
         """Solve one step by Newton's method; returns (H, converged, iterations)."""
-        step = self.prepare(previous, t0, t1)
         scale = self.capacity(step)
 
         def evaluate(enthalpy, iteration):
-            temperature, _, slope = self.state(enthalpy, step.pack)
-            residual = self.residual(enthalpy, temperature, step)
+            temperature, slope, conductance = self.cells(enthalpy, step, frozen=True)
+            flux = self.fluxes(temperature, conductance, step)
+            residual = self.residual(enthalpy, step, flux=flux)
+            jacobian = self.jacobian(enthalpy, step, exact=False, slope=slope)
             factor = jnp.where(iteration >= RELAXED_AFTER, RELAXED_FACTOR, 1.0)
-            converged = jnp.all(jnp.abs(residual) <= factor * self.tolerance(temperature, step))
-            return slope, residual, jnp.sum((residual / scale) ** 2), converged
+            converged = jnp.all(jnp.abs(residual) <= factor * self.tolerance(flux, conductance, step))
+            return jacobian, residual, jnp.sum((residual / scale) ** 2), converged
 
         def body(carry):
-            enthalpy, slope, residual, merit, _, iteration = carry
-            update = solve_tridiagonal(*self.jacobian(slope, step), -residual)
+            enthalpy, jacobian, residual, merit, _, iteration = carry
+            update = solve_tridiagonal(*jacobian, -residual)
 
             def shorten(search):
                 length, *_ = search
@@ -248,10 +339,10 @@ class HeatProblem(eqx.Module):
                 too_long = trial_merit > (1.0 - 1e-4 * length) * merit
                 return searching & too_long & (length > 0.5**LINE_SEARCH_MAX_HALVINGS)
 
-            length, slope, residual, merit, converged = jax.lax.while_loop(
+            length, jacobian, residual, merit, converged = jax.lax.while_loop(
                 insufficient, shorten, (1.0, *evaluate(enthalpy + update, iteration + 1))
             )
-            return enthalpy + length * update, slope, residual, merit, converged, iteration + 1
+            return enthalpy + length * update, jacobian, residual, merit, converged, iteration + 1
 
         def cond(carry):
             *_, converged, iteration = carry
@@ -262,23 +353,34 @@ class HeatProblem(eqx.Module):
         return enthalpy, converged, iterations
 
 
+def remap_snow_memory(memory, n_snow: int, present, unchanged):
+    """The BDF2 memory [J m-2] of this step's snow cells: kept where the pack's mass did not
+    change, else the snow cells' total shared equally among the new cells, or given to the
+    top soil cell when there is no pack. The total is kept, so the energy accounting stays
+    exact; only the memory's distribution changes on days the pack changes."""
+    total = jnp.sum(memory[:n_snow])
+    shared = jnp.where(present, total / n_snow, 0.0) * jnp.ones(n_snow)
+    snow = jnp.where(present & unchanged, memory[:n_snow], shared)
+    soil = memory[n_snow:].at[0].add(jnp.where(present, 0.0, total))
+    return jnp.concatenate([snow, soil])
+
+
 @eqx.filter_custom_jvp
-def implicit_step(problem: HeatProblem, previous, t0, t1):
-    """H at t1 [J m-3] from H at t0, and (converged, iterations) as floats."""
-    enthalpy, converged, iterations = problem.newton(previous, t0, t1)
+def implicit_step(problem: HeatProblem, previous, memory, started, t0, t1):
+    """H at t1 [J m-3] by Newton's method, and (converged, iterations) as floats."""
+    enthalpy, converged, iterations = problem.newton(problem.prepare(previous, memory, started, t0, t1))
     return enthalpy, jnp.stack([converged.astype(jnp.float64), iterations.astype(jnp.float64)])
 
 
 @implicit_step.def_jvp
 def _implicit_step_jvp(primals, tangents):
-    problem, previous, t0, t1 = primals
-    tangent_problem, tangent_previous, _, _ = tangents
-    enthalpy, info = implicit_step(problem, previous, t0, t1)
+    problem, previous, memory, started, t0, t1 = primals
+    tangent_problem, tangent_previous, tangent_memory, _, _, _ = tangents
+    enthalpy, info = implicit_step(problem, previous, memory, started, t0, t1)
 
-    def residual(problem, previous):
-        step = problem.prepare(previous, t0, t1)
-        temperature, _, slope = problem.state(enthalpy, step.pack)
-        return problem.residual(enthalpy, temperature, step), (slope, step)
+    def residual(problem, previous, memory):
+        step = problem.prepare(previous, memory, started, t0, t1)
+        return problem.residual(enthalpy, step), step
 
     dynamic_problem, static_problem = eqx.partition(problem, eqx.is_inexact_array)
     leaves, treedef = jax.tree_util.tree_flatten(problem)
@@ -290,13 +392,14 @@ def _implicit_step_jvp(primals, tangents):
         ]
     )
     tangent_previous = jnp.zeros_like(previous) if tangent_previous is None else tangent_previous
-    _, residual_tangent, (slope, step) = jax.jvp(
-        lambda p, h: residual(eqx.combine(p, static_problem), h),
-        (dynamic_problem, previous),
-        (tangent_problem, tangent_previous),
+    tangent_memory = jnp.zeros_like(memory) if tangent_memory is None else tangent_memory
+    _, residual_tangent, step = jax.jvp(
+        lambda p, h, m: residual(eqx.combine(p, static_problem), h, m),
+        (dynamic_problem, previous, memory),
+        (tangent_problem, tangent_previous, tangent_memory),
         has_aux=True,
     )
-    jacobian = problem.jacobian(slope, step)
+    jacobian = problem.jacobian(enthalpy, step)
     tangent = jax.lax.custom_linear_solve(
         lambda x: _tridiagonal_matvec(*jacobian, x),
         -residual_tangent,
@@ -317,51 +420,93 @@ def _transpose(lower, diagonal, upper):
     return jnp.concatenate([zero, upper[:-1]]), diagonal, jnp.concatenate([lower[1:], zero])
 
 
-class ImplicitEnthalpyEuler(diffrax.AbstractSolver):
-    """Backward Euler in enthalpy with a Newton solve per step, for `diffeqsolve`.
+class HeatState(eqx.Module):
+    """The state carried from step to step (internal).
 
-    The state is `(H, energy)`: H the cell enthalpies [J m-3] and energy the cumulative
-    heat [J m-2] that entered through the surface, through the bottom, and with snow mass
-    (`Snow` surfaces). `args` must be
-    the `HeatProblem`; the term is only used for its vector field (dense output and
-    diagnostics). Use with `diffrax.ConstantStepSize()`. A step whose Newton iteration
-    does not converge returns `RESULTS.nonlinear_max_steps_reached`, which
-    `diffeqsolve(..., throw=True)` raises.
+    `enthalpy` [J m-3] of the snow and soil cells; `energy` the cumulative heat [J m-2]
+    that entered through the surface, through the bottom and with snow mass; `memory` the
+    last step's conductive increment h (H_{n+1} - S_n) [J m-2] and `last_input` its
+    (surface, bottom) heat [J m-2] (BDF2's history); `started` 0.0 before the first step,
+    1.0 after; `statistics` (steps not converged, Newton iterations summed, most
+    iterations in a step).
+    """
+
+    enthalpy: Float[Array, " n"]
+    energy: Float[Array, "3"]
+    memory: Float[Array, " n"]
+    last_input: Float[Array, "2"]
+    started: Float[Array, ""]
+    statistics: Float[Array, "3"]
+
+    @classmethod
+    def initial(cls, enthalpy):
+        """The state before the first step from cell enthalpies [J m-3]."""
+        zero = jnp.zeros(())
+        return cls(enthalpy, jnp.zeros(3), jnp.zeros_like(enthalpy), jnp.zeros(2), zero, jnp.zeros(3))
+
+
+def advance(problem: HeatProblem, state: HeatState, t0, t1) -> tuple[HeatState, Array]:
+    """One step of the problem's scheme; returns the new state and whether Newton met its
+    tolerance."""
+    step = problem.prepare(state.enthalpy, state.memory, state.started, t0, t1)
+    enthalpy, info = implicit_step(problem, state.enthalpy, state.memory, state.started, t0, t1)
+    converged, iterations = info[0] > 0, info[1]
+    flux = problem.face_fluxes(enthalpy, step)
+    surface = step.dt * problem.surface_input(flux, step) + step.memory_weight * state.last_input[0]
+    bottom = -step.dt * flux[-1] + step.memory_weight * state.last_input[1]
+    ns = problem.n_snow
+    arrived = jnp.sum(step.thickness[:ns] * step.origin[:ns])
+    advected = arrived - jnp.sum(previous_snow_thickness(problem, t0, t1) * state.enthalpy[:ns])
+    statistics = jax.lax.stop_gradient(
+        jnp.stack(
+            [
+                state.statistics[0] + (~converged).astype(jnp.float64),
+                state.statistics[1] + iterations,
+                jnp.maximum(state.statistics[2], iterations),
+            ]
+        )
+    )
+    new = HeatState(
+        enthalpy=enthalpy,
+        energy=state.energy + jnp.stack([surface, bottom, advected]),
+        memory=step.weight * (enthalpy - step.origin),
+        last_input=jnp.stack([surface, bottom]),
+        started=jnp.ones(()),
+        statistics=statistics,
+    )
+    return new, converged
+
+
+class ImplicitEnthalpy(diffrax.AbstractSolver):
+    """The implicit enthalpy step (BDF2 or backward Euler, Newton to round-off) for
+    `diffeqsolve`.
+
+    The state is a `HeatState` (enthalpy [J m-3], cumulative boundary heat [J m-2] and the
+    scheme's history); `args` must be the `HeatProblem`, whose `time_scheme` chooses the
+    scheme (module docstring). The term is only used for its vector field (dense output).
+    Use with `diffrax.ConstantStepSize()`. A step whose Newton iteration does not converge
+    returns `RESULTS.nonlinear_max_steps_reached`, which `diffeqsolve(..., throw=True)`
+    raises.
     """
 
     term_structure = diffrax.AbstractTerm
     interpolation_cls = diffrax.LocalLinearInterpolation
 
     def order(self, terms):
-        return 1
+        return 2
 
     def init(self, terms, t0, t1, y0, args):
         return None
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         problem: HeatProblem = args
-        previous, energy = y0
-        enthalpy, info = implicit_step(problem, previous, t0, t1)
-        y1 = (enthalpy, energy + boundary_heat(problem, enthalpy, previous, t0, t1))
-        result = diffrax.RESULTS.where(
-            info[0] > 0, diffrax.RESULTS.successful, diffrax.RESULTS.nonlinear_max_steps_reached
-        )
+        y1, converged = advance(problem, y0, t0, t1)
+        failed = diffrax.RESULTS.nonlinear_max_steps_reached
+        result = diffrax.RESULTS.where(converged, diffrax.RESULTS.successful, failed)
         return y1, None, dict(y0=y0, y1=y1), None, result
 
     def func(self, terms, t0, y0, args):
         return terms.vf(t0, y0, args)
-
-
-def boundary_heat(problem: HeatProblem, enthalpy, previous, t0, t1):
-    """Heat that entered the column during a step [J m-2]: (through the surface, through
-    the bottom, with snow mass that arrived or left)."""
-    step = problem.prepare(previous, t0, t1)
-    temperature, _, _ = problem.state(enthalpy, step.pack)
-    flux = problem.fluxes(temperature, step)
-    ns = problem.n_snow
-    arrived = jnp.sum(step.thickness[:ns] * step.start[:ns])
-    advected = arrived - jnp.sum(previous_snow_thickness(problem, t0, t1) * previous[:ns])
-    return jnp.stack([step.dt * problem.surface_input(flux, step), -step.dt * flux[-1], advected])
 
 
 def previous_snow_thickness(problem: HeatProblem, t0, t1):
@@ -371,11 +516,12 @@ def previous_snow_thickness(problem: HeatProblem, t0, t1):
     return problem.snowpack(problem.forcing_index(2 * t0 - t1, t0)).thickness
 
 
-def explicit_tendency(t, y, problem: HeatProblem):
-    """d(H, energy)/dt at the current state [J m-3 s-1, W m-2] (the diffrax term)."""
-    enthalpy, _ = y
-    step = problem.prepare(enthalpy, t, t)
-    temperature, _, _ = problem.state(enthalpy, step.pack)
-    flux = problem.fluxes(temperature, step)
+def explicit_tendency(t, y: HeatState, problem: HeatProblem):
+    """d(state)/dt at the current state (the diffrax term; only the enthalpy [J m-3 s-1]
+    and boundary heat [W m-2] parts are meaningful)."""
+    step = problem.prepare(y.enthalpy, jnp.zeros_like(y.memory), jnp.zeros(()), t, t)
+    flux = problem.face_fluxes(y.enthalpy, step)
     tendency = (flux[:-1] - problem.outgoing(flux, step)) / step.weight
-    return tendency, jnp.stack([problem.surface_input(flux, step), -flux[-1], jnp.zeros(())])
+    energy = jnp.stack([problem.surface_input(flux, step), -flux[-1], jnp.zeros(())])
+    zero = jax.tree_util.tree_map(jnp.zeros_like, y)
+    return eqx.tree_at(lambda s: (s.enthalpy, s.energy), zero, (tendency, energy))
