@@ -38,8 +38,9 @@ class PermafrostColumn(eqx.Module):
     - `time_scheme`: `"euler"` (default; backward Euler, first order) or `"bdf2"`
       (second order, L-stable; see docs/verification.md).
     - `conductivity`: `"lagged"` (default; conductivities of the start of each step) or
-      `"implicit"` (of its end: far more accurate at a moving front, more Newton
-      iterations). `time_scheme="bdf2", conductivity="implicit"` is the accurate pair.
+      `"predicted"` (each step solved twice, the second time with the conductivities of
+      the first solution: far more accurate at a moving front, about twice the Newton
+      work). `time_scheme="bdf2", conductivity="predicted"` is the accurate pair.
 
     Every floating-point leaf (soil parameters, curve parameters, fluxes) can be
     differentiated with `jax.grad`/`eqx.filter_grad` through `run`.

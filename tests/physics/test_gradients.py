@@ -1,9 +1,11 @@
 """Reverse-mode gradients against float64 central finite differences; no recompiles."""
 
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import cryograd as cg
 
@@ -87,6 +89,60 @@ def test_gradients_match_central_differences_with_cells_crossing_zero():
     for name, (adjoint, finite) in checks.items():
         assert np.isfinite(adjoint), name
         assert abs(adjoint - finite) <= 1e-4 * abs(finite) + 1e-12, f"{name}: grad {adjoint:.10g} vs FD {finite:.10g}"
+
+
+def accurate_column():
+    """The gradient test's column with BDF2 and predicted conductivities: two Newton solves
+    per step, the second through the first's state."""
+    base = make_column(P.DallAmico(alpha=3.0, n=1.6))
+    return P.PermafrostColumn(
+        grid=base.grid,
+        layers=base.layers,
+        freeze_curve=base.freeze_curve,
+        geothermal_flux=0.06,
+        time_scheme="bdf2",
+        conductivity="predicted",
+    )
+
+
+def test_bdf2_with_predicted_conductivity_forward_derivative_matches_central_differences():
+    column = accurate_column()
+    surface = forcing()[:365]
+    initial = jnp.linspace(-2.0, -1.0, column.grid.n_cells)
+
+    def loss_of(k):
+        changed = eqx.tree_at(lambda c: c.layers[0].k_thawed, column, k)
+        out = changed.run(dict(surface_temperature=surface), initial, DAY, adjoint=diffrax.ForwardMode())
+        return jnp.mean(out["temperature"][:, jnp.array([2, 10, 18])] ** 2)
+
+    k = column.layers[0].k_thawed
+    _, derivative = jax.jit(lambda k: jax.jvp(loss_of, (k,), (jnp.ones_like(k),)))(k)
+    jitted = jax.jit(loss_of)
+    fd = (jitted(k * (1 + 1e-5)) - jitted(k * (1 - 1e-5))) / (2e-5 * k)
+    assert abs(float(derivative) - float(fd)) <= 1e-4 * abs(float(fd)), (float(derivative), float(fd))
+
+
+@pytest.mark.slow
+def test_bdf2_with_predicted_conductivity_gradients_match_central_differences():
+    column = accurate_column()
+    surface = forcing()[:365]
+    initial = jnp.linspace(-2.0, -1.0, column.grid.n_cells)
+    # one reverse pass for the column and the forcing (each compile of it takes ~35 s)
+    grads, grad_surface = eqx.filter_jit(eqx.filter_grad(lambda both: loss(*both, initial)))((column, surface))
+    jitted_loss = eqx.filter_jit(loss)
+    for index, name in ((0, "k_thawed"), (1, "k_frozen"), (0, "water_content")):
+        where = lambda c, i=index, n=name: getattr(c.layers[i], n)  # noqa: E731
+        base_value = float(where(column))
+        eps = 1e-5 * base_value
+        plus, minus = (eqx.tree_at(where, column, base_value + e) for e in (eps, -eps))
+        fd = (jitted_loss(plus, surface, initial) - jitted_loss(minus, surface, initial)) / (2 * eps)
+        assert abs(float(where(grads)) - float(fd)) <= 1e-4 * abs(float(fd)), f"layers[{index}].{name}"
+    direction = jnp.asarray(np.random.default_rng(1).normal(size=surface.shape[0]))
+    fd = (
+        jitted_loss(column, surface + 1e-5 * direction, initial)
+        - jitted_loss(column, surface - 1e-5 * direction, initial)
+    ) / 2e-5
+    assert abs(float(grad_surface @ direction) - float(fd)) <= 1e-4 * abs(float(fd))
 
 
 def test_sharp_free_water_gradients_are_finite():
