@@ -36,14 +36,28 @@ def loss(column, surface, initial):
     return jnp.mean(out["temperature"][:, cells] ** 2)
 
 
-def test_gradients_match_central_differences_with_cells_crossing_zero():
+PARAMETERS = {
+    **{
+        f"layers[{i}].{name}": (lambda c, i=i, n=name: getattr(c.layers[i], n))
+        for i in range(2)
+        for name in ("k_thawed", "k_frozen", "c_thawed", "c_frozen", "water_content")
+    },
+    "freeze_curve.alpha": lambda c: c.freeze_curve.alpha,
+    "freeze_curve.n": lambda c: c.freeze_curve.n,
+    "geothermal_flux": lambda c: c.geothermal_flux,
+}
+
+
+def check_gradients_with_cells_crossing_zero(days, parameters):
+    """Reverse-mode gradients of `loss` over `days` against central differences for the
+    named column `parameters`, a random direction of the surface forcing and one of the
+    initial state (one compile of the reverse pass for all of them)."""
     column = make_column(P.DallAmico(alpha=3.0, n=1.6))
-    surface = forcing()
+    surface = forcing()[:days]
     initial = jnp.linspace(-2.0, -1.0, column.grid.n_cells)
-    value_and_grad = eqx.filter_jit(eqx.filter_value_and_grad(loss))
-    value, grads = value_and_grad(column, surface, initial)
-    grad_surface = jax.grad(loss, argnums=1)(column, surface, initial)
-    grad_initial = jax.grad(loss, argnums=2)(column, surface, initial)
+    value, (grads, grad_surface, grad_initial) = eqx.filter_jit(
+        eqx.filter_value_and_grad(lambda arguments: loss(*arguments))
+    )((column, surface, initial))
     assert jnp.isfinite(value)
 
     temperature = column.run(dict(surface_temperature=surface), initial, DAY)["temperature"]
@@ -57,23 +71,12 @@ def test_gradients_match_central_differences_with_cells_crossing_zero():
         return (jitted_loss(*perturb(eps)) - jitted_loss(*perturb(-eps))) / (2 * eps)
 
     checks = {}
-    for index in range(2):
-        for name in ("k_thawed", "k_frozen", "c_thawed", "c_frozen", "water_content"):
-            where = lambda c, i=index, n=name: getattr(c.layers[i], n)  # noqa: E731
-            base = float(where(column))
-            fd = central(lambda e, w=where, b=base: (eqx.tree_at(w, column, b + e), surface, initial), base)
-            checks[f"layers[{index}].{name}"] = (float(where(grads)), float(fd))
-    for name in ("alpha", "n"):
-        where = lambda c, n=name: getattr(c.freeze_curve, n)  # noqa: E731
+    for name in parameters:
+        where = PARAMETERS[name]
         base = float(where(column))
-        fd = central(lambda e, w=where, b=base: (eqx.tree_at(w, column, b + e), surface, initial), base)
-        checks[f"freeze_curve.{name}"] = (float(where(grads)), float(fd))
-    base = float(column.geothermal_flux)
-    fd = central(
-        lambda e: (eqx.tree_at(lambda c: c.geothermal_flux, column, jnp.asarray(base + e)), surface, initial), base
-    )
-    checks["geothermal_flux"] = (float(grads.geothermal_flux), float(fd))
-    direction_surface = jnp.asarray(np.random.default_rng(1).normal(size=NT))
+        fd = central(lambda e, w=where, b=base: (eqx.tree_at(w, column, jnp.asarray(b + e)), surface, initial), base)
+        checks[name] = (float(where(grads)), float(fd))
+    direction_surface = jnp.asarray(np.random.default_rng(1).normal(size=days))
     fd = central(lambda e: (column, surface + e * direction_surface, initial), 1.0)
     checks["surface forcing (random direction)"] = (float(grad_surface @ direction_surface), float(fd))
     direction_initial = jnp.asarray(np.random.default_rng(2).normal(size=column.grid.n_cells))
@@ -89,6 +92,18 @@ def test_gradients_match_central_differences_with_cells_crossing_zero():
     for name, (adjoint, finite) in checks.items():
         assert np.isfinite(adjoint), name
         assert abs(adjoint - finite) <= 1e-4 * abs(finite) + 1e-12, f"{name}: grad {adjoint:.10g} vs FD {finite:.10g}"
+
+
+@pytest.mark.slow
+def test_gradients_match_central_differences_with_cells_crossing_zero():
+    """Ten years, every soil and curve parameter."""
+    check_gradients_with_cells_crossing_zero(NT, list(PARAMETERS))
+
+
+def test_gradients_match_central_differences_with_cells_crossing_zero_two_years():
+    """The slow test's cheaper twin: two years, one parameter of each kind."""
+    parameters = ["layers[0].k_thawed", "layers[1].c_frozen", "layers[0].water_content", "freeze_curve.alpha"]
+    check_gradients_with_cells_crossing_zero(2 * 365, parameters + ["geothermal_flux"])
 
 
 def accurate_column():
