@@ -4,6 +4,7 @@
     python benchmarks/heat_column.py --columns 1 64 --years 20 --gradient-columns 1 64
     python benchmarks/heat_column.py --snow                # air temperature over a snowpack
     python benchmarks/heat_column.py --c-reference ../shared/bench/heat_ref.c   # + the C loop's ratio
+    python benchmarks/heat_column.py --solver native --time-scheme bdf2 --conductivity predicted
 
 With `--c-reference` the plain C loop (one linearised implicit pass per day, columns
 innermost) is compiled with gcc -O3 -march=native -ffast-math and run for the same column
@@ -41,7 +42,7 @@ P = cg.physics
 DAY = 86400.0
 
 
-def setup(n_columns, years, seed=0, snow=False):
+def setup(n_columns, years, seed=0, snow=False, **options):
     layers = [
         P.SoilLayer.from_composition(top=0.0, porosity=0.5, saturation=0.9, organic=0.2),
         P.SoilLayer.from_composition(top=0.3, porosity=0.4, saturation=1.0),
@@ -49,7 +50,7 @@ def setup(n_columns, years, seed=0, snow=False):
     ]
     surface_model = P.Snow(density=250.0) if snow else P.Prescribed()
     column = P.PermafrostColumn(
-        grid=P.Grid.geometric(depth=30.0, n=100, dz_top=0.02), layers=layers, surface=surface_model
+        grid=P.Grid.geometric(depth=30.0, n=100, dz_top=0.02), layers=layers, surface=surface_model, **options
     )
     rng = np.random.default_rng(seed)
     day = np.arange(365 * years)
@@ -87,7 +88,11 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--snow", action="store_true", help="Snow surface (air temperature and snow depth)")
     parser.add_argument("--c-reference", help="path of heat_ref.c (the plain C loop) to run beside")
+    parser.add_argument("--solver", choices=["jax", "native"], default="jax")
+    parser.add_argument("--time-scheme", choices=["euler", "bdf2"], default="euler")
+    parser.add_argument("--conductivity", choices=["lagged", "predicted"], default="lagged")
     args = parser.parse_args()
+    options = dict(solver=args.solver, time_scheme=args.time_scheme, conductivity=args.conductivity)
 
     results = dict(
         machine=platform.processor() or platform.machine(),
@@ -97,12 +102,13 @@ def main():
         years=args.years,
         layers=100,
         snow=args.snow,
+        **options,
         forward={},
         gradient={},
     )
     reference = c_reference(args.c_reference, args.columns, args.years) if args.c_reference else {}
     for n in args.columns:
-        column, surface, initial = setup(n, args.years, snow=args.snow)
+        column, surface, initial = setup(n, args.years, snow=args.snow, **options)
 
         def forward(col, surface, initial=initial):
             def run(f):

@@ -13,9 +13,12 @@ from . import _constants as const
 from ._freeze_curves import AbstractFreezeCurve, FreeWater
 from ._grid import Grid
 from ._heat import CONDUCTIVITIES, TIME_SCHEMES, HeatProblem, HeatState, ImplicitEnthalpy, explicit_tendency
+from ._native import native_run, unsupported
 from ._soil import CellMaterial, SoilLayer, cell_material, layer_index
 from ._surface import AbstractSurface, Prescribed
 from ._validation import as_float_array, is_concrete
+
+SOLVERS = ("jax", "native")
 
 
 class PermafrostColumn(eqx.Module):
@@ -41,6 +44,13 @@ class PermafrostColumn(eqx.Module):
       `"predicted"` (each step solved twice, the second time with the conductivities of
       the first solution: far more accurate at a moving front, about twice the Newton
       work). `time_scheme="bdf2", conductivity="predicted"` is the accurate pair.
+    - `solver`: `"jax"` (default; Newton in JAX under `diffrax.diffeqsolve`, everything
+      supported, on any backend) or `"native"`: the same discrete problem, Newton to the
+      same tolerance, in the C++ kernel built at install (`cryograd/_native/heat.cc`), for
+      columns without `Snow` on the sharp `FreeWater()` curve, on the CPU. Derivatives
+      of the native run replay its steps in JAX with the solutions known; their reverse
+      mode keeps the whole trajectory (memory grows with the run length; the JAX solver's
+      recursive checkpointing does not).
 
     Every floating-point leaf (soil parameters, curve parameters, fluxes) can be
     differentiated with `jax.grad`/`eqx.filter_grad` through `run`.
@@ -55,6 +65,7 @@ class PermafrostColumn(eqx.Module):
     layer_of_cell: np.ndarray = eqx.field(static=True, converter=lambda x: tuple(int(i) for i in x))
     time_scheme: str = eqx.field(static=True)
     conductivity: str = eqx.field(static=True)
+    solver: str = eqx.field(static=True)
 
     def __init__(
         self,
@@ -67,6 +78,7 @@ class PermafrostColumn(eqx.Module):
         *,
         time_scheme: str = "euler",
         conductivity: str = "lagged",
+        solver: str = "jax",
     ):
         if not isinstance(grid, Grid):
             raise ValueError(f"grid must be a cryograd.physics.Grid, got {type(grid).__name__}")
@@ -101,6 +113,8 @@ class PermafrostColumn(eqx.Module):
             raise ValueError(f"time_scheme must be one of {TIME_SCHEMES}, got {time_scheme!r}")
         if conductivity not in CONDUCTIVITIES:
             raise ValueError(f"conductivity must be one of {CONDUCTIVITIES}, got {conductivity!r}")
+        if solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
         if is_concrete(geothermal_flux):
             as_float_array(geothermal_flux, "geothermal_flux")
         if bottom_temperature is not None and is_concrete(bottom_temperature):
@@ -114,6 +128,11 @@ class PermafrostColumn(eqx.Module):
         self.layer_of_cell = index
         self.time_scheme = time_scheme
         self.conductivity = conductivity
+        self.solver = solver
+        if solver == "native":
+            reason = unsupported(self.problem({name: jnp.zeros(1) for name in surface.forcing_variables}, 86400.0))
+            if reason is not None:
+                raise ValueError(f"solver='native': {reason}")
 
     # --- per-cell views ------------------------------------------------------------------
 
@@ -177,8 +196,10 @@ class PermafrostColumn(eqx.Module):
         - `dt`: step length [s] (86400 for daily forcing).
         - `save_every`: keep every n-th step (1 keeps all).
         - `adjoint`: diffrax adjoint for reverse mode; default recursive checkpointing
-          with at most 1024 stored states, so memory is bounded for long runs.
-        - `progress_meter`: a diffrax progress meter, e.g. `diffrax.TqdmProgressMeter()`.
+          with at most 1024 stored states, so memory is bounded for long runs (solver
+          "jax" only).
+        - `progress_meter`: a diffrax progress meter, e.g. `diffrax.TqdmProgressMeter()`
+          (solver "jax" only).
         - `throw`: raise if a step fails to converge (else the result code is returned).
 
         **Returns:** dict with `temperature` and `liquid_water_fraction` (nsave, nz)
@@ -204,6 +225,57 @@ class PermafrostColumn(eqx.Module):
         initial_temperature = jnp.broadcast_to(jnp.asarray(initial_temperature, jnp.float64), (self.grid.n_cells,))
         y0 = HeatState.initial(jnp.concatenate([problem.initial_snow(), self.enthalpy(initial_temperature)]))
 
+        if self.solver == "native":
+            enthalpy, energy, statistics = native_run(problem, y0.enthalpy, save_every)
+            energy = jnp.concatenate([energy, jnp.zeros_like(energy[:, :1])], axis=1)
+            missed = statistics[-1, 0] > 0 if statistics.shape[0] else jnp.zeros((), bool)
+            failed, successful = diffrax.RESULTS.nonlinear_max_steps_reached, diffrax.RESULTS.successful
+            result = diffrax.RESULTS.where(missed, failed, successful)
+            if throw:
+                enthalpy = eqx.error_if(
+                    enthalpy, missed, "solver='native': a step's Newton iteration did not reach its tolerance"
+                )
+        else:
+            enthalpy, energy, statistics, result = self._diffrax_run(
+                problem, y0, nt, dt, save_every, adjoint, progress_meter, throw
+            )
+        ns = problem.n_snow
+        temperature, fraction, _ = jax.vmap(self.thermal_state)(enthalpy[:, ns:])
+        saved = jnp.arange(save_every, nt + 1, save_every) - 1  # the step each row ends
+        if problem.surface.fixed_temperature:
+            surface = jax.vmap(lambda i: problem.surface.boundary_value(problem.step_forcing(i)))(saved)
+        else:
+            surface = temperature[:, 0]
+        out = dict(
+            temperature=temperature,
+            liquid_water_fraction=fraction,
+            enthalpy=enthalpy[:, ns:],
+            surface_temperature=jnp.broadcast_to(surface, saved.shape),
+            surface_heat_input=energy[:, 0],
+            bottom_heat_input=energy[:, 1],
+            result=result,
+            unconverged_steps=statistics[-1, 0],
+            mean_iterations=statistics[-1, 1] / ((saved[-1] + 1) if saved.size else 1),
+            max_iterations=statistics[-1, 2],
+        )
+        if ns:
+            packs = jax.vmap(problem.snowpack)(saved)
+            snow_temperature, snow_fraction, _ = jax.vmap(lambda h, p: FreeWater().state(h, p.material))(
+                enthalpy[:, :ns], packs
+            )
+            out.update(
+                snow_temperature=jnp.where(packs.present[:, None], snow_temperature, jnp.nan),
+                snow_liquid_fraction=jnp.where(packs.present[:, None], snow_fraction, jnp.nan),
+                snow_enthalpy=enthalpy[:, :ns],
+                snow_thickness=packs.thickness,
+                snow_depth=jnp.sum(packs.thickness, axis=1),
+                snow_heat_input=energy[:, 2],
+            )
+        return out
+
+    def _diffrax_run(self, problem, y0, nt, dt, save_every, adjoint, progress_meter, throw):
+        """The JAX solver under `diffeqsolve`: (enthalpy, energy, statistics, result)."""
+
         def keep(t, y, args):
             return y.enthalpy, y.energy, y.statistics
 
@@ -227,40 +299,7 @@ class PermafrostColumn(eqx.Module):
             progress_meter=progress_meter if progress_meter is not None else diffrax.NoProgressMeter(),
             throw=throw,
         )
-        enthalpy, energy, statistics = solution.ys
-        ns = problem.n_snow
-        temperature, fraction, _ = jax.vmap(self.thermal_state)(enthalpy[:, ns:])
-        saved = jnp.arange(save_every, nt + 1, save_every) - 1  # the step each row ends
-        if problem.surface.fixed_temperature:
-            surface = jax.vmap(lambda i: problem.surface.boundary_value(problem.step_forcing(i)))(saved)
-        else:
-            surface = temperature[:, 0]
-        out = dict(
-            temperature=temperature,
-            liquid_water_fraction=fraction,
-            enthalpy=enthalpy[:, ns:],
-            surface_temperature=jnp.broadcast_to(surface, saved.shape),
-            surface_heat_input=energy[:, 0],
-            bottom_heat_input=energy[:, 1],
-            result=solution.result,
-            unconverged_steps=statistics[-1, 0],
-            mean_iterations=statistics[-1, 1] / ((saved[-1] + 1) if saved.size else 1),
-            max_iterations=statistics[-1, 2],
-        )
-        if ns:
-            packs = jax.vmap(problem.snowpack)(saved)
-            snow_temperature, snow_fraction, _ = jax.vmap(lambda h, p: FreeWater().state(h, p.material))(
-                enthalpy[:, :ns], packs
-            )
-            out.update(
-                snow_temperature=jnp.where(packs.present[:, None], snow_temperature, jnp.nan),
-                snow_liquid_fraction=jnp.where(packs.present[:, None], snow_fraction, jnp.nan),
-                snow_enthalpy=enthalpy[:, :ns],
-                snow_thickness=packs.thickness,
-                snow_depth=jnp.sum(packs.thickness, axis=1),
-                snow_heat_input=energy[:, 2],
-            )
-        return out
+        return (*solution.ys, solution.result)
 
     def simulate(self, forcing, initial_temperature=-1.0, dt: float = 86400.0, *, magt_depths=None):
         """Run the column on an `xr.Dataset` forcing and return a CF-annotated `xr.Dataset`.

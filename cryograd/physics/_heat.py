@@ -347,9 +347,29 @@ def implicit_step(problem: HeatProblem, previous, memory, started, t0, t1, predi
 
 @implicit_step.def_jvp
 def _implicit_step_jvp(primals, tangents):
+    enthalpy, info = implicit_step(*primals)
+    return (enthalpy, info), (step_tangent(primals, tangents, enthalpy), jnp.zeros_like(info))
+
+
+@eqx.filter_custom_jvp
+def known_step(problem: HeatProblem, previous, memory, started, t0, t1, predicted, solution):
+    """`solution` [J m-3], the step's H at t1 computed elsewhere (the native solver), with the
+    derivatives of `implicit_step`; arguments as there."""
+    return solution
+
+
+@known_step.def_jvp
+def _known_step_jvp(primals, tangents):
+    solution = primals[-1]
+    return solution, step_tangent(primals[:-1], tangents[:-1], solution)
+
+
+def step_tangent(primals, tangents, enthalpy):
+    """The tangent of a step's solution `enthalpy` [J m-3] by the implicit-function theorem:
+    dR/dH dH = -(dR/d(inputs)) d(inputs), one tridiagonal solve (transposable, so reverse
+    mode works too); `primals` and `tangents` those of `implicit_step`'s arguments."""
     problem, previous, memory, started, t0, t1, predicted = primals
     tangent_problem, tangent_previous, tangent_memory, _, _, _, tangent_predicted = tangents
-    enthalpy, info = implicit_step(problem, previous, memory, started, t0, t1, predicted)
 
     def residual(problem, previous, memory, predicted):
         step = problem.prepare(previous, memory, started, t0, t1, predicted)
@@ -383,7 +403,7 @@ def _implicit_step_jvp(primals, tangents):
         solve=lambda _, b: solve_tridiagonal(*jacobian, b),
         transpose_solve=lambda _, b: solve_tridiagonal(*_transpose(*jacobian), b),
     )
-    return (enthalpy, info), (tangent, jnp.zeros_like(info))
+    return tangent
 
 
 def _tridiagonal_matvec(lower, diagonal, upper, x):
@@ -422,14 +442,21 @@ class HeatState(eqx.Module):
         return cls(enthalpy, jnp.zeros(3), jnp.zeros_like(enthalpy), jnp.zeros(2), zero, jnp.zeros(3))
 
 
-def advance(problem: HeatProblem, state: HeatState, t0, t1) -> tuple[HeatState, Array]:
+def advance(problem: HeatProblem, state: HeatState, t0, t1, solutions=None) -> tuple[HeatState, Array]:
     """One step of the problem's scheme; returns the new state and whether Newton met its
-    tolerance."""
+    tolerance. `solutions`: the step's (first, final) solutions [J m-3] computed elsewhere
+    (first is that of the predicted scheme's first solve; the native solver's), used
+    instead of Newton with the same derivatives."""
     arguments = (problem, state.enthalpy, state.memory, state.started, t0, t1)
     predicted, first = None, jnp.array([1.0, 0.0])
-    if problem.conductivity == "predicted":
-        predicted, first = implicit_step(*arguments, None)  # the same step with the start's conductivities
-    enthalpy, info = implicit_step(*arguments, predicted)
+    if solutions is not None:
+        if problem.conductivity == "predicted":
+            predicted = known_step(*arguments, None, solutions[0])
+        enthalpy, info = known_step(*arguments, predicted, solutions[1]), jnp.array([1.0, 0.0])
+    else:
+        if problem.conductivity == "predicted":  # the same step with the start's conductivities
+            predicted, first = implicit_step(*arguments, None)
+        enthalpy, info = implicit_step(*arguments, predicted)
     step = problem.prepare(*arguments[1:], predicted)
     converged, iterations = (info[0] > 0) & (first[0] > 0), info[1] + first[1]
     flux = problem.face_fluxes(enthalpy, step)

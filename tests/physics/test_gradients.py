@@ -103,7 +103,7 @@ def test_gradients_match_central_differences_with_cells_crossing_zero():
 def test_gradients_match_central_differences_with_cells_crossing_zero_two_years():
     """The slow test's cheaper twin: two years, one parameter of each kind."""
     parameters = ["layers[0].k_thawed", "layers[1].c_frozen", "layers[0].water_content", "freeze_curve.alpha"]
-    check_gradients_with_cells_crossing_zero(2 * 365, parameters + ["geothermal_flux"])
+    check_gradients_with_cells_crossing_zero(2 * 365, [*parameters, "geothermal_flux"])
 
 
 def accurate_column():
