@@ -139,6 +139,6 @@ def _check_manifest(store, dim, size, bounds):
 
 
 def _bar(total, done, progress):
-    from tqdm.auto import tqdm
+    from ._progress import progress_bar
 
-    return tqdm(total=total, initial=done, desc="chunks", unit="chunk", disable=not progress, file=sys.stderr)
+    return progress_bar(total, "chunks", initial=done, unit="chunk", disable=not progress, file=sys.stderr)

@@ -13,8 +13,10 @@
 //
 // Layout: columns are taken in blocks of kLanes; inside a block every array is
 // (cell, lane), so the assembly and the tridiagonal sweeps run across the lanes with SIMD.
-// A block iterates until all its lanes have converged (a converged lane is frozen: its
-// iterate no longer changes). Blocks are shared among threads.
+// Each lane runs on its own step: a lane whose Newton iteration has converged books its
+// step and starts the next one (or the predicted scheme's second pass) while the other
+// lanes iterate on, so a block costs the mean iteration count, not its lanes' maximum.
+// Blocks are shared among threads.
 
 #include <algorithm>
 #include <atomic>

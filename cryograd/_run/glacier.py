@@ -284,9 +284,10 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
     fold_histories = {}
     if validation.get("scheme", "leave_years_out") == "leave_years_out":
         folds = int(validation.get("folds", 5))
-        from tqdm.auto import tqdm
+        from .._progress import progress_bar
 
-        for k in tqdm(range(folds), desc="leave-years-out folds", disable=not progress):
+        bar = progress_bar(folds, "leave-years-out folds", disable=not progress)
+        for k in range(folds):
             test = years[np.arange(years.size) % folds == k]
             train = np.setdiff1d(years, test)
             fold_problem = experiment.problem(train)
@@ -298,6 +299,8 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
                     series = held_out.setdefault(name, np.full(years.size, np.nan))
                     index = np.flatnonzero(np.isin(years, test))
                     series[index] = np.asarray(fold_outputs[value])[index]
+            bar.update(1)
+        bar.close()
     validation_metrics = {}
     for o in problem.observations:
         if o.name in held_out:

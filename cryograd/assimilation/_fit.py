@@ -3,10 +3,10 @@
 The optax methods take one jitted step at a time; the optimistix methods run in jitted
 chunks of `checkpoint_every` steps (each chunk a `optimistix.least_squares` call that
 starts from the previous chunk's parameters). The loop over steps or chunks is Python, so
-it reports progress (tqdm) and writes checkpoints. A fit interrupted and started again
-with the same `checkpoint` resumes from the last one: parameters, step count, loss history
-and cost counters, and for the optax methods the optimiser's state (Levenberg-Marquardt's
-damping restarts with each chunk).
+it reports progress (a tqdm bar on a terminal, plain lines in a log) and writes
+checkpoints. A fit interrupted and started again with the same `checkpoint` resumes from
+the last one: parameters, step count, loss history and cost counters, and for the optax
+methods the optimiser's state (Levenberg-Marquardt's damping restarts with each chunk).
 
 Gradients: forward mode (`jax.linearize` and one tangent per unknown) when the problem
 has few unknowns; for a batched problem with member-scoped parameters, forward mode with
@@ -34,6 +34,7 @@ import optax
 import optax.tree_utils as otu
 import optimistix as optx
 
+from .._progress import progress_bar
 from .._timing import median_seconds
 from ._problem import Problem
 
@@ -176,7 +177,8 @@ def fit(
       forward mode). `"members"`: forward mode with one tangent per member-scoped scalar
       for all members together, whose cost does not grow with the number of members.
     - `init`: start values by parameter name (default: each `Parameter`'s start).
-    - `progress`: a tqdm bar with the loss.
+    - `progress`: a tqdm bar with the loss (plain lines every tenth of `max_steps` or 30 s
+      when stderr is not a terminal).
     - `checkpoint`: a file path; written every `checkpoint_every` steps and at the end,
       and resumed from when it exists (its parameter labels, method and `checkpoint_tag`
       must match, else ValueError). For Gauss-Newton and Levenberg-Marquardt,
@@ -205,9 +207,7 @@ def fit(
         else:
             gradient = "members" if has_members else "reverse"
     u = jnp.asarray(problem.u0 if init is None else problem.pack(init))
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=max_steps, desc=description or f"fit ({method})", disable=not progress)
+    bar = progress_bar(max_steps, description or f"fit ({method})", disable=not progress)
     bar.set_postfix_str("compiling and timing the model")
 
     if gradient == "reverse":

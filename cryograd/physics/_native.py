@@ -3,15 +3,17 @@
 `cryograd/_native/heat.cc` (built at install) runs the whole time loop of a batch of
 columns in C++: the same residual, tolerance and Newton iteration as `HeatProblem.newton`,
 columns in blocks of 8 with the cell axis outermost so the sweeps run across columns
-with SIMD, each block iterating only until its own columns have converged, blocks shared
-among threads (`CRYOGRAD_NATIVE_THREADS`, default: all cores). It covers columns without
-snow on the sharp free-water curve (`FreeWater()`), either time scheme and either
-conductivity treatment; anything else runs on the pure-JAX solver.
+with SIMD, each column of a block on its own step (one that has converged starts its next
+step while the others iterate), blocks shared among threads (`CRYOGRAD_NATIVE_THREADS`,
+default: all cores). It covers columns without snow on the sharp free-water curve
+(`FreeWater()`), either time scheme and either conductivity treatment;
+`PermafrostColumn(solver="native")` refuses anything else (`unsupported`).
 
-Derivatives: the kernel's trajectory is differentiated with the implicit-function theorem
-step by step in JAX (`_native_jvp`): one tridiagonal solve per step and tangent, a linear
-map that JAX transposes for reverse mode. Reverse mode stores the primal trajectory and
-the per-step Jacobians, so its memory grows with the run length.
+Derivatives: the kernel's steps are replayed in JAX with their solutions known
+(`_trajectory_jvp`, `known_step`): the implicit-function tangent of each step, one
+tridiagonal solve per step and tangent, a linear map that JAX transposes for reverse
+mode. Reverse mode keeps the trajectory (every step's solutions, and the first solutions
+of the predicted scheme), so its memory grows with the run length.
 """
 
 import ctypes
