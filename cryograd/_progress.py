@@ -15,7 +15,9 @@ LOG_INTERVAL = 30.0
 
 
 def _interactive(stream) -> bool:
-    if "ipykernel" in sys.modules:  # a notebook: tqdm.auto draws a widget
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if type(shell).__name__ == "ZMQInteractiveShell":  # a notebook kernel: tqdm.auto draws a widget
         return True
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())

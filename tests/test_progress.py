@@ -15,6 +15,8 @@ class Terminal(io.StringIO):
 
 
 def test_a_terminal_gets_tqdm_and_a_file_plain_lines():
+    import ipykernel  # noqa: F401  (imported, as the notebook tests do: that is not a notebook)
+
     assert isinstance(progress_bar(10, "x", file=Terminal()), tqdm)
     assert isinstance(progress_bar(10, "x", file=io.StringIO()), LogProgress)
 
