@@ -79,24 +79,6 @@ struct Block {
   }
 };
 
-// Temperature [degC], liquid fraction and dT/dH of the sharp free-water curve.
-inline void thermal_state(double H, double cf, double ct, double L, double& T, double& f, double& slope) {
-  const bool frozen = H < 0.0, thawed = H > L;
-  T = frozen ? H / cf : (thawed ? (H - L) / ct : 0.0);
-  f = frozen ? 0.0 : (thawed ? 1.0 : H / (L > 0.0 ? L : 1.0));
-  slope = frozen ? 1.0 / cf : (thawed ? 1.0 / ct : 0.0);
-}
-
-inline double conductivity(double f, double kf, double kt, double quad) {
-  if (quad > 0.5) {
-    const double s = (1.0 - f) * std::sqrt(kf) + f * std::sqrt(kt);
-    return s * s;
-  }
-  if (f <= 0.0) return kf;  // frozen and thawed cells (most of them) need no logarithm
-  if (f >= 1.0) return kt;
-  return std::exp((1.0 - f) * std::log(kf) + f * std::log(kt));
-}
-
 // Residual, Jacobian and merit of lanes [lo, lo + Width) at enthalpies H into the given arrays
 // (T and slope padded); per-lane convergence (against the tolerance times `factor`) and
 // merit.
