@@ -130,7 +130,7 @@ class PermafrostColumn(eqx.Module):
         self.conductivity = conductivity
         self.solver = solver
         if solver == "native":
-            reason = unsupported(self.problem({name: jnp.zeros(1) for name in surface.forcing_variables}, 86400.0))
+            reason = unsupported(surface, freeze_curve)
             if reason is not None:
                 raise ValueError(f"solver='native': {reason}")
 

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 
 from ._freeze_curves import FreeWater
 from ._heat import HeatProblem, HeatState, advance
+from ._snow import Snow
 
 TARGET = "cryograd_heat_run"
 _registered: bool | None = None
@@ -54,11 +55,11 @@ def available() -> bool:
     return _registered
 
 
-def unsupported(problem: HeatProblem) -> str | None:
-    """Why the native solver cannot run `problem` (None when it can)."""
-    if problem.n_snow:
+def unsupported(surface, curve) -> str | None:
+    """Why the native solver cannot run a column with this surface model and freeze curve
+    (None when it can)."""
+    if isinstance(surface, Snow):
         return "the native solver has no snow cells (surface=Snow); use solver='jax'"
-    curve = problem.freeze_curve
     if type(curve) is not FreeWater or curve.width != 0:
         return f"the native solver supports the sharp FreeWater() curve only, got {type(curve).__name__}"
     if jax.default_backend() != "cpu":
@@ -124,7 +125,7 @@ def native_run(problem: HeatProblem, initial_enthalpy, save_every: int):
     """(enthalpy (nsave, nz) [J m-3], cumulative (surface, bottom) heat (nsave, 2) [J m-2],
     statistics (nsave, 3): steps not converged, iterations summed, most in a step), every
     `save_every` steps; differentiable in forward and reverse mode."""
-    reason = unsupported(problem)
+    reason = unsupported(problem.surface, problem.freeze_curve)
     if reason is not None:
         raise ValueError(f"solver='native': {reason}")
     return _trajectory(problem, jnp.asarray(initial_enthalpy, jnp.float64), save_every)
