@@ -16,9 +16,10 @@ Columns have 100 layers (geometric grid to 30 m, 2 cm at the top, FreeWater: the
 configuration of the Stefan verification), daily steps, a seasonal surface temperature
 with noise. Forward keeps one profile per year; the gradient is of the mean squared
 temperature at three depths. Times are the median of `--repeats` runs after a warm-up.
-With `--snow` the same series is the air temperature over `Snow(density=250)` (5 snow
-cells) with a snow depth that builds to 0.48 m in mid-January and is gone from late April
-to October.
+The C loop runs on one core; the native solver uses `--threads` threads (default all
+cores), so a `--threads 1` run gives the ratio per core. With `--snow` the same series is
+the air temperature over `Snow(density=250)` (5 snow cells) with a snow depth that builds
+to 0.48 m in mid-January and is gone from late April to October.
 """
 
 import argparse
@@ -91,7 +92,13 @@ def main():
     parser.add_argument("--solver", choices=["jax", "native"], default="jax")
     parser.add_argument("--time-scheme", choices=["euler", "bdf2"], default="euler")
     parser.add_argument("--conductivity", choices=["lagged", "predicted"], default="lagged")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="native solver's threads (CRYOGRAD_NATIVE_THREADS; 0: all cores)"
+    )
     args = parser.parse_args()
+    if args.threads > 0:
+        os.environ["CRYOGRAD_NATIVE_THREADS"] = str(args.threads)
+    threads = int(os.environ.get("CRYOGRAD_NATIVE_THREADS", 0)) or os.cpu_count()
     options = dict(solver=args.solver, time_scheme=args.time_scheme, conductivity=args.conductivity)
 
     results = dict(
@@ -103,6 +110,7 @@ def main():
         layers=100,
         snow=args.snow,
         **options,
+        native_threads=threads if args.solver == "native" else None,
         forward={},
         gradient={},
     )

@@ -47,162 +47,111 @@ struct Options {
   bool bdf2, predicted, fixed_surface, fixed_bottom;
 };
 
-// One block of kLanes columns; arrays are [cell * kLanes + lane]. T and slope carry one
-// padding row above and below the cells (zero slope there), so every row of the Jacobian
-// has the same form.
+// One block of kLanes columns; arrays are [cell * kLanes + lane] (G: [face * kLanes + lane],
+// n + 1 faces).
 struct Block {
   int n;
-  std::vector<double> h, kf, kt, cf, ct, latent, quad, scale;  // per cell, per lane
-  std::vector<double> icf, ict, iscale, iL, skf, skt, rr;      // reciprocals, roots, resistances
+  std::vector<double> h, ih, kf, kt, cf, ct, latent, quad, scale;  // per cell, per lane
+  std::vector<double> icf, ict, iscale, iL, skf, skt, lkf, lkt;    // reciprocals, roots, logarithms
   std::vector<double> rf, rt, Gff, Gft, Gtf, Gtt;  // frozen/thawed half-cell resistances, face conductances
-  std::vector<double> code;                       // 0 frozen, 1 thawed, 2 at the melting point
   std::vector<double> geothermal, bottom_temperature;          // per lane
-  std::vector<double> H, origin, S, memory, G, F;              // state and step
-  std::vector<double> T, slope, R, lower, diag, upper, cprime, update;
-  std::vector<double> trial, tT, tslope, tR, tlower, tdiag, tupper;  // the next iterate
+  std::vector<double> H, origin, S, memory, G;                 // state and step
+  std::vector<double> T, C, Y, update;   // at H: temperatures, the Thomas forward sweep's c' and y, Newton's step
+  std::vector<double> trial, tT, tC, tY;  // the same at the next iterate
   double boundary[kLanes], last_input[2][kLanes], energy[2][kLanes];
   double dtb[kLanes], mw[kLanes];
   double stats[3][kLanes];
 
   explicit Block(int cells) : n(cells) {
     const size_t m = static_cast<size_t>(cells) * kLanes;
-    const size_t padded = static_cast<size_t>(cells + 2) * kLanes;
-    for (auto* v : {&h, &kf, &kt, &cf, &ct, &latent, &quad, &scale, &icf, &ict, &iscale, &iL, &skf, &skt, &rr, &rf, &rt, &Gff, &Gft, &Gtf, &Gtt, &H, &origin, &S, &memory,
-                    &R, &lower, &diag, &upper, &cprime, &update, &trial, &tR, &tlower, &tdiag, &tupper})
+    for (auto* v : {&h, &ih, &kf, &kt, &cf, &ct, &latent, &quad, &scale, &icf, &ict, &iscale, &iL, &skf, &skt, &lkf, &lkt, &rf,
+                    &rt, &Gff, &Gft, &Gtf, &Gtt, &H, &origin, &S, &memory, &T, &C, &Y, &update, &trial, &tT, &tC, &tY})
       v->assign(m, 0.0);
-    for (auto* v : {&T, &slope, &tT, &tslope}) v->assign(padded, 0.0);
     G.assign(static_cast<size_t>(cells + 1) * kLanes, 0.0);
-    F.assign(static_cast<size_t>(cells + 1) * kLanes, 0.0);
-    code.assign(m, 0.0);
     geothermal.assign(kLanes, 0.0);
     bottom_temperature.assign(kLanes, 0.0);
   }
 };
 
-// Residual, Jacobian and merit of lanes [lo, lo + Width) at enthalpies H into the given arrays
-// (T and slope padded); per-lane convergence (against the tolerance times `factor`) and
-// merit.
-template <int Width>
-void evaluate(Block& b, const Options& o, const double* __restrict H, const double* factor, double* __restrict T,
-              double* __restrict slope, double* __restrict R, double* __restrict lower, double* __restrict diag,
-              double* __restrict upper, bool* converged, double* merit, int lo) {
-  const int n = b.n, m = n * kLanes, hi = lo + Width;
-  double* __restrict Tc = T + kLanes;  // row i of the cells
-  double* __restrict sc = slope + kLanes;
-  const double *__restrict icf = b.icf.data(), *__restrict ict = b.ict.data(), *__restrict L = b.latent.data();
-  for (int i = 0; i < n; ++i)
-    for (int l = lo; l < hi; ++l) {
-      const int j = i * kLanes + l;
-      const double x = H[j];
-      const bool frozen = x < 0.0, thawed = x > L[j];
-      Tc[j] = frozen ? x * icf[j] : (thawed ? (x - L[j]) * ict[j] : 0.0);
-      sc[j] = frozen ? icf[j] : (thawed ? ict[j] : 0.0);
-    }
-  double* __restrict F = b.F.data();
-  const double* __restrict G = b.G.data();
-  for (int l = lo; l < hi; ++l) {
-    F[l] = o.fixed_surface ? G[l] * (b.boundary[l] - Tc[l]) : b.boundary[l];
-    const int j = (n - 1) * kLanes + l;
-    F[m + l] = o.fixed_bottom ? G[m + l] * (Tc[j] - b.bottom_temperature[l]) : -b.geothermal[l];
-  }
-  for (int i = 1; i < n; ++i)
-    for (int l = lo; l < hi; ++l) {
-      const int j = i * kLanes + l;
-      F[j] = G[j] * (Tc[j - kLanes] - Tc[j]);
-    }
-  double worst[kLanes], sum[kLanes], tolerance[kLanes];
-  for (int l = lo; l < hi; ++l) worst[l] = -1.0, sum[l] = 0.0, tolerance[l] = kTolerance * factor[l];
-  const double *__restrict h = b.h.data(), *__restrict S = b.S.data(), *__restrict scale = b.scale.data(),
-                           *__restrict iscale = b.iscale.data();
-  for (int i = 0; i < n; ++i) {
-    for (int l = lo; l < hi; ++l) {
-      const int j = i * kLanes + l;
-      const double Gt = G[j], Gb = G[j + kLanes], Ft = F[j], Fb = F[j + kLanes], dt = b.dtb[l];
-      const double r = h[j] * (H[j] - S[j]) - dt * (Ft - Fb);
-      R[j] = r;
-      const double bound = tolerance[l] * (scale[j] + dt * (Gt + Gb + std::fabs(Ft) + std::fabs(Fb)));
-      worst[l] = std::max(worst[l], std::fabs(r) - bound);
-      const double x = r * iscale[j];
-      sum[l] += x * x;
-      diag[j] = h[j] + dt * (Gt + Gb) * sc[j];
-      lower[j] = -dt * Gt * sc[j - kLanes];  // zero in the top row (padding slope)
-      upper[j] = -dt * Gb * sc[j + kLanes];  // zero in the bottom row
-    }
-  }
-  for (int l = lo; l < hi; ++l) converged[l] = worst[l] <= 0.0, merit[l] = sum[l];
-}
-
 // The block's lanes as one generic vector (GCC/Clang vector extension: AVX-512, AVX2 or
 // SSE2 instructions, whatever the build targets). Unaligned: loads and stores of rows.
 typedef double v8 __attribute__((vector_size(kLanes * sizeof(double)), aligned(sizeof(double))));
+typedef int64_t m8 __attribute__((vector_size(kLanes * sizeof(int64_t))));  // comparisons of v8: 0 or -1
 static_assert(kLanes == 8, "v8 holds one row of a block");
 
 inline v8 row(const double* p, int i) { return *reinterpret_cast<const v8*>(p + static_cast<size_t>(i) * kLanes); }
 inline void put(double* p, int i, v8 v) { *reinterpret_cast<v8*>(p + static_cast<size_t>(i) * kLanes) = v; }
 inline v8 lanes(const double* p) { return *reinterpret_cast<const v8*>(p); }
 inline v8 vabs(v8 x) { return x < 0.0 ? -x : x; }
+template <typename Flag>
+inline v8 mask_of(const Flag* flags) {  // 1.0 where the lane's flag is set
+  double m[kLanes];
+  for (int l = 0; l < kLanes; ++l) m[l] = flags[l] ? 1.0 : 0.0;
+  return lanes(m);
+}
 
-// evaluate<kLanes>: the whole block, one row of all lanes at a time.
-void evaluate_block(Block& b, const Options& o, const double* H, const double* factor, double* T, double* slope,
-                    double* R, double* lower, double* diag, double* upper, bool* converged, double* merit) {
+// The trial iterate X = H + length * update (H itself in lanes with length 0) evaluated
+// into the trial arrays in one sweep down the rows: temperatures, the residual and its
+// tridiagonal Jacobian, whose forward elimination (Thomas algorithm) is done in the same
+// sweep (c' and y stored; `solve` does the back substitution), and per lane convergence
+// (against the tolerance times `factor`) and merit.
+void evaluate(Block& b, const Options& o, const double* length, const double* factor, bool* converged,
+              double* merit) {
   const int n = b.n;
-  double* Tc = T + kLanes;
-  double* sc = slope + kLanes;
+  double *X = b.trial.data(), *T = b.tT.data(), *C = b.tC.data(), *Y = b.tY.data();
+  const double *H = b.H.data(), *u = b.update.data(), *G = b.G.data();
   const double *icf = b.icf.data(), *ict = b.ict.data(), *L = b.latent.data();
-  for (int i = 0; i < n; ++i) {
-    const v8 x = row(H, i), latent = row(L, i);
-    const auto frozen = x < 0.0, thawed = x > latent;
-    const v8 zero = {};
-    put(Tc, i, frozen ? x * row(icf, i) : (thawed ? (x - latent) * row(ict, i) : zero));
-    put(sc, i, frozen ? row(icf, i) : (thawed ? row(ict, i) : zero));
-  }
-  const double* G = b.G.data();
-  const v8 dt = lanes(b.dtb), tolerance = kTolerance * lanes(factor), boundary = lanes(b.boundary);
-  v8 Ft = o.fixed_surface ? row(G, 0) * (boundary - row(Tc, 0)) : boundary;
-  v8 worst = {}, sum = {};
-  worst -= 1.0;
   const double *h = b.h.data(), *S = b.S.data(), *scale = b.scale.data(), *iscale = b.iscale.data();
+  const v8 step = lanes(length), zero = {};
+  const auto moving = step != 0.0;
+  // cell i's enthalpy, temperature and dT/dH (stored: X and T)
+  auto state = [&](int i, v8& x, v8& t, v8& slope) {
+    x = moving ? row(H, i) + step * row(u, i) : row(H, i);
+    const v8 latent = row(L, i);
+    const auto frozen = x < 0.0, thawed = x > latent;
+    t = frozen ? x * row(icf, i) : (thawed ? (x - latent) * row(ict, i) : zero);
+    slope = frozen ? row(icf, i) : (thawed ? row(ict, i) : zero);
+    put(X, i, x), put(T, i, t);
+  };
+  const v8 dt = lanes(b.dtb), tolerance = kTolerance * lanes(factor), boundary = lanes(b.boundary);
+  v8 x, t, slope, above = zero;  // above: dT/dH of the cell above (none above the top)
+  state(0, x, t, slope);
+  v8 Ft = o.fixed_surface ? row(G, 0) * (boundary - t) : boundary;
+  v8 worst = zero - 1.0, sum = zero, c = zero, y = zero;
   for (int i = 0; i < n; ++i) {
-    const v8 Gt = row(G, i), Gb = row(G, i + 1), Ti = row(Tc, i);
-    v8 Fb;
-    if (i < n - 1)
-      Fb = Gb * (Ti - row(Tc, i + 1));
-    else
-      Fb = o.fixed_bottom ? Gb * (Ti - lanes(b.bottom_temperature.data())) : -lanes(b.geothermal.data());
-    const v8 hi = row(h, i), r = hi * (row(H, i) - row(S, i)) - dt * (Ft - Fb);
-    put(R, i, r);
+    const v8 Gt = row(G, i), Gb = row(G, i + 1);
+    v8 xb = zero, tb = zero, below = zero, Fb;
+    if (i < n - 1) {
+      state(i + 1, xb, tb, below);
+      Fb = Gb * (t - tb);
+    } else {
+      Fb = o.fixed_bottom ? Gb * (t - lanes(b.bottom_temperature.data())) : -lanes(b.geothermal.data());
+    }
+    const v8 hi = row(h, i), r = hi * (x - row(S, i)) - dt * (Ft - Fb);
     const v8 bound = tolerance * (row(scale, i) + dt * (Gt + Gb + vabs(Ft) + vabs(Fb)));
     const v8 excess = vabs(r) - bound;
     worst = excess > worst ? excess : worst;
-    const v8 y = r * row(iscale, i);
-    sum += y * y;
-    const v8 si = row(sc, i);
-    put(diag, i, hi + dt * (Gt + Gb) * si);
-    put(lower, i, -dt * Gt * row(sc, i - 1));  // zero in the top row (padding slope)
-    put(upper, i, -dt * Gb * row(sc, i + 1));  // zero in the bottom row
-    Ft = Fb;
+    const v8 scaled = r * row(iscale, i);
+    sum += scaled * scaled;
+    const v8 diag = hi + dt * (Gt + Gb) * slope, lower = -dt * Gt * above, upper = -dt * Gb * below;
+    const v8 inv = 1.0 / (diag - lower * c);
+    c = upper * inv, y = (-r - lower * y) * inv;
+    put(C, i, c), put(Y, i, y);
+    above = slope, slope = below, x = xb, t = tb, Ft = Fb;
   }
   for (int l = 0; l < kLanes; ++l) converged[l] = worst[l] <= 0.0, merit[l] = sum[l];
 }
 
-// update = J^-1 (-R), all lanes (Thomas algorithm across the lanes).
+// update = J^-1 (-R) at H, all lanes: the back substitution of the forward sweep done by
+// `evaluate`.
 void solve(Block& b) {
   const int n = b.n;
-  double* c = b.cprime.data();
   double* x = b.update.data();
-  const double *lo = b.lower.data(), *d = b.diag.data(), *up = b.upper.data(), *R = b.R.data();
-  v8 inv = 1.0 / row(d, 0);
-  v8 cp = row(up, 0) * inv, xp = -row(R, 0) * inv;
-  put(c, 0, cp), put(x, 0, xp);
-  for (int i = 1; i < n; ++i) {
-    const v8 a = row(lo, i);
-    inv = 1.0 / (row(d, i) - a * cp);
-    cp = row(up, i) * inv;
-    xp = (-row(R, i) - a * xp) * inv;
-    put(c, i, cp), put(x, i, xp);
-  }
+  const double *C = b.C.data(), *Y = b.Y.data();
+  v8 xp = row(Y, n - 1);
+  put(x, n - 1, xp);
   for (int i = n - 2; i >= 0; --i) {
-    xp = row(x, i) - row(c, i) * xp;
+    xp = row(Y, i) - row(C, i) * xp;
     put(x, i, xp);
   }
 }
@@ -224,86 +173,107 @@ struct Lanes {
   bool fresh[kLanes];    // a new step or pass: evaluated (not iterated) in the next block iteration
   bool need_G[kLanes];   // its conductances are due: from the step's start (origin) or from H
   bool from_origin[kLanes];
+  bool changed[kLanes];  // whether the last conductances computed for the lane differ from its previous ones
   double merit[kLanes], factor[kLanes];
 };
 
-// Face conductances [W m-2 K-1] (n + 1 faces) of the lanes with need_G, from the liquid
-// fractions of their step's start (from_origin) or of their current iterate. All lanes are
-// computed across the block and the others left as they were.
-void conductances(Block& b, const Options& o, Lanes& z) {
-  const int n = b.n, m = n * kLanes;
-  double* r = b.rr.data();
-  double* code = b.code.data();
-  double origin_lane[kLanes], need_lane[kLanes];
-  for (int l = 0; l < kLanes; ++l) origin_lane[l] = z.from_origin[l], need_lane[l] = z.need_G[l];
-  const auto from_origin = lanes(origin_lane) > 0.5, need = lanes(need_lane) > 0.5;
-  v8 mushy = {};
-  for (int i = 0; i < n; ++i) {
-    const v8 x = from_origin ? row(b.origin.data(), i) : row(b.H.data(), i), latent = row(b.latent.data(), i);
-    const auto frozen = x < 0.0, thawed = x > latent;
-    const v8 zero = {}, one = zero + 1.0, two = zero + 2.0;
-    const v8 c = frozen ? zero : (thawed ? one : two);
-    put(code, i, c);
-    put(r, i, frozen ? row(b.rf.data(), i) : row(b.rt.data(), i));
-    mushy += c > 1.5 ? one : zero;
-  }
-  for (int l = 0; l < kLanes; ++l) {  // cells at the melting point (a few at most): their own conductivity
-    if (!z.need_G[l] || mushy[l] == 0.0) continue;
-    for (int i = 0; i < n; ++i) {
-      const int j = i * kLanes + l;
-      if (code[j] < 1.5) continue;
-      const double f = (z.from_origin[l] ? b.origin[j] : b.H[j]) * b.iL[j];
-      const double s = (1.0 - f) * b.skf[j] + f * b.skt[j];
-      const double k = b.quad[j] > 0.5 ? s * s : std::exp((1.0 - f) * std::log(b.kf[j]) + f * std::log(b.kt[j]));
-      r[j] = 0.5 * b.h[j] / k;
-    }
-  }
-  double* G = b.G.data();
-  for (int l = 0; l < kLanes; ++l)
-    if (z.need_G[l]) {
-      G[l] = o.fixed_surface ? 1.0 / r[l] : 0.0;
-      G[m + l] = o.fixed_bottom ? 1.0 / r[m - kLanes + l] : 0.0;
-    }
-  for (int i = 1; i < n; ++i) {
-    const auto above_frozen = row(code, i - 1) < 0.5, frozen = row(code, i) < 0.5;
-    const v8 table = above_frozen ? (frozen ? row(b.Gff.data(), i) : row(b.Gft.data(), i))
-                                  : (frozen ? row(b.Gtf.data(), i) : row(b.Gtt.data(), i));
-    put(G, i, need ? table : row(G, i));
-  }
-  for (int l = 0; l < kLanes; ++l) {
-    if (!z.need_G[l] || mushy[l] == 0.0) continue;
-    for (int i = 1; i < n; ++i) {
-      const int j = i * kLanes + l;
-      if (code[j] > 1.5 || code[j - kLanes] > 1.5) G[j] = 1.0 / (r[j - kLanes] + r[j]);
-    }
-  }
-  for (int l = 0; l < kLanes; ++l) z.need_G[l] = false;
+// Half-cell resistance [m2 K W-1] of cell j at enthalpy x [J m-3]: frozen, thawed, or at
+// the melting point with the conductivity of its liquid fraction.
+inline double resistance(const Block& b, int j, double x) {
+  if (x < 0.0) return b.rf[j];
+  if (x > b.latent[j]) return b.rt[j];
+  const double f = x * b.iL[j];
+  const double s = (1.0 - f) * b.skf[j] + f * b.skt[j];
+  const double k = b.quad[j] > 0.5 ? s * s : std::exp((1.0 - f) * b.lkf[j] + f * b.lkt[j]);
+  return 0.5 * b.h[j] / k;
 }
 
-// Start step `lanes.step[l]` on lane l from its current state b.H (evaluated in the next
-// block iteration, after its conductances).
-void begin_step(Block& b, const Options& o, const Io& io, int64_t column, Lanes& z, int l) {
-  const int n = b.n;
-  const int64_t step = z.step[l];
-  const bool history = o.bdf2 && step > 0;
-  b.boundary[l] = io.boundary[column * o.nt + step];
-  b.mw[l] = history ? 1.0 / 3.0 : 0.0;
-  b.dtb[l] = (history ? 2.0 / 3.0 : 1.0) * o.dt;
-  for (int i = 0; i < n; ++i) {
-    const int j = i * kLanes + l;
-    b.origin[j] = b.H[j];
-    b.S[j] = history ? b.H[j] + b.mw[l] * b.memory[j] / b.h[j] : b.H[j];
-    b.H[j] = b.S[j];
+// Start the next step on the lanes marked `starting`, from their current state b.H (the
+// last step's conductive increment becomes the BDF2 memory, the start S of the residual is
+// set and Newton starts from it), and compute the face conductances [W m-2 K-1] (n + 1
+// faces) of the lanes with need_G from the liquid fractions of their step's start
+// (from_origin) or of their current iterate, noting whether they changed (z.changed). One
+// sweep down the rows of the block (the other lanes left as they are): faces between
+// frozen or thawed cells come from the tables; the faces of the few cells at the melting
+// point (rows lo..hi of each lane) are computed lane by lane after it. A started lane is
+// evaluated in the next block iteration.
+void prepare(Block& b, const Options& o, const Io& io, const int64_t* column, Lanes& z, const bool* starting) {
+  const int n = b.n, m = n * kLanes;
+  for (int l = 0; l < kLanes; ++l) {
+    if (!starting[l]) continue;
+    const bool history = o.bdf2 && z.step[l] > 0;
+    b.boundary[l] = io.boundary[column[l] * o.nt + z.step[l]];
+    b.mw[l] = history ? 1.0 / 3.0 : 0.0;
+    b.dtb[l] = (history ? 2.0 / 3.0 : 1.0) * o.dt;
+    z.pass[l] = o.predicted ? 0 : 1;
+    z.iteration[l] = 0, z.iterations[l] = 0.0, z.first_ok[l] = true;
+    z.fresh[l] = z.need_G[l] = z.from_origin[l] = true;
   }
-  z.pass[l] = o.predicted ? 0 : 1;
-  z.iteration[l] = 0, z.iterations[l] = 0.0, z.first_ok[l] = true;
-  z.fresh[l] = z.need_G[l] = z.from_origin[l] = true;
+  const auto start = mask_of(starting) > 0.5, from_origin = mask_of(z.from_origin) > 0.5;
+  const auto need = mask_of(z.need_G) > 0.5;
+  const v8 zero = {}, weight = lanes(b.mw);
+  double *H = b.H.data(), *origin = b.origin.data(), *S = b.S.data(), *memory = b.memory.data(), *G = b.G.data();
+  bool any_start = false;
+  for (int l = 0; l < kLanes; ++l) any_start = any_start || starting[l];
+  v8 lo = zero + n, hi = zero - 1.0;  // rows of the first and last cell at the melting point
+  m8 changed = {}, above_frozen = {}, above_mushy = {};
+  for (int i = 0; i < n; ++i) {
+    v8 x = row(H, i), x0 = row(origin, i);
+    if (any_start) {
+      if (o.bdf2) {  // zero increment on a lane's first step (origin = H there)
+        const v8 increment = row(b.h.data(), i) * (x - x0);
+        put(memory, i, start ? increment : row(memory, i));
+      }
+      const v8 s = o.bdf2 ? x + weight * row(memory, i) * row(b.ih.data(), i) : x;
+      x0 = start ? x : x0;
+      put(origin, i, x0), put(S, i, start ? s : row(S, i)), put(H, i, start ? s : x);
+    }
+    const v8 y = from_origin ? x0 : x, latent = row(b.latent.data(), i);
+    const auto frozen = y < 0.0, mushy = (y >= 0.0) & (y <= latent);
+    const v8 index = zero + i;
+    lo = mushy & (index < lo) ? index : lo;
+    hi = mushy ? index : hi;
+    if (i > 0) {  // face i, between cells i - 1 and i; the melting point's faces are left for below
+      const v8 table = above_frozen ? (frozen ? row(b.Gff.data(), i) : row(b.Gft.data(), i))
+                                    : (frozen ? row(b.Gtf.data(), i) : row(b.Gtt.data(), i));
+      const v8 old = row(G, i);
+      const auto tabled = need & ~(mushy | above_mushy);
+      changed |= tabled & (table != old);
+      put(G, i, tabled ? table : old);
+    }
+    above_frozen = frozen, above_mushy = mushy;
+  }
+  for (int l = 0; l < kLanes; ++l) {
+    if (!z.need_G[l]) continue;
+    const double* x = z.from_origin[l] ? origin : H;
+    bool differs = changed[l] != 0;
+    const int first = std::max(static_cast<int>(lo[l]) - 1, 0), last = std::min(static_cast<int>(hi[l]) + 1, n - 1);
+    double r_above = first <= last ? resistance(b, first * kLanes + l, x[first * kLanes + l]) : 0.0;
+    for (int i = first + 1; i <= last; ++i) {  // faces with a cell at the melting point on either side
+      const int j = i * kLanes + l;
+      const double r = resistance(b, j, x[j]);
+      const bool melting = x[j] >= 0.0 && x[j] <= b.latent[j];
+      const bool melting_above = x[j - kLanes] >= 0.0 && x[j - kLanes] <= b.latent[j - kLanes];
+      if (melting || melting_above) {
+        const double g = 1.0 / (r_above + r);
+        differs = differs || g != G[j];
+        G[j] = g;
+      }
+      r_above = r;
+    }
+    const double top = o.fixed_surface ? 1.0 / resistance(b, l, x[l]) : 0.0;
+    const int bottom_cell = m - kLanes + l;
+    const double bottom = o.fixed_bottom ? 1.0 / resistance(b, bottom_cell, x[bottom_cell]) : 0.0;
+    z.changed[l] = differs || top != G[l] || bottom != G[m + l];
+    G[l] = top, G[m + l] = bottom;
+    z.need_G[l] = false;
+  }
 }
 
 // Lane l's pass has ended (converged or out of iterations): start the final pass of the
-// predicted scheme, or book the step (energy, BDF2 history, statistics, output) and start
-// the next one.
-void end_pass(Block& b, const Options& o, const Io& io, int64_t column, bool live, Lanes& z, int l) {
+// predicted scheme, or book the step (energy, statistics, output); returns whether the
+// lane starts a new step (`prepare`; false when it is done or starts its final pass).
+bool end_pass(Block& b, const Options& o, const Io& io, int64_t column, bool live, Lanes& z, int l) {
   const int n = b.n;
   if (z.pass[l] == 0) {  // the step again, with the first solution's conductivities, from it
     z.first_ok[l] = z.converged[l];
@@ -311,9 +281,9 @@ void end_pass(Block& b, const Options& o, const Io& io, int64_t column, bool liv
       for (int i = 0; i < n; ++i) io.first[(column * o.nt + z.step[l]) * n + i] = b.H[i * kLanes + l];
     z.pass[l] = 1, z.iteration[l] = 0;
     z.fresh[l] = z.need_G[l] = true, z.from_origin[l] = false;
-    return;
+    return false;
   }
-  const double* Tc = b.T.data() + kLanes;
+  const double* Tc = b.T.data();
   const int bottom_cell = (n - 1) * kLanes + l;
   const double Ft = o.fixed_surface ? b.G[l] * (b.boundary[l] - Tc[l]) : b.boundary[l];
   const double Fb = o.fixed_bottom ? b.G[n * kLanes + l] * (Tc[bottom_cell] - b.bottom_temperature[l])
@@ -323,10 +293,6 @@ void end_pass(Block& b, const Options& o, const Io& io, int64_t column, bool liv
     surface += b.mw[l] * b.last_input[0][l];
     bottom += b.mw[l] * b.last_input[1][l];
     b.last_input[0][l] = surface, b.last_input[1][l] = bottom;
-    for (int i = 0; i < n; ++i) {
-      const int j = i * kLanes + l;
-      b.memory[j] = b.h[j] * (b.H[j] - b.origin[j]);
-    }
   }
   b.energy[0][l] += surface;
   b.energy[1][l] += bottom;
@@ -344,15 +310,36 @@ void end_pass(Block& b, const Options& o, const Io& io, int64_t column, bool liv
   }
   if (step + 1 == o.nt) {
     z.done[l] = true;
-    return;
+    return false;
   }
   z.step[l] = step + 1;
-  begin_step(b, o, io, column, z, l);
+  return true;
+}
+
+// Book the passes that have ended and start what follows on their lanes (the next step,
+// or the predicted scheme's final pass), with the conductances that are due. A final pass
+// whose conductances equal the first pass's bit for bit is the first pass again, solved:
+// it ends at once, without an iteration.
+void retire(Block& b, const Options& o, const Io& io, const int64_t* column, const bool* live, Lanes& z) {
+  for (;;) {
+    bool starting[kLanes] = {}, any_end = false, any_start = false, due = false;
+    for (int l = 0; l < kLanes; ++l) {
+      if (z.done[l] || z.fresh[l] || !(z.converged[l] || z.iteration[l] >= kMaxIterations)) continue;
+      any_end = true;
+      starting[l] = end_pass(b, o, io, column[l], live[l], z, l);
+      any_start = any_start || starting[l];
+    }
+    if (!any_end) return;
+    for (int l = 0; l < kLanes; ++l) due = due || z.need_G[l];
+    if (any_start || due) prepare(b, o, io, column, z, starting);
+    for (int l = 0; l < kLanes; ++l)  // its last evaluation (T, R, J, convergence) stands
+      if (z.fresh[l] && z.pass[l] == 1 && !z.from_origin[l] && !z.changed[l]) z.fresh[l] = false;
+  }
 }
 
 void run_block(int64_t first, int64_t columns, const Options& o, const Io& io, Block& b) {
   const int n = b.n;
-  bool live[kLanes];
+  bool live[kLanes], starting[kLanes];
   int64_t column[kLanes];
   Lanes z;
   for (int l = 0; l < kLanes; ++l) {
@@ -366,10 +353,11 @@ void run_block(int64_t first, int64_t columns, const Options& o, const Io& io, B
       b.kf[j] = mat[i], b.kt[j] = mat[n + i], b.cf[j] = mat[2 * n + i], b.ct[j] = mat[3 * n + i];
       b.latent[j] = mat[4 * n + i], b.quad[j] = mat[5 * n + i];
       b.scale[j] = b.h[j] * std::max(b.cf[j], b.ct[j]);
-      b.icf[j] = 1.0 / b.cf[j], b.ict[j] = 1.0 / b.ct[j], b.iscale[j] = 1.0 / b.scale[j];
+      b.ih[j] = 1.0 / b.h[j], b.icf[j] = 1.0 / b.cf[j], b.ict[j] = 1.0 / b.ct[j], b.iscale[j] = 1.0 / b.scale[j];
       b.iL[j] = b.latent[j] > 0.0 ? 1.0 / b.latent[j] : 1.0;
       b.skf[j] = std::sqrt(b.kf[j]), b.skt[j] = std::sqrt(b.kt[j]);
-      b.H[j] = io.initial[c * n + i];
+      b.lkf[j] = std::log(b.kf[j]), b.lkt[j] = std::log(b.kt[j]);
+      b.H[j] = b.origin[j] = io.initial[c * n + i];
       b.memory[j] = 0.0;
     }
     for (int i = 0; i < n; ++i) {  // conductances of faces between frozen or thawed cells
@@ -386,59 +374,36 @@ void run_block(int64_t first, int64_t columns, const Options& o, const Io& io, B
     b.last_input[0][l] = b.last_input[1][l] = 0.0;
     b.energy[0][l] = b.energy[1][l] = 0.0;
     b.stats[0][l] = b.stats[1][l] = b.stats[2][l] = 0.0;
-    z.step[l] = 0, z.done[l] = !live[l];
-    begin_step(b, o, io, c, z, l);
+    z.step[l] = 0, z.done[l] = !live[l], z.fresh[l] = false, z.converged[l] = false, z.iteration[l] = 0;
+    starting[l] = true;  // padding lanes too, so their step data are defined
   }
-  double length[kLanes], act[kLanes], tmerit[kLanes];
+  prepare(b, o, io, column, z, starting);
+  double length[kLanes], tmerit[kLanes];
   bool tconv[kLanes], active[kLanes];
   for (;;) {
-    bool any = false, due = false;
+    retire(b, o, io, column, live, z);
+    bool any = false;
     for (int l = 0; l < kLanes; ++l) {
-      while (!z.done[l] && !z.fresh[l] && (z.converged[l] || z.iteration[l] >= kMaxIterations))
-        end_pass(b, o, io, column[l], live[l], z, l);
       active[l] = !z.done[l] && !z.fresh[l];
-      act[l] = active[l] ? 1.0 : 0.0;
-      length[l] = 1.0;
-      // a fresh lane is evaluated at its start (iteration 0); an iterating one at iteration + 1
+      length[l] = active[l] ? 1.0 : 0.0;  // a fresh lane is evaluated where it stands (iteration 0)
       z.factor[l] = active[l] && z.iteration[l] + 1 >= kRelaxedAfter ? kRelaxedFactor : 1.0;
       any = any || !z.done[l];
-      due = due || z.need_G[l];
     }
     if (!any) break;
-    if (due) conductances(b, o, z);
     solve(b);
-    double* __restrict u = b.update.data();
-    for (int i = 0; i < n; ++i)
-      for (int l = 0; l < kLanes; ++l)  // lanes that are done or fresh stay put
-        u[i * kLanes + l] = act[l] > 0.0 ? u[i * kLanes + l] : 0.0;
-    // The trial iterate H + length * update of lanes [lo, hi), evaluated.
-    auto try_lengths = [&](auto width, int lo) {
-      constexpr int Width = decltype(width)::value;
-      double* __restrict trial = b.trial.data();
-      const double* __restrict H = b.H.data();
-      for (int i = 0; i < n; ++i)
-        for (int l = lo; l < lo + Width; ++l)
-          trial[i * kLanes + l] = H[i * kLanes + l] + length[l] * u[i * kLanes + l];
-      if constexpr (Width == kLanes)
-        evaluate_block(b, o, trial, z.factor, b.tT.data(), b.tslope.data(), b.tR.data(), b.tlower.data(),
-                       b.tdiag.data(), b.tupper.data(), tconv, tmerit);
-      else
-        evaluate<Width>(b, o, trial, z.factor, b.tT.data(), b.tslope.data(), b.tR.data(), b.tlower.data(),
-                        b.tdiag.data(), b.tupper.data(), tconv, tmerit, lo);
-    };
-    try_lengths(std::integral_constant<int, kLanes>{}, 0);
+    evaluate(b, o, length, z.factor, tconv, tmerit);
     // Backtracking on the merit, from a pass's sixth iteration on, for the lanes whose
-    // step does not reduce it enough (at most kLineSearchMaxHalvings halvings each).
-    for (int l = 0; l < kLanes; ++l) {
-      if (!active[l] || z.iteration[l] < kLineSearchAfter) continue;
-      for (int halving = 0; halving < kLineSearchMaxHalvings; ++halving) {
-        if (tmerit[l] <= (1.0 - 1e-4 * length[l]) * z.merit[l]) break;
-        length[l] *= 0.5;
-        try_lengths(std::integral_constant<int, 1>{}, l);
-      }
+    // step does not reduce it enough (at most kLineSearchMaxHalvings halvings each); the
+    // block is evaluated again, which leaves the other lanes' trials as they were.
+    for (int halving = 0; halving < kLineSearchMaxHalvings; ++halving) {
+      bool searching = false;
+      for (int l = 0; l < kLanes; ++l)
+        if (active[l] && z.iteration[l] >= kLineSearchAfter && tmerit[l] > (1.0 - 1e-4 * length[l]) * z.merit[l])
+          length[l] *= 0.5, searching = true;
+      if (!searching) break;
+      evaluate(b, o, length, z.factor, tconv, tmerit);
     }
-    std::swap(b.H, b.trial), std::swap(b.T, b.tT), std::swap(b.slope, b.tslope), std::swap(b.R, b.tR);
-    std::swap(b.lower, b.tlower), std::swap(b.diag, b.tdiag), std::swap(b.upper, b.tupper);
+    std::swap(b.H, b.trial), std::swap(b.T, b.tT), std::swap(b.C, b.tC), std::swap(b.Y, b.tY);
     for (int l = 0; l < kLanes; ++l)
       if (active[l]) {
         z.converged[l] = tconv[l], z.merit[l] = tmerit[l];
@@ -474,16 +439,16 @@ ffi::Error HeatRunImpl(ffi::Buffer<ffi::F64> thickness, ffi::Buffer<ffi::F64> ma
   o.nsave = o.nt / save_every;
   o.bdf2 = bdf2 != 0, o.predicted = predicted != 0;
   o.fixed_surface = fixed_surface != 0, o.fixed_bottom = fixed_bottom != 0;
-  const int64_t columns = thickness.element_count() / o.n;
-  if (material.element_count() != columns * 6 * o.n || boundary.element_count() != columns * o.nt ||
-      bottom.element_count() != columns * 2 || initial.element_count() != columns * o.n ||
-      enthalpy->element_count() != columns * o.nsave * o.n || energy->element_count() != columns * o.nsave * 2 ||
-      statistics->element_count() != columns * o.nsave * 3)
+  auto count = [](const auto& buffer) { return static_cast<int64_t>(buffer.element_count()); };
+  const int64_t columns = count(thickness) / o.n;
+  if (count(material) != columns * 6 * o.n || count(boundary) != columns * o.nt || count(bottom) != columns * 2 ||
+      count(initial) != columns * o.n || count(*enthalpy) != columns * o.nsave * o.n ||
+      count(*energy) != columns * o.nsave * 2 || count(*statistics) != columns * o.nsave * 3)
     return ffi::Error::InvalidArgument("heat_run: inconsistent buffer sizes");
   Io io{thickness.typed_data(), material.typed_data(), boundary.typed_data(), bottom.typed_data(),
         initial.typed_data(), enthalpy->typed_data(), energy->typed_data(), statistics->typed_data(),
         first->typed_data(), keep_first != 0};
-  if (io.keep_first && first->element_count() != columns * o.nt * o.n)
+  if (io.keep_first && count(*first) != columns * o.nt * o.n)
     return ffi::Error::InvalidArgument("heat_run: the first-solution buffer must hold every step");
   if (o.nt == 0 || columns == 0) return ffi::Error::Success();  // nothing to step
   const int64_t blocks = (columns + kLanes - 1) / kLanes;
