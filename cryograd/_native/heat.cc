@@ -1,7 +1,10 @@
 // The soil column's implicit enthalpy scheme as one XLA FFI call (cryograd's native solver).
 //
-// The same discrete problem as cryograd/physics/_heat.py for soil columns without snow and
-// the sharp free-water freeze curve: finite volumes, unknown H [J m-3] per cell, residual
+// The same discrete problem as cryograd/physics/_heat.py for soil columns on the sharp
+// free-water freeze curve, with or without snow cells on top (a `Snow` surface: each step's
+// pack comes in `snow`; the remap of the snow enthalpies between packs, the heat carried by
+// snow mass and the coupling to the soil are done here): finite volumes, unknown H
+// [J m-3] per cell, residual
 //
 //     R_i(H) = h_i (H_i - S_i) - beta dt (F_i - F_{i+1})                       [J m-2]
 //
@@ -16,7 +19,12 @@
 // Each lane runs on its own step: a lane whose Newton iteration has converged books its
 // step and starts the next one (or the predicted scheme's second pass) while the other
 // lanes iterate on, so a block costs the mean iteration count, not its lanes' maximum.
-// Blocks are shared among threads.
+// A predicted scheme's final pass whose conductances equal the first pass's bit for bit is
+// that pass again, already solved, and is not iterated. Blocks are shared among threads.
+//
+// A run may continue an earlier one: `history` holds each column's BDF2 memory M_n (n
+// values), the last step's (surface, bottom) heat input [J m-2] and 1.0 if a step was taken
+// (all zeros for a fresh run), so a run split into segments takes the steps of the whole.
 
 #include <algorithm>
 #include <atomic>
@@ -40,10 +48,16 @@ constexpr int kLineSearchMaxHalvings = 8;
 constexpr double kTolerance = 1e-12;
 constexpr int kRelaxedAfter = 40;
 constexpr double kRelaxedFactor = 100.0;
+// A step's snowpack (`snow`, one row per step and one before the first): cell thickness
+// [m] (0 without a pack), present (1 or 0), mass [kg m-2], density [kg m-3],
+// conductivity [W m-1 K-1], heat capacity frozen and thawed [J m-3 K-1], latent heat
+// [J m-3] and the enthalpy of fresh snow [J m-3].
+constexpr int kSnowFields = 9;
+enum SnowField { kCellThickness, kPresent, kMass, kDensity, kConductivity, kFrozenCapacity, kThawedCapacity, kLatent, kFresh };
 
 struct Options {
   double dt;
-  int64_t nt, n, save_every, nsave;
+  int64_t nt, n, ns, save_every, nsave;  // n cells in all, the first ns of them snow
   bool bdf2, predicted, fixed_surface, fixed_bottom;
 };
 
@@ -58,8 +72,11 @@ struct Block {
   std::vector<double> H, origin, S, memory, G;                 // state and step
   std::vector<double> T, C, Y, update;   // at H: temperatures, the Thomas forward sweep's c' and y, Newton's step
   std::vector<double> trial, tT, tC, tY;  // the same at the next iterate
-  double boundary[kLanes], last_input[2][kLanes], energy[2][kLanes];
+  double boundary[kLanes], last_input[2][kLanes], energy[3][kLanes];  // energy: surface, bottom, snow mass
+  double coupled[kLanes], snow_thickness[kLanes], snow_k[kLanes];  // this step's pack (coupled: 1 with a pack)
+  std::vector<double> specific, edge;  // the snow remap's scratch
   double dtb[kLanes], mw[kLanes];
+  bool started[kLanes];  // the run continues one whose first step was taken (BDF2 history from the start)
   double stats[3][kLanes];
 
   explicit Block(int cells) : n(cells) {
@@ -68,6 +85,7 @@ struct Block {
                     &rt, &Gff, &Gft, &Gtf, &Gtt, &H, &origin, &S, &memory, &T, &C, &Y, &update, &trial, &tT, &tC, &tY})
       v->assign(m, 0.0);
     G.assign(static_cast<size_t>(cells + 1) * kLanes, 0.0);
+    specific.assign(cells + 1, 0.0), edge.assign(cells + 1, 0.0);
     geothermal.assign(kLanes, 0.0);
     bottom_temperature.assign(kLanes, 0.0);
   }
@@ -114,18 +132,26 @@ void evaluate(Block& b, const Options& o, const double* length, const double* fa
     put(X, i, x), put(T, i, t);
   };
   const v8 dt = lanes(b.dtb), tolerance = kTolerance * lanes(factor), boundary = lanes(b.boundary);
+  const v8 coupled = lanes(b.coupled);
+  const int ns = static_cast<int>(o.ns);
   v8 x, t, slope, above = zero;  // above: dT/dH of the cell above (none above the top)
   state(0, x, t, slope);
   v8 Ft = o.fixed_surface ? row(G, 0) * (boundary - t) : boundary;
   v8 worst = zero - 1.0, sum = zero, c = zero, y = zero;
   for (int i = 0; i < n; ++i) {
-    const v8 Gt = row(G, i), Gb = row(G, i + 1);
-    v8 xb = zero, tb = zero, below = zero, Fb;
+    v8 Gt = row(G, i), Gb = row(G, i + 1), Gin = Gt;  // Gin: top face's conductance to the cell above
+    v8 xb = zero, tb = zero, below = zero, Fb, Fnext;  // Fnext: the bottom face's flux into the cell below
     if (i < n - 1) {
       state(i + 1, xb, tb, below);
-      Fb = Gb * (t - tb);
+      Fb = Fnext = Gb * (t - tb);
     } else {
-      Fb = o.fixed_bottom ? Gb * (t - lanes(b.bottom_temperature.data())) : -lanes(b.geothermal.data());
+      Fb = Fnext = o.fixed_bottom ? Gb * (t - lanes(b.bottom_temperature.data())) : -lanes(b.geothermal.data());
+    }
+    if (i == ns - 1) {  // the last snow cell; without a pack the soil below faces the air
+      Fnext = Gb * ((coupled > 0.5 ? t : boundary) - tb);
+      Fb = coupled * Fnext, Gb = coupled * Gb;
+    } else if (ns > 0 && i == ns) {
+      Gin = coupled * Gt;
     }
     const v8 hi = row(h, i), r = hi * (x - row(S, i)) - dt * (Ft - Fb);
     const v8 bound = tolerance * (row(scale, i) + dt * (Gt + Gb + vabs(Ft) + vabs(Fb)));
@@ -133,11 +159,11 @@ void evaluate(Block& b, const Options& o, const double* length, const double* fa
     worst = excess > worst ? excess : worst;
     const v8 scaled = r * row(iscale, i);
     sum += scaled * scaled;
-    const v8 diag = hi + dt * (Gt + Gb) * slope, lower = -dt * Gt * above, upper = -dt * Gb * below;
+    const v8 diag = hi + dt * (Gt + Gb) * slope, lower = -dt * Gin * above, upper = -dt * Gb * below;
     const v8 inv = 1.0 / (diag - lower * c);
     c = upper * inv, y = (-r - lower * y) * inv;
     put(C, i, c), put(Y, i, y);
-    above = slope, slope = below, x = xb, t = tb, Ft = Fb;
+    above = slope, slope = below, x = xb, t = tb, Ft = Fnext;
   }
   for (int l = 0; l < kLanes; ++l) converged[l] = worst[l] <= 0.0, merit[l] = sum[l];
 }
@@ -157,7 +183,7 @@ void solve(Block& b) {
 }
 
 struct Io {
-  const double *thickness, *material, *boundary, *bottom, *initial;
+  const double *thickness, *material, *boundary, *bottom, *initial, *history, *snow;
   double *enthalpy, *energy, *statistics, *first;
   bool keep_first;
 };
@@ -188,6 +214,63 @@ inline double resistance(const Block& b, int j, double x) {
   return 0.5 * b.h[j] / k;
 }
 
+// Lane l's snowpack for its new step `step` (snow cells: rows 0..ns-1): with `booked`, the
+// BDF2 increments of the step just taken (snow cells and the top soil cell); the snow
+// enthalpies carried over from the previous step's pack (conservative remap in the mass
+// coordinate: new snow on top at the fresh-snow enthalpy, lost snow taken from the top),
+// the heat that came or went with the snow mass, the BDF2 memory of the snow cells (kept
+// where the mass did not change, else their total shared equally, or given to the top soil
+// cell without a pack), and the cells' thickness and material.
+void snow_step(Block& b, const Options& o, const Io& io, int64_t column, int64_t step, bool booked, int l) {
+  const int ns = static_cast<int>(o.ns);
+  const double* old = io.snow + (column * (o.nt + 1) + step) * kSnowFields;
+  const double* pack = old + kSnowFields;
+  const bool present = pack[kPresent] > 0.5;
+  double *H = b.H.data(), *memory = b.memory.data();
+  auto at = [l](int i) { return i * kLanes + l; };
+  if (o.bdf2 && booked)
+    for (int i = 0; i <= ns; ++i) memory[at(i)] = b.h[at(i)] * (H[at(i)] - b.origin[at(i)]);
+  double previous = 0.0;
+  for (int k = 0; k < ns; ++k) {
+    previous += old[kCellThickness] * H[at(k)];
+    b.specific[k] = H[at(ns - 1 - k)] / old[kDensity];  // [J kg-1], cells from the ground up
+  }
+  const double old_cell = old[kMass] / ns, fresh = pack[kFresh] / pack[kDensity];
+  for (int e = 0; e <= ns; ++e) {  // snow enthalpy below each new cell edge [J m-2]
+    const double bound = pack[kMass] * e / ns;
+    double energy = fresh * std::max(bound - old[kMass], 0.0);
+    for (int k = 0; k < ns; ++k) energy += std::clamp(bound - old_cell * k, 0.0, old_cell) * b.specific[k];
+    b.edge[e] = energy;
+  }
+  const double cell_mass = present ? pack[kMass] / ns : 1.0;
+  double arrived = 0.0;
+  for (int k = 0; k < ns; ++k) {
+    const double remapped = pack[kDensity] * (b.edge[k + 1] - b.edge[k]) / cell_mass;
+    H[at(ns - 1 - k)] = present ? remapped : pack[kFresh];
+  }
+  for (int k = 0; k < ns; ++k) arrived += pack[kCellThickness] * H[at(k)];
+  b.energy[2][l] += arrived - previous;
+  if (o.bdf2) {
+    double total = 0.0;
+    for (int k = 0; k < ns; ++k) total += memory[at(k)];
+    const bool unchanged = pack[kMass] == old[kMass];
+    for (int k = 0; k < ns; ++k)
+      memory[at(k)] = present && unchanged ? memory[at(k)] : (present ? total / ns : 0.0);
+    memory[at(ns)] += present ? 0.0 : total;
+  }
+  const double weight = present ? pack[kCellThickness] : 1.0;  // an absent cell's residual pins H
+  const double capacity = std::max(pack[kFrozenCapacity], pack[kThawedCapacity]);
+  for (int k = 0; k < ns; ++k) {
+    const int j = at(k);
+    b.h[j] = weight, b.ih[j] = 1.0 / weight;
+    b.icf[j] = 1.0 / pack[kFrozenCapacity], b.ict[j] = 1.0 / pack[kThawedCapacity];
+    b.latent[j] = pack[kLatent], b.iL[j] = pack[kLatent] > 0.0 ? 1.0 / pack[kLatent] : 1.0;
+    b.scale[j] = weight * capacity, b.iscale[j] = 1.0 / b.scale[j];
+  }
+  b.coupled[l] = present ? 1.0 : 0.0;
+  b.snow_thickness[l] = pack[kCellThickness], b.snow_k[l] = pack[kConductivity];
+}
+
 // Start the next step on the lanes marked `starting`, from their current state b.H (the
 // last step's conductive increment becomes the BDF2 memory, the start S of the residual is
 // set and Newton starts from it), and compute the face conductances [W m-2 K-1] (n + 1
@@ -197,18 +280,21 @@ inline double resistance(const Block& b, int j, double x) {
 // frozen or thawed cells come from the tables; the faces of the few cells at the melting
 // point (rows lo..hi of each lane) are computed lane by lane after it. A started lane is
 // evaluated in the next block iteration.
-void prepare(Block& b, const Options& o, const Io& io, const int64_t* column, Lanes& z, const bool* starting) {
+void prepare(Block& b, const Options& o, const Io& io, const int64_t* column, Lanes& z, const bool* starting,
+             bool booked) {
   const int n = b.n, m = n * kLanes;
   for (int l = 0; l < kLanes; ++l) {
     if (!starting[l]) continue;
-    const bool history = o.bdf2 && z.step[l] > 0;
+    const bool history = o.bdf2 && (z.step[l] > 0 || b.started[l]);
     b.boundary[l] = io.boundary[column[l] * o.nt + z.step[l]];
     b.mw[l] = history ? 1.0 / 3.0 : 0.0;
     b.dtb[l] = (history ? 2.0 / 3.0 : 1.0) * o.dt;
     z.pass[l] = o.predicted ? 0 : 1;
     z.iteration[l] = 0, z.iterations[l] = 0.0, z.first_ok[l] = true;
     z.fresh[l] = z.need_G[l] = z.from_origin[l] = true;
+    if (o.ns) snow_step(b, o, io, column[l], z.step[l], booked, l);
   }
+  const int ns = static_cast<int>(o.ns), memory_from = ns ? ns + 1 : 0;  // snow_step did the rows above
   const auto start = mask_of(starting) > 0.5, from_origin = mask_of(z.from_origin) > 0.5;
   const auto need = mask_of(z.need_G) > 0.5;
   const v8 zero = {}, weight = lanes(b.mw);
@@ -220,7 +306,7 @@ void prepare(Block& b, const Options& o, const Io& io, const int64_t* column, La
   for (int i = 0; i < n; ++i) {
     v8 x = row(H, i), x0 = row(origin, i);
     if (any_start) {
-      if (o.bdf2) {  // zero increment on a lane's first step (origin = H there)
+      if (o.bdf2 && booked && i >= memory_from) {  // the step just booked: its conductive increment
         const v8 increment = row(b.h.data(), i) * (x - x0);
         put(memory, i, start ? increment : row(memory, i));
       }
@@ -231,9 +317,11 @@ void prepare(Block& b, const Options& o, const Io& io, const int64_t* column, La
     const v8 y = from_origin ? x0 : x, latent = row(b.latent.data(), i);
     const auto frozen = y < 0.0, mushy = (y >= 0.0) & (y <= latent);
     const v8 index = zero + i;
-    lo = mushy & (index < lo) ? index : lo;
-    hi = mushy ? index : hi;
-    if (i > 0) {  // face i, between cells i - 1 and i; the melting point's faces are left for below
+    if (i >= ns) {  // soil cells (the snow's conductivity does not depend on its liquid fraction)
+      lo = mushy & (index < lo) ? index : lo;
+      hi = mushy ? index : hi;
+    }
+    if (i > ns) {  // face i, between soil cells i - 1 and i; the melting point's faces are left for below
       const v8 table = above_frozen ? (frozen ? row(b.Gff.data(), i) : row(b.Gft.data(), i))
                                     : (frozen ? row(b.Gtf.data(), i) : row(b.Gtt.data(), i));
       const v8 old = row(G, i);
@@ -247,7 +335,7 @@ void prepare(Block& b, const Options& o, const Io& io, const int64_t* column, La
     if (!z.need_G[l]) continue;
     const double* x = z.from_origin[l] ? origin : H;
     bool differs = changed[l] != 0;
-    const int first = std::max(static_cast<int>(lo[l]) - 1, 0), last = std::min(static_cast<int>(hi[l]) + 1, n - 1);
+    const int first = std::max(static_cast<int>(lo[l]) - 1, ns), last = std::min(static_cast<int>(hi[l]) + 1, n - 1);
     double r_above = first <= last ? resistance(b, first * kLanes + l, x[first * kLanes + l]) : 0.0;
     for (int i = first + 1; i <= last; ++i) {  // faces with a cell at the melting point on either side
       const int j = i * kLanes + l;
@@ -261,7 +349,19 @@ void prepare(Block& b, const Options& o, const Io& io, const int64_t* column, La
       }
       r_above = r;
     }
-    const double top = o.fixed_surface ? 1.0 / resistance(b, l, x[l]) : 0.0;
+    double top = o.fixed_surface ? 1.0 / resistance(b, l, x[l]) : 0.0;
+    if (ns) {  // the snow's faces and its link to the soil (the soil's top face to the air without a pack)
+      const double soil = resistance(b, ns * kLanes + l, x[ns * kLanes + l]);
+      const double r = 0.5 * b.snow_thickness[l] / b.snow_k[l];
+      const bool present = b.coupled[l] > 0.5;
+      top = present ? 1.0 / r : 0.0;
+      const double within = present ? 1.0 / (r + r) : 0.0, link = present ? 1.0 / (r + soil) : 1.0 / soil;
+      for (int i = 1; i <= ns; ++i) {
+        const double g = i < ns ? within : link;
+        differs = differs || g != G[i * kLanes + l];
+        G[i * kLanes + l] = g;
+      }
+    }
     const int bottom_cell = m - kLanes + l;
     const double bottom = o.fixed_bottom ? 1.0 / resistance(b, bottom_cell, x[bottom_cell]) : 0.0;
     z.changed[l] = differs || top != G[l] || bottom != G[m + l];
@@ -289,6 +389,11 @@ bool end_pass(Block& b, const Options& o, const Io& io, int64_t column, bool liv
   const double Fb = o.fixed_bottom ? b.G[n * kLanes + l] * (Tc[bottom_cell] - b.bottom_temperature[l])
                                    : -b.geothermal[l];
   double surface = b.dtb[l] * Ft, bottom = -b.dtb[l] * Fb;
+  if (o.ns) {  // without a pack, the air's heat enters the soil through the snow's bottom face
+    const int j = static_cast<int>(o.ns) * kLanes + l;
+    const double above = b.coupled[l] > 0.5 ? Tc[j - kLanes] : b.boundary[l];
+    surface += b.dtb[l] * (1.0 - b.coupled[l]) * b.G[j] * (above - Tc[j]);
+  }
   if (o.bdf2) {
     surface += b.mw[l] * b.last_input[0][l];
     bottom += b.mw[l] * b.last_input[1][l];
@@ -304,8 +409,7 @@ bool end_pass(Block& b, const Options& o, const Io& io, int64_t column, bool liv
     const int64_t row = (step + 1) / o.save_every - 1;
     double* out = io.enthalpy + (column * o.nsave + row) * n;
     for (int i = 0; i < n; ++i) out[i] = b.H[i * kLanes + l];
-    io.energy[(column * o.nsave + row) * 2] = b.energy[0][l];
-    io.energy[(column * o.nsave + row) * 2 + 1] = b.energy[1][l];
+    for (int k = 0; k < 3; ++k) io.energy[(column * o.nsave + row) * 3 + k] = b.energy[k][l];
     for (int k = 0; k < 3; ++k) io.statistics[(column * o.nsave + row) * 3 + k] = b.stats[k][l];
   }
   if (step + 1 == o.nt) {
@@ -331,7 +435,7 @@ void retire(Block& b, const Options& o, const Io& io, const int64_t* column, con
     }
     if (!any_end) return;
     for (int l = 0; l < kLanes; ++l) due = due || z.need_G[l];
-    if (any_start || due) prepare(b, o, io, column, z, starting);
+    if (any_start || due) prepare(b, o, io, column, z, starting, true);
     for (int l = 0; l < kLanes; ++l)  // its last evaluation (T, R, J, convergence) stands
       if (z.fresh[l] && z.pass[l] == 1 && !z.from_origin[l] && !z.changed[l]) z.fresh[l] = false;
   }
@@ -346,38 +450,43 @@ void run_block(int64_t first, int64_t columns, const Options& o, const Io& io, B
     column[l] = std::min(first + l, columns - 1);  // padding lanes repeat the last column
     live[l] = first + l < columns;
     const int64_t c = column[l];
-    const double* mat = io.material + c * 6 * n;
+    const int ns = static_cast<int>(o.ns), soil = n - ns;  // rows 0..ns-1: snow (set by snow_step each step)
+    const double* mat = io.material + c * 6 * soil;
     for (int i = 0; i < n; ++i) {
-      const int j = i * kLanes + l;
-      b.h[j] = io.thickness[c * n + i];
-      b.kf[j] = mat[i], b.kt[j] = mat[n + i], b.cf[j] = mat[2 * n + i], b.ct[j] = mat[3 * n + i];
-      b.latent[j] = mat[4 * n + i], b.quad[j] = mat[5 * n + i];
+      const int j = i * kLanes + l, k = i - ns;  // k: the soil cell
+      const bool snow = i < ns;
+      b.h[j] = snow ? 1.0 : io.thickness[c * soil + k];
+      b.kf[j] = snow ? 1.0 : mat[k], b.kt[j] = snow ? 1.0 : mat[soil + k];
+      b.cf[j] = snow ? 1.0 : mat[2 * soil + k], b.ct[j] = snow ? 1.0 : mat[3 * soil + k];
+      b.latent[j] = snow ? 0.0 : mat[4 * soil + k], b.quad[j] = snow ? 0.0 : mat[5 * soil + k];
       b.scale[j] = b.h[j] * std::max(b.cf[j], b.ct[j]);
       b.ih[j] = 1.0 / b.h[j], b.icf[j] = 1.0 / b.cf[j], b.ict[j] = 1.0 / b.ct[j], b.iscale[j] = 1.0 / b.scale[j];
       b.iL[j] = b.latent[j] > 0.0 ? 1.0 / b.latent[j] : 1.0;
       b.skf[j] = std::sqrt(b.kf[j]), b.skt[j] = std::sqrt(b.kt[j]);
       b.lkf[j] = std::log(b.kf[j]), b.lkt[j] = std::log(b.kt[j]);
       b.H[j] = b.origin[j] = io.initial[c * n + i];
-      b.memory[j] = 0.0;
+      b.memory[j] = io.history[c * (n + 3) + i];
     }
-    for (int i = 0; i < n; ++i) {  // conductances of faces between frozen or thawed cells
+    for (int i = ns; i < n; ++i) {  // conductances of faces between frozen or thawed soil cells
       const int j = i * kLanes + l;
       b.rf[j] = 0.5 * b.h[j] / b.kf[j], b.rt[j] = 0.5 * b.h[j] / b.kt[j];
-      if (i > 0) {
+      if (i > ns) {
         const int a = j - kLanes;
         b.Gff[j] = 1.0 / (b.rf[a] + b.rf[j]), b.Gft[j] = 1.0 / (b.rf[a] + b.rt[j]);
         b.Gtf[j] = 1.0 / (b.rt[a] + b.rf[j]), b.Gtt[j] = 1.0 / (b.rt[a] + b.rt[j]);
       }
     }
+    b.coupled[l] = 0.0, b.snow_thickness[l] = 0.0, b.snow_k[l] = 1.0;
     b.geothermal[l] = io.bottom[c * 2];
     b.bottom_temperature[l] = io.bottom[c * 2 + 1];
-    b.last_input[0][l] = b.last_input[1][l] = 0.0;
-    b.energy[0][l] = b.energy[1][l] = 0.0;
+    b.last_input[0][l] = io.history[c * (n + 3) + n], b.last_input[1][l] = io.history[c * (n + 3) + n + 1];
+    b.started[l] = io.history[c * (n + 3) + n + 2] > 0.5;
+    b.energy[0][l] = b.energy[1][l] = b.energy[2][l] = 0.0;
     b.stats[0][l] = b.stats[1][l] = b.stats[2][l] = 0.0;
     z.step[l] = 0, z.done[l] = !live[l], z.fresh[l] = false, z.converged[l] = false, z.iteration[l] = 0;
     starting[l] = true;  // padding lanes too, so their step data are defined
   }
-  prepare(b, o, io, column, z, starting);
+  prepare(b, o, io, column, z, starting, false);
   double length[kLanes], tmerit[kLanes];
   bool tconv[kLanes], active[kLanes];
   for (;;) {
@@ -425,29 +534,33 @@ int thread_count(int64_t requested, int64_t blocks) {
 
 ffi::Error HeatRunImpl(ffi::Buffer<ffi::F64> thickness, ffi::Buffer<ffi::F64> material,
                       ffi::Buffer<ffi::F64> boundary, ffi::Buffer<ffi::F64> bottom, ffi::Buffer<ffi::F64> initial,
+                      ffi::Buffer<ffi::F64> history, ffi::Buffer<ffi::F64> snow,
                       ffi::ResultBuffer<ffi::F64> enthalpy, ffi::ResultBuffer<ffi::F64> energy,
                       ffi::ResultBuffer<ffi::F64> statistics, ffi::ResultBuffer<ffi::F64> first, double dt,
                       int64_t save_every, int64_t bdf2, int64_t predicted, int64_t fixed_surface,
-                      int64_t fixed_bottom, int64_t keep_first, int64_t threads) {
+                      int64_t fixed_bottom, int64_t snow_cells, int64_t keep_first, int64_t threads) {
   const auto dims = thickness.dimensions();
   if (dims.size() < 1) return ffi::Error::InvalidArgument("heat_run: thickness must have a cell axis");
   Options o;
   o.dt = dt;
-  o.n = dims.back();
+  const int64_t soil = dims.back();
+  o.ns = snow_cells;
+  o.n = soil + o.ns;
   o.nt = boundary.dimensions().back();
   o.save_every = save_every;
   o.nsave = o.nt / save_every;
   o.bdf2 = bdf2 != 0, o.predicted = predicted != 0;
   o.fixed_surface = fixed_surface != 0, o.fixed_bottom = fixed_bottom != 0;
   auto count = [](const auto& buffer) { return static_cast<int64_t>(buffer.element_count()); };
-  const int64_t columns = count(thickness) / o.n;
-  if (count(material) != columns * 6 * o.n || count(boundary) != columns * o.nt || count(bottom) != columns * 2 ||
-      count(initial) != columns * o.n || count(*enthalpy) != columns * o.nsave * o.n ||
-      count(*energy) != columns * o.nsave * 2 || count(*statistics) != columns * o.nsave * 3)
+  const int64_t columns = soil > 0 ? count(thickness) / soil : 0;
+  if (soil == 0 || count(material) != columns * 6 * soil || count(boundary) != columns * o.nt ||
+      count(bottom) != columns * 2 || count(initial) != columns * o.n || count(history) != columns * (o.n + 3) ||
+      (o.ns && count(snow) != columns * (o.nt + 1) * kSnowFields) || count(*enthalpy) != columns * o.nsave * o.n ||
+      count(*energy) != columns * o.nsave * 3 || count(*statistics) != columns * o.nsave * 3)
     return ffi::Error::InvalidArgument("heat_run: inconsistent buffer sizes");
-  Io io{thickness.typed_data(), material.typed_data(), boundary.typed_data(), bottom.typed_data(),
-        initial.typed_data(), enthalpy->typed_data(), energy->typed_data(), statistics->typed_data(),
-        first->typed_data(), keep_first != 0};
+  Io io{thickness.typed_data(),     material.typed_data(),   boundary.typed_data(), bottom.typed_data(),
+        initial.typed_data(),       history.typed_data(),    snow.typed_data(),     enthalpy->typed_data(),
+        energy->typed_data(),       statistics->typed_data(), first->typed_data(),  keep_first != 0};
   if (io.keep_first && count(*first) != columns * o.nt * o.n)
     return ffi::Error::InvalidArgument("heat_run: the first-solution buffer must hold every step");
   if (o.nt == 0 || columns == 0) return ffi::Error::Success();  // nothing to step
@@ -477,6 +590,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(CryogradHeatRun, HeatRunImpl,
                                   .Arg<ffi::Buffer<ffi::F64>>()
                                   .Arg<ffi::Buffer<ffi::F64>>()
                                   .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Arg<ffi::Buffer<ffi::F64>>()
                                   .Ret<ffi::Buffer<ffi::F64>>()
                                   .Ret<ffi::Buffer<ffi::F64>>()
                                   .Ret<ffi::Buffer<ffi::F64>>()
@@ -487,5 +602,6 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(CryogradHeatRun, HeatRunImpl,
                                   .Attr<int64_t>("predicted")
                                   .Attr<int64_t>("fixed_surface")
                                   .Attr<int64_t>("fixed_bottom")
+                                  .Attr<int64_t>("snow_cells")
                                   .Attr<int64_t>("keep_first")
                                   .Attr<int64_t>("threads"));

@@ -47,10 +47,10 @@ class PermafrostColumn(eqx.Module):
     - `solver`: `"jax"` (default; Newton in JAX under `diffrax.diffeqsolve`, everything
       supported, on any backend) or `"native"`: the same discrete problem, Newton to the
       same tolerance, in the C++ kernel built at install (`cryograd/_native/heat.cc`), for
-      columns without `Snow` on the sharp `FreeWater()` curve, on the CPU. Derivatives
-      of the native run replay its steps in JAX with the solutions known; their reverse
-      mode keeps the whole trajectory (memory grows with the run length; the JAX solver's
-      recursive checkpointing does not).
+      soil on the sharp `FreeWater()` curve (with or without `Snow`), on the CPU.
+      Derivatives of the native run replay its steps in JAX with the solutions known, in
+      checkpointed segments of about a year (reverse mode's memory does not grow with
+      the run length).
 
     Every floating-point leaf (soil parameters, curve parameters, fluxes) can be
     differentiated with `jax.grad`/`eqx.filter_grad` through `run`.
@@ -227,7 +227,6 @@ class PermafrostColumn(eqx.Module):
 
         if self.solver == "native":
             enthalpy, energy, statistics = native_run(problem, y0.enthalpy, save_every)
-            energy = jnp.concatenate([energy, jnp.zeros_like(energy[:, :1])], axis=1)
             missed = statistics[-1, 0] > 0 if statistics.shape[0] else jnp.zeros((), bool)
             failed, successful = diffrax.RESULTS.nonlinear_max_steps_reached, diffrax.RESULTS.successful
             result = diffrax.RESULTS.where(missed, failed, successful)

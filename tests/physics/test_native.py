@@ -131,6 +131,130 @@ def test_native_gradients_equal_the_jax_solver_s_and_central_differences(time_sc
     assert abs(float(forward) - float(fd)) <= 1e-4 * abs(float(fd))
 
 
+def test_native_derivative_replay_in_segments_gives_the_run_itself():
+    """The derivative replay runs the kernel again segment by segment (about a year each,
+    continuing BDF2's history): over 800 days (two segments and a tail) its primal
+    outputs and Newton statistics are those of the plain run."""
+    from cryograd.physics._native import segment_length
+
+    column = columns(time_scheme="bdf2", conductivity="predicted")["native"]
+    surface = seasonal(800, seed=2, noise=5.0)
+    assert divmod(800, segment_length(800, 5)) == (2, 70)
+
+    def run(k):
+        changed = eqx.tree_at(lambda c: c.layers[0].k_thawed, column, k)
+        return changed.run({"surface_temperature": surface}, -1.5, DAY, save_every=5)
+
+    k = column.layers[0].k_thawed
+    plain = jax.jit(run)(k)
+    replayed, tangent = jax.jit(lambda k: jax.jvp(run, (k,), (jnp.ones_like(k),)))(k)
+    assert float(jnp.abs(replayed["temperature"] - plain["temperature"]).max()) <= 1e-9
+    for name in ("surface_heat_input", "bottom_heat_input"):
+        scale = float(jnp.abs(plain[name]).max())
+        assert float(jnp.abs(replayed[name] - plain[name]).max()) <= 1e-9 * scale, name
+    for name in ("unconverged_steps", "mean_iterations", "max_iterations"):
+        assert float(replayed[name]) == float(plain[name]), name
+    assert float(jnp.abs(tangent["temperature"]).max()) > 0.0  # the thaw depends on k_thawed
+
+
+def snow_forcing(days, seed=0):
+    """Air temperature and a snow depth [m] that builds through winter with daily noise, thin
+    patches below the 5 cm threshold in autumn and spring, and melts out by June."""
+    air = seasonal(days, seed=seed)
+    day = np.arange(days)
+    season = np.cos(2 * np.pi * (day - 15) / 365)  # 1 in mid-January, when `seasonal` is coldest
+    rng = np.random.default_rng(seed + 10)
+    depth = np.clip(0.45 * (season + 0.15) + rng.normal(0.0, 0.02, days), 0.0, None)
+    return {"air_temperature": air, "snow_depth": jnp.asarray(depth)}
+
+
+SNOW_SURFACES = {
+    "sturm": lambda: P.Snow(density=250.0, n_cells=3),
+    "gipl-like": lambda: P.Snow(
+        density=None, conductivity="prescribed", heat_capacity=8.4e5, min_depth=0.05, freezing=0.8, thawing=1.1
+    ),
+}
+
+
+def snow_columns(surface, **options):
+    grid = P.Grid.geometric(depth=15.0, n=40, dz_top=0.02)
+    return {
+        solver: P.PermafrostColumn(grid=grid, layers=layers(), surface=surface(), solver=solver, **options)
+        for solver in ("jax", "native")
+    }
+
+
+def snow_inputs(surface_name, days, seed=0):
+    forcing = snow_forcing(days, seed)
+    if surface_name == "gipl-like":  # density and conductivity from the forcing, as GIPL2 files give them
+        day = np.arange(days)
+        forcing["snow_density"] = jnp.asarray(180.0 + 120.0 * ((day % 365) / 365.0))
+        forcing["snow_conductivity"] = jnp.asarray(0.12 + 0.2 * ((day % 365) / 365.0))
+    return forcing
+
+
+@pytest.mark.parametrize("surface", sorted(SNOW_SURFACES))
+@pytest.mark.parametrize(("time_scheme", "conductivity"), [("euler", "lagged"), ("bdf2", "predicted")])
+def test_native_snow_equals_the_jax_solver(surface, time_scheme, conductivity):
+    """Two winters of a snowpack that builds, thins below the threshold and melts: soil and
+    snow temperatures within 1e-9 K, surface, bottom and snow-mass heat within 1e-9 of their
+    range, Newton iterations equal but for a few over the run for the lagged scheme (the
+    snow conductivity is k there, exp(log k) in JAX: a step that ends within round-off of
+    the tolerance can take one more), energy closed in the native run."""
+    pair = snow_columns(SNOW_SURFACES[surface], time_scheme=time_scheme, conductivity=conductivity)
+    forcing = snow_inputs(surface, 730)
+    initial = jnp.linspace(-2.0, -1.0, 40)
+    out = {s: eqx.filter_jit(lambda c: c.run(forcing, initial, DAY))(c) for s, c in pair.items()}
+    depth = np.asarray(out["jax"]["snow_depth"])
+    assert (depth == 0).any() and depth.max() > 0.4  # snow came and went
+    assert float(out["jax"]["liquid_water_fraction"].max()) == 1.0  # the soil thawed
+    for name in ("temperature", "snow_enthalpy"):
+        scale = 1.0 if name == "temperature" else float(jnp.abs(out["jax"][name]).max())
+        difference = float(jnp.abs(out["native"][name] - out["jax"][name]).max())
+        assert difference <= 1e-9 * scale, (name, difference)
+    np.testing.assert_allclose(out["native"]["snow_temperature"], out["jax"]["snow_temperature"], rtol=0, atol=1e-9)
+    for name in ("surface_heat_input", "bottom_heat_input", "snow_heat_input"):
+        scale = float(jnp.abs(out["jax"][name]).max())
+        assert float(jnp.abs(out["native"][name] - out["jax"][name]).max()) <= 1e-9 * scale, name
+    assert float(out["native"]["unconverged_steps"]) == 0.0
+    if conductivity == "lagged":  # the same iteration, up to steps that end within round-off of the tolerance
+        extra = (out["native"]["mean_iterations"] - out["jax"]["mean_iterations"]) * 730
+        assert abs(float(extra)) <= 3.0
+        assert abs(float(out["native"]["max_iterations"] - out["jax"]["max_iterations"])) <= 1
+    # energy: soil and snow enthalpy change = surface + bottom + snow-mass heat
+    native, column = out["native"], pair["native"]
+    soil = native["enthalpy"] @ column.grid.thickness
+    pack = jnp.sum(native["snow_thickness"] * native["snow_enthalpy"], axis=1)
+    start_pack = column.problem(forcing, DAY).snowpack(0)
+    start = column.enthalpy(initial) @ column.grid.thickness + jnp.sum(start_pack.thickness) * start_pack.fresh_enthalpy
+    supplied = native["surface_heat_input"] + native["bottom_heat_input"] + native["snow_heat_input"]
+    exchanged = float(jnp.abs(jnp.diff(native["surface_heat_input"])).sum())
+    assert float(jnp.abs(soil + pack - start - supplied).max()) <= 1e-9 * exchanged
+
+
+def test_native_snow_gradients_equal_the_jax_solver_s():
+    """Over 400 days (a checkpointed segment and a tail): derivatives with respect to the
+    snow conductivity scale, the thawing n-factor and a soil conductivity."""
+    pair = snow_columns(SNOW_SURFACES["sturm"], time_scheme="bdf2", conductivity="predicted")
+    forcing = snow_inputs("sturm", 400, seed=4)
+    initial = jnp.linspace(-2.0, -1.0, 40)
+
+    def loss(column):
+        out = column.run(forcing, initial, DAY, save_every=5)
+        return jnp.mean(out["temperature"][:, jnp.array([2, 10, 18])] ** 2)
+
+    grads = {s: eqx.filter_jit(eqx.filter_grad(loss))(c) for s, c in pair.items()}
+    where = {
+        "surface.conductivity_scale": lambda c: c.surface.conductivity_scale,
+        "surface.thawing": lambda c: c.surface.thawing,
+        "layers[0].k_thawed": lambda c: c.layers[0].k_thawed,
+    }
+    for name, at in where.items():
+        expected = float(at(grads["jax"]))
+        assert expected != 0.0, name
+        assert abs(float(at(grads["native"])) - expected) <= 1e-8 * abs(expected), name
+
+
 def test_native_batches_columns_with_their_own_parameters():
     """vmap over columns (other conductivities and forcings) equals each column alone."""
     column = columns()["native"]
@@ -179,8 +303,6 @@ def test_adversarial_forcing_stays_finite_and_reports_its_iterations():
 
 def test_native_refuses_what_it_does_not_cover():
     grid = P.Grid.geometric(depth=10.0, n=20, dz_top=0.05)
-    with pytest.raises(ValueError, match="solver='native': the native solver has no snow cells"):
-        P.PermafrostColumn(grid=grid, layers=layers(), surface=P.Snow(density=250.0), solver="native")
     with pytest.raises(ValueError, match="solver='native': the native solver supports the sharp FreeWater"):
         P.PermafrostColumn(grid=grid, layers=layers(), freeze_curve=P.DallAmico(alpha=3.0, n=1.6), solver="native")
     with pytest.raises(ValueError, match="solver='native': the native solver supports the sharp FreeWater"):
