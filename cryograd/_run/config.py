@@ -354,6 +354,35 @@ def with_leaves(model, values: dict):
     return model
 
 
+COLUMN_OPTIONS = {
+    "solver": ("jax", "native"),
+    "time_scheme": ("bdf2", "euler"),
+    "conductivity": ("lagged", "predicted"),
+}
+"""[model] keys that choose how a `PermafrostColumn` is solved, with their values (its
+arguments of the same names; defaults: jax, euler, lagged)."""
+
+
+def column_options(model: dict) -> dict:
+    """The `PermafrostColumn` solver arguments given in a [model] table (`COLUMN_OPTIONS`)."""
+    return {key: model[key] for key in COLUMN_OPTIONS if key in model}
+
+
+def column_option_problems(model: dict) -> list[str]:
+    """Problems with a [model] table's solver keys: values outside `COLUMN_OPTIONS`, and
+    solver='native' where this installation has no native kernel."""
+    problems = []
+    for key, values in COLUMN_OPTIONS.items():
+        if key in model and model[key] not in values:
+            problems.append(f"model.{key}: {model[key]!r}; use one of {', '.join(values)}")
+    if model.get("solver") == "native":
+        from ..physics import _native
+
+        if not _native.available():
+            problems.append("model.solver: 'native', but the native kernel was not built with this installation")
+    return problems
+
+
 SNOW_COLUMN_KEYS = {
     "depth": float,
     "cells": int,
@@ -363,6 +392,9 @@ SNOW_COLUMN_KEYS = {
     "snow_min_depth": float,
     "snow_cells": int,
     "layers": list,
+    "solver": str,
+    "time_scheme": str,
+    "conductivity": str,
 }
 """The [model] keys of a soil column under a snowpack (`snow_column`)."""
 LAYER_KEYS = {"top", "water_content", "k_thawed", "k_frozen", "c_thawed", "c_frozen"}
@@ -373,7 +405,8 @@ def snow_column(model: dict, *, depth: float = 30.0, cells: int = 40, dz_top: fl
     """The `PermafrostColumn` of a [model] table: a geometric grid (`depth` [m], `cells`,
     `dz_top` [m]; the keyword values are the defaults), `layers` (`SoilLayer` arguments),
     free-water freezing and a `Snow` surface (`snow_density` [kg m-3], default 250;
-    `snow_min_depth` [m], 0.02; `snow_cells`, 3), `geothermal_flux` [W m-2], 0.05."""
+    `snow_min_depth` [m], 0.02; `snow_cells`, 3), `geothermal_flux` [W m-2], 0.05, and the
+    solver keys of `COLUMN_OPTIONS`."""
     from .. import physics as P
 
     grid = P.Grid.geometric(
@@ -390,4 +423,5 @@ def snow_column(model: dict, *, depth: float = 30.0, cells: int = 40, dz_top: fl
         freeze_curve=P.FreeWater(),
         surface=snow,
         geothermal_flux=model.get("geothermal_flux", 0.05),
+        **column_options(model),
     )

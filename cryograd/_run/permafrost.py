@@ -25,6 +25,8 @@ from .config import (
     calibrate,
     check,
     check_files,
+    column_option_problems,
+    column_options,
     data_path,
     parameter,
     parameter_problems,
@@ -42,6 +44,9 @@ SCHEMA = {
         "snow_min_depth": float,
         "snow_cells": int,
         "geothermal_flux": float,
+        "solver": str,
+        "time_scheme": str,
+        "conductivity": str,
     },
     "initial": {"deep_depth": float, "deep_temperature": (float, str)},
     "parameters": dict,
@@ -83,6 +88,7 @@ def validate(config: dict) -> list[str]:
     conductivity = config.get("model", {}).get("snow_conductivity", "prescribed")
     if conductivity not in ("prescribed", "sturm", "yen"):
         problems.append(f"model.snow_conductivity: {conductivity!r}; use 'prescribed', 'sturm' or 'yen'")
+    problems += column_option_problems(config.get("model", {}))
     problems += parameter_problems(config, "n_thawing")
     for name, spec in config.get("parameters", {}).items():
         if isinstance(spec, dict) and "path" not in spec:
@@ -119,13 +125,15 @@ class PermafrostExperiment:
             n_cells=model.get("snow_cells", 5),
         )
         column = cgdata.gipl_column(station, snow)
-        if "geothermal_flux" in model:
+        if "geothermal_flux" in model or column_options(model):
             column = P.PermafrostColumn(
                 column.grid,
                 column.layers,
                 column.freeze_curve,
                 column.surface,
-                geothermal_flux=model["geothermal_flux"],
+                geothermal_flux=model.get("geothermal_flux", column.geothermal_flux),
+                bottom_temperature=column.bottom_temperature,
+                **column_options(model),
             )
         self.column = column
         self.centres = np.asarray(column.grid.centres)

@@ -41,7 +41,7 @@ from .. import data as cgdata, physics as P
 from .._chunked import run_chunked
 from ..physics import _diagnostics as diagnostics
 from . import report
-from .config import LAYER_KEYS, SNOW_COLUMN_KEYS, check, refuse, snow_column
+from .config import LAYER_KEYS, SNOW_COLUMN_KEYS, check, column_option_problems, refuse, snow_column
 
 DAY = 86400.0
 SCHEMA = {
@@ -72,6 +72,7 @@ XLA_SINGLE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_thr
 def validate(config: dict) -> list[str]:
     """Every problem of a regional permafrost config, without running."""
     problems = check(config, SCHEMA)
+    problems += column_option_problems(config.get("model", {}))
     region = config.get("region", {})
     cells, rows = region.get("cells"), region.get("rows", 1)
     if not isinstance(cells, int) or cells < 1:

@@ -36,6 +36,7 @@ from .config import (
     SNOW_COLUMN_KEYS,
     calibrate,
     check,
+    column_option_problems,
     parameter,
     parameter_problems,
     refuse,
@@ -78,6 +79,7 @@ SITE_KEYS = ("mean_air_temperature", "amplitude", "anomaly_std", "precipitation"
 def validate(config: dict) -> list[str]:
     """Every problem of a twin config (keys, types, parameters, truths, dates), without running."""
     problems = check(config, SCHEMA)
+    problems += column_option_problems(config.get("model", {}))
     synthetic = config.get("synthetic", {})
     sites = synthetic.get("sites")
     if not isinstance(sites, list) or not sites:
