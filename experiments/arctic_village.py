@@ -51,9 +51,9 @@ def run(path=DEFAULT):
     period = slice(int(starts[longest]), int(ends[longest]))
     measured, surface = measured.isel(time=period), surface.isel(time=period)
     forcing = xr.Dataset({"surface_temperature": surface.assign_attrs(units="degC")})
-    # simulate interpolates the profile to cell centres and holds the 5 m value below.
+    # simulate interpolates the profile to cell centres; below 5 m the 5 m value is held.
     initial = measured.isel(time=0).dropna("depth").drop_vars("time")
-    out = column().simulate(forcing, initial_temperature=initial)
+    out = column().simulate(forcing, initial_temperature=initial, below="hold")
     # Day d's mean forcing drives the step that ends with day d; it is compared with day d's mean.
     modelled = out.temperature.interp(depth=DEPTHS)
     observed = measured.sel(depth=DEPTHS).sel(time=out.time)

@@ -40,7 +40,8 @@ def run(path=DEFAULT, snow: P.Snow | None = None):
     station = cg.data.open_gipl_station(path, start=START)
     col = column(station, snow)
     forcing = station[list(col.surface.forcing_variables)]
-    out = col.simulate(forcing, initial_temperature=initial_profile(station))
+    # GIPL2 holds the deepest initial value (1.11 m) down the whole column; so does this run
+    out = col.simulate(forcing, initial_temperature=initial_profile(station), below="hold")
     measured = station.ground_temperature
     depths = measured.depth.values
     # Cell centres start 0.5 mm down; the surface value is taken from the top cell.

@@ -374,7 +374,7 @@ def _cluster(workers: int):
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
-            env={"XLA_FLAGS": XLA_SINGLE_THREAD, "OMP_NUM_THREADS": "1"},
+            env={"XLA_FLAGS": XLA_SINGLE_THREAD, "OMP_NUM_THREADS": "1", "CRYOGRAD_NATIVE_THREADS": "1"},
         ) as cluster,
         Client(cluster) as client,
     ):

@@ -300,7 +300,7 @@ class PermafrostColumn(eqx.Module):
         )
         return (*solution.ys, solution.result)
 
-    def simulate(self, forcing, initial_temperature=-1.0, dt: float = 86400.0, *, magt_depths=None):
+    def simulate(self, forcing, initial_temperature=-1.0, dt: float = 86400.0, *, magt_depths=None, below=None):
         """Run the column on an `xr.Dataset` forcing and return a CF-annotated `xr.Dataset`.
 
         **Arguments:**
@@ -309,7 +309,12 @@ class PermafrostColumn(eqx.Module):
           variables (`surface_temperature` [degC, or K with `units: K`]); an extra `site`
           dimension runs all sites in one jitted, vmapped call.
         - `initial_temperature`: a float [degC] or a DataArray over `depth` [m],
-          interpolated to cell centres.
+          interpolated to cell centres (its shallowest value held above its depths).
+        - `below`: what a profile gives below its deepest depth: `"hold"` (its deepest
+          value), `"geotherm"` (steady conduction of the geothermal flux through the
+          cells' conductivities, frozen or thawed as the deepest value) or `(depth [m],
+          temperature [degC])` (linear to that temperature at that depth, held below).
+          Default: hold, with a warning when the profile stops above the deepest cell.
         - `dt`: step [s]; the forcing's spacing must equal it.
         - `magt_depths`: depths [m] for the mean annual ground temperature
           (default 0, 1, 2, 5, 10).
@@ -322,4 +327,4 @@ class PermafrostColumn(eqx.Module):
         """
         from ._xarray import DEFAULT_MAGT_DEPTHS, simulate
 
-        return simulate(self, forcing, initial_temperature, dt, magt_depths or DEFAULT_MAGT_DEPTHS)
+        return simulate(self, forcing, initial_temperature, dt, magt_depths or DEFAULT_MAGT_DEPTHS, below)

@@ -1,5 +1,7 @@
 """The xarray edge of the soil column: forcing checks, unit conversion, CF output."""
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -90,27 +92,73 @@ def _to_celsius(values: np.ndarray, units, name: str) -> np.ndarray:
     raise ValueError(f"forcing variable {name!r} has units {units!r}; expected 'degC' or 'K'")
 
 
-def initial_profile(initial_temperature, centres: np.ndarray) -> np.ndarray:
-    """A float or an xr.DataArray over `depth` [m] as cell temperatures [degC]."""
-    if isinstance(initial_temperature, xr.DataArray):
-        if "depth" not in initial_temperature.dims or initial_temperature.ndim != 1:
-            raise ValueError("initial_temperature as a DataArray must have the single dimension 'depth'")
-        depth = initial_temperature["depth"].values.astype(float)
-        values = initial_temperature.values.astype(float)
-        if np.isnan(values).any() or np.any(np.diff(depth) <= 0):
-            raise ValueError("initial_temperature must be free of NaN with increasing 'depth'")
-        return np.interp(centres, depth, values)
-    values = np.asarray(initial_temperature, dtype=float)
-    if values.ndim != 0 or not np.isfinite(values):
-        raise ValueError(f"initial_temperature must be a finite float or a DataArray over depth, got {values!r}")
-    return np.full(centres.shape, float(values))
+BELOW_RULES = ("hold", "geotherm")
 
 
-def simulate(column, forcing: xr.Dataset, initial_temperature, dt: float, magt_depths=DEFAULT_MAGT_DEPTHS):
+def initial_profile(initial_temperature, centres: np.ndarray, below=None, column=None) -> np.ndarray:
+    """A float or an xr.DataArray over `depth` [m] as cell temperatures [degC].
+
+    A profile is interpolated linearly between its depths and its shallowest value held
+    above them. Below its deepest depth `below` decides: `"hold"` keeps the deepest value;
+    `"geotherm"` continues it by steady conduction of `column`'s geothermal flux through its
+    cells (frozen conductivities below a frozen deepest value, thawed otherwise);
+    `(depth [m], temperature [degC])` goes linearly from the deepest value to that
+    temperature at that depth and holds it below. `None` holds, with a warning naming the
+    rule, when the profile stops above the deepest cell centre.
+    """
+    if not isinstance(initial_temperature, xr.DataArray):
+        values = np.asarray(initial_temperature, dtype=float)
+        if values.ndim != 0 or not np.isfinite(values):
+            raise ValueError(f"initial_temperature must be a finite float or a DataArray over depth, got {values!r}")
+        return np.full(centres.shape, float(values))
+    if "depth" not in initial_temperature.dims or initial_temperature.ndim != 1:
+        raise ValueError("initial_temperature as a DataArray must have the single dimension 'depth'")
+    depth = initial_temperature["depth"].values.astype(float)
+    values = initial_temperature.values.astype(float)
+    if np.isnan(values).any() or np.any(np.diff(depth) <= 0):
+        raise ValueError("initial_temperature must be free of NaN with increasing 'depth'")
+    profile = np.interp(centres, depth, values)
+    deepest, last = depth[-1], values[-1]
+    under = centres > deepest
+    if below is None:
+        if under.any():
+            warnings.warn(
+                f"initial_temperature stops at {deepest:g} m, above the deepest cell centre ({centres[-1]:g} m): "
+                f"holding its deepest value ({last:g} degC) below it; choose with below='hold', 'geotherm' or "
+                "(depth, temperature)",
+                stacklevel=3,
+            )
+        return profile
+    if isinstance(below, str):
+        if below not in BELOW_RULES:
+            raise ValueError(f"below must be 'hold', 'geotherm' or (depth [m], temperature [degC]), got {below!r}")
+        if below == "hold":
+            return profile
+        if column is None:
+            raise ValueError("below='geotherm' needs the column (its geothermal flux and conductivities)")
+        material = column.material
+        k = np.asarray(material.k_frozen if last < 0 else material.k_thawed, dtype=float)
+        edges = np.asarray(column.grid.edges, dtype=float)
+        resistance = np.concatenate([[0.0], np.cumsum(np.diff(edges) / k)])  # [m2 K W-1] from the top edge
+        flux = float(column.geothermal_flux)
+        rise = flux * (np.interp(centres, edges, resistance) - np.interp(deepest, edges, resistance))
+        return np.where(under, last + rise, profile)
+    try:
+        deep_depth, deep_temperature = (float(x) for x in below)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"below must be 'hold', 'geotherm' or (depth [m], temperature [degC]), got {below!r}"
+        ) from None
+    if not deep_depth > deepest:
+        raise ValueError(f"below: the deep depth {deep_depth:g} m must lie below the profile's deepest, {deepest:g} m")
+    return np.where(under, np.interp(centres, [deepest, deep_depth], [last, deep_temperature]), profile)
+
+
+def simulate(column, forcing: xr.Dataset, initial_temperature, dt: float, magt_depths=DEFAULT_MAGT_DEPTHS, below=None):
     arrays, times = forcing_arrays(forcing, column.surface.forcing_variables, dt)
     centres = np.asarray(column.grid.centres)
     edges = np.asarray(column.grid.edges)
-    initial = jnp.asarray(initial_profile(initial_temperature, centres))
+    initial = jnp.asarray(initial_profile(initial_temperature, centres, below, column))
     has_site = any(value.ndim == 2 for value in arrays.values())
 
     def one(site_forcing):

@@ -103,7 +103,8 @@ def test_gap_filled_lst_drives_the_gipl_column_nearly_as_well_as_the_measured_su
     depths = [0.44, 1.15]
 
     def mae(surface, forcing):
-        out = eqx.tree_at(lambda c: c.surface, column, surface).simulate(forcing, initial_temperature=initial)
+        changed = eqx.tree_at(lambda c: c.surface, column, surface)
+        out = changed.simulate(forcing, initial_temperature=initial, below="hold")
         modelled = out.temperature.interp(depth=depths)
         return np.abs(modelled - station.ground_temperature.sel(depth=depths)).mean("time").values
 
