@@ -53,10 +53,15 @@ _RENAME = {
 _UNITS = {"view_time": "h", "view_angle": "degree", "land_surface_temperature": "K"}
 
 
+AGGREGATED = "_Aggregated_from_1km"
+"""Suffix of the 6 km products' (MOD11B2/B3) LST layers averaged from the 1 km product;
+`QC_Day`/`QC_Night` describe the split-window 6 km LST, not these."""
+
+
 def _variable_name(sds_name: str) -> str:
     for prefix in ("LST_Day", "LST_Night"):
         if sds_name.startswith(prefix + "_"):
-            return _RENAME[prefix]
+            return _RENAME[prefix] + ("_aggregated_from_1km" if sds_name.endswith(AGGREGATED) else "")
     if sds_name in _RENAME:
         return _RENAME[sds_name]
     if sds_name.startswith("Emis_"):
@@ -69,13 +74,16 @@ def open_modis_lst(path) -> xr.Dataset:
 
     **Arguments:** `path` one of
 
-    - a MOD11A1/MYD11A1 (daily, 1 km), MOD11A2/MYD11A2 (8-day, 1 km) or MOD11B2 (8-day,
-      6 km) HDF4-EOS tile, read with `pyhdf`;
+    - a MOD11A1/MYD11A1 (daily, 1 km), MOD11A2/MYD11A2 (8-day, 1 km), MOD11B1/MYD11B1
+      (daily, 6 km) or MOD11B2/MYD11B2 (8-day, 6 km) HDF4-EOS tile, read with `pyhdf`;
     - a list of such tiles of the same product and tile, stacked along `time`;
     - an AppEEARS point-sample CSV (see `open_appeears_lst`).
 
     **Returns** (tiles) `xr.Dataset` over (`time`, `y`, `x`): `land_surface_temperature_day`
-    and `..._night` [K]; `view_time_day|night` [h, local solar time]; `view_angle_day|night`
+    and `..._night` [K] (for the 6 km products the split-window `LST_Day_6km` and
+    `LST_Night_6km`, which `QC_Day`/`QC_Night` describe; MOD11B2/B3's layers averaged from
+    1 km are `land_surface_temperature_day|night_aggregated_from_1km`, without QC of their
+    own); `view_time_day|night` [h, local solar time]; `view_angle_day|night`
     [degree]; emissivities [1]; the raw `qc_day|night` bytes and their decoded fields
     `<field>_day|night` for `mandatory_qa`, `data_quality`, `emissivity_error` and
     `lst_error` (CF `flag_values`/`flag_meanings`); coordinates `x`, `y` [m] on the
@@ -159,6 +167,16 @@ def _open_tile(path: Path) -> xr.Dataset:
             ds[target] = (("time", "y", "x"), _decode(raw, attrs)[None])
             units = next((u for key, u in _UNITS.items() if target.startswith(key)), attrs.get("units", "1"))
             ds[target].attrs.update(long_name=attrs.get("long_name", name), units=units, source_variable=name)
+    for overpass in ("day", "night"):  # each LST layer with the QC that describes it (CF)
+        name = f"land_surface_temperature_{overpass}"
+        if name in ds and f"qc_{overpass}" in ds:
+            fields = " ".join(f"{field}_{overpass}" for field, _, _ in _QC_FIELDS)
+            ds[name].attrs["ancillary_variables"] = f"qc_{overpass} {fields}"
+        if f"{name}_aggregated_from_1km" in ds:
+            ds[f"{name}_aggregated_from_1km"].attrs["comment"] = (
+                f"averaged from the 1 km product; the file has no QC of its own for it (qc_{overpass} "
+                f"describes {name}, the split-window 6 km LST)"
+            )
     lst = [ds[f"land_surface_temperature_{o}"] for o in ("day", "night") if f"land_surface_temperature_{o}" in ds]
     if not any(np.isfinite(v.values).any() for v in lst):
         raise ValueError(f"{path}: variables LST_Day_* and LST_Night_* hold only fill values")
@@ -478,6 +496,10 @@ def write_modis_lst(
     view_time_night=None,
     view_angle_day=None,
     view_angle_night=None,
+    product: str = "MOD11A1",
+    aggregated_day=None,
+    aggregated_night=None,
+    emissivity=None,
 ):
     """Write a MOD11A1-like HDF4-EOS tile (for tests and twin experiments).
 
@@ -491,6 +513,13 @@ def write_modis_lst(
     Values are stored as the real product stores them (LST uint16 DN x 0.02 K, view
     time uint8 x 0.1 h, view angle uint8 - 65 degree), so values on those steps read back
     exactly. Values outside the storable ranges raise `ValueError` naming the argument.
+
+    `product`: a 1 km product (`MOD11A1`, `MOD11A2`, `MYD11...`) writes `LST_Day_1km`; a
+    6 km one (`MOD11B1`, `MOD11B2`, `MOD11B3`, `MYD11...`) writes `LST_Day_6km` and, for
+    B2/B3, the SDS list of the real files in its order: the view layers, `Emis_20`, `_22`,
+    `_23`, `_29`, `_31`, `_32` (`emissivity` [1], default 0.98, uint8 x 0.002 + 0.49),
+    `LST_Day_6km_Aggregated_from_1km` and the night one (`aggregated_day|night` [K],
+    default NaN), `Clear_sky_days`, `Clear_sky_nights` and `Percent_land_in_grid` (100).
     """
     from pyhdf.SD import SD, SDC
 
@@ -507,12 +536,16 @@ def write_modis_lst(
         night = _as_field(land_surface_temperature_night, "land_surface_temperature_night", n)
         overpasses.append(("Night", night, qc_night, view_time_night, view_angle_night))
 
+    if not PRODUCT.match(product):
+        raise ValueError(f"product must be a MOD11/MYD11 product such as 'MOD11A1' or 'MOD11B2', got {product!r}")
+    resolution = "6km" if product[5] == "B" else "1km"
+    aggregated = product[5:] in ("B2", "B3")
     sd = SD(str(path), SDC.WRITE | SDC.CREATE | SDC.TRUNC)
     try:
         for label, lst, qc, view_time, view_angle in overpasses:
             suffix = label.lower()
             dn = _encode(lst, 0.02, 0.0, (7500, 65535), 0, f"land_surface_temperature_{suffix}")
-            _write_sds(sd, f"LST_{label}_1km", dn, SDC.UINT16, "K", 0.02, 0.0, 0, (7500, 65535))
+            _write_sds(sd, f"LST_{label}_{resolution}", dn, SDC.UINT16, "K", 0.02, 0.0, 0, (7500, 65535))
             qc = np.where(np.isfinite(lst), 0, 2) if qc is None else _as_field(qc, f"qc_{suffix}", n)
             if np.any((qc < 0) | (qc > 255) | (qc != np.round(qc))):
                 raise ValueError(f"qc_{suffix} must hold integers 0-255")
@@ -524,9 +557,23 @@ def write_modis_lst(
             angle = blank if view_angle is None else _as_field(view_angle, f"view_angle_{suffix}", n)
             dn = _encode(angle, 1.0, -65.0, (0, 130), 255, f"view_angle_{suffix}")
             _write_sds(sd, f"{label}_view_angl", dn, SDC.UINT8, "deg", 1.0, -65.0, 255, (0, 130))
+        if aggregated:
+            values = np.full((n, n), 0.98) if emissivity is None else _as_field(emissivity, "emissivity", n)
+            dn = _encode(values, 0.002, 0.49, (1, 255), 0, "emissivity")
+            for band in (20, 22, 23, 29, 31, 32):
+                _write_sds(sd, f"Emis_{band}", dn, SDC.UINT8, "none", 0.002, 0.49, 0, (1, 255))
+            for label, values in (("Day", aggregated_day), ("Night", aggregated_night)):
+                name = f"land_surface_temperature_{label.lower()}_aggregated_from_1km"
+                values = np.full((n, n), np.nan) if values is None else _as_field(values, name, n)
+                dn = _encode(values, 0.02, 0.0, (7500, 65535), 0, name)
+                _write_sds(sd, f"LST_{label}_6km{AGGREGATED}", dn, SDC.UINT16, "K", 0.02, 0.0, 0, (7500, 65535))
+            clear = np.full((n, n), 255)
+            _write_sds(sd, "Clear_sky_days", clear, SDC.UINT8)
+            _write_sds(sd, "Clear_sky_nights", clear, SDC.UINT8)
+            _write_sds(sd, "Percent_land_in_grid", np.full((n, n), 100), SDC.UINT8, "percent", None, 0.0, 255, (0, 100))
         sd.attr("StructMetadata.0").set(SDC.CHAR, _struct_metadata(n, west, north))
         core = (
-            'OBJECT = SHORTNAME\n  VALUE = "MOD11A1"\nEND_OBJECT = SHORTNAME\n'
+            f'OBJECT = SHORTNAME\n  VALUE = "{product}"\nEND_OBJECT = SHORTNAME\n'
             f'OBJECT = RANGEBEGINNINGDATE\n  VALUE = "{date:%Y-%m-%d}"\nEND_OBJECT = RANGEBEGINNINGDATE\n'
         )
         sd.attr("CoreMetadata.0").set(SDC.CHAR, core)

@@ -155,6 +155,55 @@ def test_extract_points_over_a_stack_and_two_tiles(tmp_path):
         D.extract_points(stack_west, 10.0, 10.0)
 
 
+MOD11B2_SDS = [
+    "LST_Day_6km", "QC_Day", "Day_view_time", "Day_view_angl", "LST_Night_6km", "QC_Night", "Night_view_time",
+    "Night_view_angl", "Emis_20", "Emis_22", "Emis_23", "Emis_29", "Emis_31", "Emis_32",
+    "LST_Day_6km_Aggregated_from_1km", "LST_Night_6km_Aggregated_from_1km", "Clear_sky_days", "Clear_sky_nights",
+    "Percent_land_in_grid",
+]  # fmt: skip
+"""The SDS list of a real MOD11B2 tile (collection 6.1), in its order."""
+
+
+def test_mod11b2_keeps_the_split_window_and_the_aggregated_lst_apart(tmp_path):
+    """MOD11B2's split-window 6 km LST (which QC_Day describes) is the product's LST; the
+    layer averaged from 1 km is its own variable. The reader once returned the aggregated
+    layer as land_surface_temperature_day with QC_Day's flags, and dropped LST_Day_6km."""
+    from pyhdf.SD import SD, SDC
+
+    n = 6
+    split = np.full((n, n), 260.0) + np.arange(n)[:, None] * 0.5
+    aggregated = split + 3.0  # different values, so a swap shows
+    night, aggregated_night = split - 10.0, split - 7.0
+    qc = np.zeros((n, n), int)
+    qc[0, :3] = 1 | (3 << 6)  # unreliable, error > 3 K: masked out
+    path = tmp_path / "MOD11B2.A2020041.h22v02.061.test.hdf"
+    D.write_modis_lst(
+        path, split, night, date="2020-02-10", product="MOD11B2", qc_day=qc,
+        aggregated_day=aggregated, aggregated_night=aggregated_night,
+    )  # fmt: skip
+    sd = SD(str(path), SDC.READ)  # the file as written: the real SDS names, in order
+    try:
+        assert sorted(sd.datasets(), key=lambda name: sd.datasets()[name][3]) == MOD11B2_SDS
+    finally:
+        sd.end()
+    ds = D.open_modis_lst(path)
+    assert ds.attrs["product"] == "MOD11B2"
+    np.testing.assert_array_equal(ds.land_surface_temperature_day[0].values, split)
+    np.testing.assert_array_equal(ds.land_surface_temperature_night[0].values, night)
+    np.testing.assert_array_equal(ds.land_surface_temperature_day_aggregated_from_1km[0].values, aggregated)
+    np.testing.assert_array_equal(ds.land_surface_temperature_night_aggregated_from_1km[0].values, aggregated_night)
+    assert ds.land_surface_temperature_day.attrs["source_variable"] == "LST_Day_6km"
+    assert ds.land_surface_temperature_day.attrs["ancillary_variables"].split()[0] == "qc_day"
+    assert "ancillary_variables" not in ds.land_surface_temperature_day_aggregated_from_1km.attrs
+    np.testing.assert_allclose(ds.emissivity_31[0].values, 0.98, rtol=0, atol=1e-12)
+    # the quality mask and the point extraction read the split-window layer with its QC
+    mask = D.quality_mask(ds)[0].values
+    assert mask[0].tolist() == [False, False, False, True, True, True] and mask[1:].all()
+    point = D.extract_points(ds, float(ds.latitude[2, 4]), float(ds.longitude[2, 4]))
+    assert float(point.land_surface_temperature_day[0, 0]) == split[2, 4]
+    assert float(point.land_surface_temperature_day_aggregated_from_1km[0, 0]) == aggregated[2, 4]
+
+
 def test_quality_mask_classes_and_error_bound(tmp_path):
     n = 4
     lst = np.full((n, n), 270.0)
