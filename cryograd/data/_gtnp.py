@@ -1,6 +1,7 @@
 """Reader of GTN-P borehole ground-temperature CSV files (wide and long layouts)."""
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,16 +19,20 @@ def open_gtnp(path) -> xr.Dataset:
 
     - **wide**: first column `Date/Depth` (timestamps), one column per depth [m];
     - **long**: columns `date`, `depth`, `temperature` (plus optional `flag`,
-      `borehole_id`, `site_id`, ...); rows are pivoted to (time, depth), and several
-      boreholes give an extra `borehole` dimension. Non-empty `flag` entries are kept as
-      the string variable `flag` (time, depth).
+      `dataset_id`, `borehole_id`, `site_id`, ...); rows are pivoted to (time, depth), and
+      several boreholes (`borehole_id`, or `dataset_id` without it) give an extra
+      `borehole` dimension, with each borehole's `dataset_id` as a coordinate.
+      Non-empty `flag` entries are kept as the string variable `flag` (time, depth).
 
     -999 marks a missing value (NaN here). Rows repeated identically are dropped (their
     number is the attribute `repeated_rows_dropped`); a time repeated with different values
     is refused. If `<stem>_metadata.json` lies next to the
-    file (the GTN-P data portal's dataset record), its borehole name, site, position,
-    elevation, unit and citation become attributes; a unit other than degrees Celsius is
-    refused.
+    file (the GTN-P data portal's dataset records), the borehole name, site, position,
+    elevation and citation of each dataset it describes become attributes (one borehole)
+    or coordinates along `borehole` (several; NaN or "" for boreholes it does not
+    describe). Datasets of the CSV the JSON does not describe are named in the attribute
+    `metadata_note` and a warning; a JSON that describes none of them, or gives a unit
+    other than degrees Celsius, is refused.
     """
     path = Path(path)
     if not path.is_file():
@@ -52,7 +57,7 @@ def open_gtnp(path) -> xr.Dataset:
     ds.attrs["source"] = f"GTN-P {path.name}"
     metadata = path.with_name(path.stem + "_metadata.json")
     if metadata.is_file():
-        ds.attrs.update(_metadata(metadata, table))
+        ds = _with_metadata(ds, metadata, table)
     return ds
 
 
@@ -103,7 +108,8 @@ def _long(table, path):
     table["temperature"] = _numeric(table[["temperature"]], path, "'temperature'")[:, 0]
     if table["depth"].isna().any():
         raise ValueError(f"{path}: column 'depth' has missing values")
-    keys = ["time", "depth"] + (["borehole_id"] if "borehole_id" in table else [])
+    site = _borehole_key(table)
+    keys = ["time", "depth"] + ([site] if site else [])
     duplicated = table.duplicated(keys)
     if duplicated.any():
         row = table[duplicated].iloc[0]
@@ -113,8 +119,13 @@ def _long(table, path):
     if "flag" in table and table["flag"].notna().any():
         data["flag"] = indexed["flag"]
     ds = xr.Dataset.from_dataframe(pd.DataFrame(data))
-    if "borehole_id" in ds.dims:
-        ds = ds.rename({"borehole_id": "borehole"})
+    if site:
+        ds = ds.rename({site: "borehole"})
+        if "dataset_id" in table and site != "dataset_id":
+            datasets = table.groupby(site)["dataset_id"].agg(lambda ids: ",".join(str(i) for i in sorted(set(ids))))
+            ds = ds.assign_coords(dataset_id=("borehole", datasets.reindex(ds.borehole.values).to_numpy()))
+        elif site == "dataset_id":
+            ds = ds.assign_coords(dataset_id=("borehole", [str(i) for i in ds.borehole.values]))
         if ds.sizes["borehole"] == 1:
             ds = ds.squeeze("borehole")
     if "flag" in ds:  # empty for rows without a flag and for (time, depth) pairs absent from the file
@@ -122,19 +133,68 @@ def _long(table, path):
     return ds
 
 
-def _metadata(path, table):
+def _borehole_key(table):
+    """The column that tells boreholes apart in a long table (None for one borehole)."""
+    if "borehole_id" in table:
+        return "borehole_id"
+    if "dataset_id" in table and table["dataset_id"].nunique() > 1:
+        return "dataset_id"
+    return None
+
+
+_ATTRIBUTES = ("borehole_name", "site_name", "country", "latitude", "longitude", "elevation", "gtnp_code", "citation")
+
+
+def _with_metadata(ds, path, table):
+    """`ds` with the dataset records of the JSON at `path` attached (see `open_gtnp`)."""
     try:
         records = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid JSON ({error})") from None
-    record = records[0] if isinstance(records, list) and records else records
-    if not isinstance(record, dict):
-        raise ValueError(f"{path}: expected a GTN-P dataset record (a JSON object)")
-    if "dataset_id" in table and record.get("id") is not None and set(table["dataset_id"]) != {record["id"]}:
-        raise ValueError(f"{path}: describes dataset {record['id']}, the CSV holds {sorted(set(table['dataset_id']))}")
-    unit = (record.get("unit") or {}).get("abbreviation")
-    if unit is not None and unit not in ("degC", "°C"):
-        raise ValueError(f"{path}: unit is {unit!r}, expected degrees Celsius")
+    records = records if isinstance(records, list) else [records]
+    if not records or not all(isinstance(record, dict) for record in records):
+        raise ValueError(f"{path}: expected GTN-P dataset records (JSON objects)")
+    for record in records:
+        unit = (record.get("unit") or {}).get("abbreviation")
+        if unit is not None and unit not in ("degC", "°C"):
+            raise ValueError(f"{path}: unit is {unit!r} (dataset {record.get('id')}), expected degrees Celsius")
+    described = {record.get("id"): record for record in records if record.get("id") is not None}
+    if "dataset_id" in table and described:
+        held = sorted(set(table["dataset_id"]))
+        missing = [d for d in held if d not in described]
+        if len(missing) == len(held):
+            raise ValueError(f"{path}: describes dataset {sorted(described)}, the CSV holds {held}")
+        if missing:
+            note = f"{path.name} describes datasets {sorted(set(held) - set(missing))}, not {missing} of the CSV"
+            warnings.warn(note, stacklevel=3)
+            ds.attrs["metadata_note"] = note
+    else:
+        described = {None: records[0]}
+    if "borehole" not in ds.dims:
+        record = next(iter(described.values())) if len(described) == 1 else described.get(_only(table, "dataset_id"))
+        ds.attrs.update(_record_attributes(record or {}))
+        return ds
+    by_borehole = {}
+    for record in described.values():  # which borehole each record is about
+        borehole_id = (record.get("borehole") or {}).get("id")
+        key = record.get("id") if _borehole_key(table) == "dataset_id" else borehole_id
+        by_borehole[key] = _record_attributes(record)
+    for name in _ATTRIBUTES:
+        values = [by_borehole.get(b, {}).get(name) for b in ds.borehole.values.tolist()]
+        numeric = name in ("latitude", "longitude", "elevation")
+        filled = [np.nan if v is None else v for v in values] if numeric else ["" if v is None else v for v in values]
+        if any(v is not None for v in values):
+            ds = ds.assign_coords({name: ("borehole", filled)})
+    return ds
+
+
+def _only(table, column):
+    values = set(table[column]) if column in table else set()
+    return values.pop() if len(values) == 1 else None
+
+
+def _record_attributes(record):
+    """The attributes of one GTN-P dataset record (those it gives)."""
     borehole = record.get("borehole") or {}
     location = borehole.get("location") or {}
     attrs = {

@@ -4,6 +4,7 @@ import pathlib
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import cryograd as cg
@@ -141,6 +142,59 @@ def test_gtnp_refuses_metadata_in_other_units(tmp_path):
     (tmp_path / "site_metadata.json").write_text(text)
     with pytest.raises(ValueError, match="unit is 'K'"):
         cg.data.open_gtnp(tmp_path / "site.csv")
+
+
+def multi_borehole_csv(tmp_path, keep_borehole_id=True):
+    """The real dataset 2128 (borehole 662) plus datasets 2005 and 2018 (boreholes 501, 502)
+    of ten days each, at two depths, with known temperatures; the real JSON beside it
+    describes dataset 2128 only, as a download of several boreholes comes."""
+    real = pd.read_csv(FILES / "gtnp2026.csv")
+    rows = []
+    for dataset, borehole, offset in ((2005, 501, -5.0), (2018, 502, -8.0)):
+        for day in range(10):
+            for depth in (0.5, 2.0):
+                date = f"2008-01-{day + 1:02d}"
+                rows.append(dict(id=0, date=date, depth=depth, temperature=offset - depth + 0.1 * day, flag="",
+                                 dataset_id=dataset, borehole_id=borehole, site_id=9))  # fmt: skip
+    table = pd.concat([real, pd.DataFrame(rows)], ignore_index=True)
+    if not keep_borehole_id:
+        table = table.drop(columns="borehole_id")
+    table.to_csv(tmp_path / "download.csv", index=False)
+    shutil.copy(FILES / "gtnp2026_metadata.json", tmp_path / "download_metadata.json")
+    return tmp_path / "download.csv"
+
+
+def test_gtnp_multi_borehole_download_reads_every_borehole(tmp_path):
+    path = multi_borehole_csv(tmp_path)
+    with pytest.warns(UserWarning, match=r"describes datasets \[2128\], not \[2005, 2018\] of the CSV"):
+        ds = cg.data.open_gtnp(path)
+    assert ds.ground_temperature.dims == ("time", "depth", "borehole")
+    assert ds.borehole.values.tolist() == [501, 502, 662]
+    assert ds.dataset_id.values.tolist() == ["2005", "2018", "2128"]
+    series = ds.ground_temperature.sel(borehole=502, depth=2.0).dropna("time")
+    np.testing.assert_allclose(series.values, -8.0 - 2.0 + 0.1 * np.arange(10), rtol=0, atol=1e-12)
+    alone = cg.data.open_gtnp(FILES / "gtnp2026.csv")  # the described borehole equals the file read alone
+    molodeshnaya = ds.ground_temperature.sel(borehole=662, depth=0.0).sel(time=alone.time)
+    np.testing.assert_array_equal(molodeshnaya.values, alone.ground_temperature.sel(depth=0.0).values)
+    assert ds.borehole_name.values.tolist() == ["", "", "Molodeshnaya (Thala Hills)"]
+    assert np.isnan(ds.latitude.values[:2]).all() and ds.latitude.values[2] == -67.665556
+    assert "2005, 2018" in ds.attrs["metadata_note"]
+
+
+def test_gtnp_boreholes_told_apart_by_dataset_without_borehole_ids(tmp_path):
+    path = multi_borehole_csv(tmp_path, keep_borehole_id=False)
+    with pytest.warns(UserWarning, match="not \\[2005, 2018\\]"):
+        ds = cg.data.open_gtnp(path)
+    assert ds.borehole.values.tolist() == [2005, 2018, 2128]
+    assert ds.borehole_name.values.tolist() == ["", "", "Molodeshnaya (Thala Hills)"]
+
+
+def test_gtnp_metadata_that_describes_none_of_the_datasets_is_refused(tmp_path):
+    path = multi_borehole_csv(tmp_path)
+    table = pd.read_csv(path)
+    table[table.dataset_id != 2128].to_csv(path, index=False)
+    with pytest.raises(ValueError, match=r"describes dataset \[2128\], the CSV holds \[2005, 2018\]"):
+        cg.data.open_gtnp(path)
 
 
 def test_cryogrid_forcing_known_values():
