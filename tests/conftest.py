@@ -7,8 +7,15 @@ from pathlib import Path
 
 import jax
 import pytest
+from hypothesis import settings
 
 import cryograd  # noqa: F401  (turns on float64 before any test builds arrays)
+
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("explore", deadline=None, max_examples=500)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+"""Hypothesis draws the same examples on every run (the CI's and yours: a failure
+reproduces); HYPOTHESIS_PROFILE=explore draws new and more examples."""
 
 # Compiled programs are kept on disk and shared by the pytest-xdist workers: the same
 # column or glacier model compiled in several modules is compiled once per test run

@@ -55,10 +55,19 @@ def test_region_cells_match_the_models_run_alone(tmp_path, capsys):
     rows = result.equilibrium_permafrost_temperature.groupby(result.row).mean()
     assert np.all(np.diff(rows.values) < 0)
 
-    # equilibrium: the Kudryavtsev model on each cell's inputs
-    expected = R.equilibrium_model(config)(
-        result.mean_air_temperature.values, result.amplitude.values, result.winter_snow_depth.values
+    # equilibrium: the Kudryavtsev model on each cell's inputs, built here from the config's
+    # silt layer (equilibrium.layer = 1) and snow density, not through the run's factory
+    silt = config["model"]["layers"][config["equilibrium"]["layer"]]
+    assert silt["water_content"] == 0.30 and silt["k_frozen"] == 1.8  # the silt layer of the shipped config
+    kudryavtsev = cg.physics.Kudryavtsev(
+        k_thawed=silt["k_thawed"],
+        k_frozen=silt["k_frozen"],
+        c_thawed=silt["c_thawed"],
+        c_frozen=silt["c_frozen"],
+        water_content=silt["water_content"],
+        snow_density=config["model"]["snow_density"],
     )
+    expected = kudryavtsev(result.mean_air_temperature.values, result.amplitude.values, result.winter_snow_depth.values)
     np.testing.assert_allclose(
         result.equilibrium_permafrost_temperature, expected["permafrost_temperature"], rtol=0, atol=1e-12
     )

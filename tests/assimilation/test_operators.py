@@ -26,6 +26,10 @@ def test_ground_temperature_interpolates_between_cell_centres():
     predicted = operator.predict({"temperature": jnp.asarray(temperature)}, {})
     rows = [int(label.split("@")[0][-1]) - 1 for label in operator.labels]
     depths = [float(label.split("@")[1][:-1]) for label in operator.labels]
+    # the observed values are the measured entries at those times and depths
+    measured_there = [float(measured.isel(time=r).sel(depth=d)) for r, d in zip(rows, depths, strict=True)]
+    np.testing.assert_array_equal(operator.values, measured_there)
+    assert sorted(measured_there) == [-1.1, -0.5, 0.2, 0.9, 1.0, 2.0]
     expected = -2.0 + 3.0 * np.array(depths) + np.array(rows)
     np.testing.assert_allclose(predicted, expected, rtol=1e-12)
     with pytest.raises(ValueError, match="outside the column"):

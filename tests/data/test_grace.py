@@ -83,6 +83,35 @@ def test_jpl_round_trip_and_gain_factors_never_applied(tmp_path_factory, n_time,
         D.apply_gain_factors(applied)
 
 
+def test_jpl_writer_follows_the_jpl_convention_read_with_plain_netcdf4(tmp_path):
+    """The file the reader tests use, checked without cryograd against the JPL RL06.3 v04
+    layout (FORMATS.md): cm, the -99999 fill, days since 2002-01-01 at mid-month with
+    bounds, latitude ascending from -89.75 and longitude 0.25..359.75 for a 0.5-degree grid,
+    (time, lat, lon) axis order, gain factors as the data variable `scale_factor`."""
+    import netCDF4
+
+    lwe = np.full((2, 360, 720), 0.05)
+    lwe[1, 10, 20] = np.nan
+    times = pd.DatetimeIndex(["2002-04-16 12:00", "2002-05-16"])
+    path = tmp_path / "GRCTellus.JPL.200204_200205.GLO.RL06.3M.MSCNv04CRI.nc"
+    D.write_jpl_mascons(path, lwe, times, gain_factor=np.full((360, 720), 1.5))
+    with netCDF4.Dataset(path) as nc:
+        nc.set_auto_maskandscale(False)
+        variable = nc["lwe_thickness"]
+        assert variable.dimensions == ("time", "lat", "lon")
+        assert variable.units == "cm" and variable._FillValue == -99999
+        assert variable[0, 0, 0] == pytest.approx(5.0, rel=1e-15)  # 0.05 m stored as 5 cm
+        assert variable[1, 10, 20] == -99999
+        assert nc["time"].units.startswith("days since 2002-01-01")
+        np.testing.assert_allclose(nc["time"][:], [105.5, 135.0])  # 16 April 12:00 and 16 May
+        assert nc["time_bounds"].shape == (2, 2)
+        lat, lon = nc["lat"][:], nc["lon"][:]
+        assert lat[0] == -89.75 and lat[-1] == 89.75 and np.all(np.diff(lat) == 0.5)
+        assert lon[0] == 0.25 and lon[-1] == 359.75 and np.all(np.diff(lon) == 0.5)
+        assert nc["scale_factor"].dimensions == ("lat", "lon") and float(nc["scale_factor"][0, 0]) == 1.5
+        assert "scale_factor" not in variable.ncattrs()  # not CF packing
+
+
 def test_older_jpl_release_with_separate_gain_factor_and_land_mask_files(tmp_path):
     lwe = np.ones((2, 6, 12)) * 0.2
     D.write_jpl_mascons(tmp_path / "jpl_v02.nc", lwe, months(2))

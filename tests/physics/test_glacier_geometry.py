@@ -64,6 +64,11 @@ def test_bands_empty_in_order_and_volume_is_conserved():
     surface = np.linspace(3400.0, 2600.0, n)
     coefficients = jnp.asarray((-0.05, 0.19, 0.01, 4.0))
     volume = (area * thickness).sum()
+    # bands run out of ice in the order of thickness over the Huss thinning h_i / s_i
+    hr = (surface.max() - surface) / np.ptp(surface)
+    shape = np.maximum((hr - 0.05) ** 4 + 0.19 * (hr - 0.05) + 0.01, 0.0)
+    order = [int(i) for i in np.argsort(thickness / shape) if thickness[i] > 0]
+    previous, partial = set(), False
     for fraction in (0.1, 0.5, 0.9, 0.999, 1.0, 1.3):
         new, unmet = redistribute(
             jnp.asarray(thickness), jnp.asarray(area), jnp.asarray(surface), coefficients, -fraction * volume
@@ -71,9 +76,15 @@ def test_bands_empty_in_order_and_volume_is_conserved():
         new = np.asarray(new)
         assert np.all(new >= 0) and np.all(new <= thickness)
         assert np.all(new[[4, 9]] == 0.0)
+        emptied = {int(i) for i in np.flatnonzero((new == 0.0) & (thickness > 0))}
+        if fraction < 1.0:
+            assert emptied == set(order[: len(emptied)]), (fraction, sorted(emptied))
+            assert previous <= emptied
+            previous, partial = emptied, partial or 0 < len(emptied) < len(order)
         removed = (area * (thickness - new)).sum() + float(unmet)
         np.testing.assert_allclose(removed, fraction * volume, rtol=1e-12)
         assert (float(unmet) > 1e-12 * volume) == (fraction > 1.0)  # round-off at exactly 1
+    assert partial  # some losses emptied some bands but not all
     gained, _ = redistribute(
         jnp.asarray(thickness), jnp.asarray(area), jnp.asarray(surface), coefficients, 0.1 * volume
     )

@@ -25,21 +25,30 @@ def forcing(values=None, units="degC", time=None):
 @pytest.mark.parametrize(
     ("make", "match"),
     [
-        (lambda: P.Grid([0.0, 0.1, 0.1, 0.3]), "edges"),
-        (lambda: P.Grid([0.0, 0.2, 0.1]), "edges"),
-        (lambda: P.Grid.uniform(depth=1.0, dz=0.3), "dz"),
-        (lambda: P.Grid.geometric(depth=1.0, n=100, dz_top=0.1), "dz_top"),
-        (lambda: P.SoilLayer(0.0, 0.3, k_thawed=-1.0, k_frozen=2.0, c_thawed=2e6, c_frozen=2e6), "k_thawed"),
-        (lambda: P.SoilLayer(0.0, 0.3, k_thawed=1.0, k_frozen=2.0, c_thawed=0.0, c_frozen=2e6), "c_thawed"),
-        (lambda: P.SoilLayer(0.0, 0.5, 1.0, 2.0, 2e6, 2e6, porosity=0.4), "water_content"),
-        (lambda: P.SoilLayer.from_composition(0.0, porosity=0.4, saturation=1.2), "saturation"),
-        (lambda: P.PowerLaw(a=0.1, b=0.5), "b"),
-        (lambda: P.PiecewiseLinear(t_end=0.5), "t_end"),
-        (lambda: P.DallAmico(alpha=1.0, n=0.9), "n"),
-        (lambda: column(layers=[P.SoilLayer.from_composition(0.5, 0.4)]), "layers"),
+        (lambda: P.Grid([0.0, 0.1, 0.1, 0.3]), r"^edges must be strictly increasing"),
+        (lambda: P.Grid([0.0, 0.2, 0.1]), r"^edges must be strictly increasing"),
+        (lambda: P.Grid.uniform(depth=1.0, dz=0.3), r"must be a whole multiple of dz"),
+        (lambda: P.Grid.geometric(depth=1.0, n=100, dz_top=0.1), r"^n \* dz_top = 10.0 m exceeds depth"),
+        (
+            lambda: P.SoilLayer(0.0, 0.3, k_thawed=-1.0, k_frozen=2.0, c_thawed=2e6, c_frozen=2e6),
+            r"^k_thawed must be positive",
+        ),
+        (
+            lambda: P.SoilLayer(0.0, 0.3, k_thawed=1.0, k_frozen=2.0, c_thawed=0.0, c_frozen=2e6),
+            r"^c_thawed must be positive",
+        ),
+        (
+            lambda: P.SoilLayer(0.0, 0.5, 1.0, 2.0, 2e6, 2e6, porosity=0.4),
+            r"^water_content \(0.5\) must not exceed porosity",
+        ),
+        (lambda: P.SoilLayer.from_composition(0.0, porosity=0.4, saturation=1.2), r"^saturation must be <= 1"),
+        (lambda: P.PowerLaw(a=0.1, b=0.5), r"^b must be negative"),
+        (lambda: P.PiecewiseLinear(t_end=0.5), r"^t_end must be below 0 degC"),
+        (lambda: P.DallAmico(alpha=1.0, n=0.9), r"^n must exceed 1"),
+        (lambda: column(layers=[P.SoilLayer.from_composition(0.5, 0.4)]), r"^layers: the first layer starts at 0.5 m"),
         (
             lambda: column(layers=[P.SoilLayer.from_composition(0.0, 0.4), P.SoilLayer.from_composition(3.0, 0.4)]),
-            "layers",
+            r"^layers: a layer starts at 3.0 m, at or below the grid's bottom",
         ),
         (
             lambda: column(
@@ -49,7 +58,7 @@ def forcing(values=None, units="degC", time=None):
                     P.SoilLayer.from_composition(0.5, 0.3),
                 ]
             ),
-            "sorted",
+            r"^layers must be sorted by strictly increasing top",
         ),
     ],
 )
@@ -61,14 +70,23 @@ def test_construction_errors(make, match):
 @pytest.mark.parametrize(
     ("data", "match"),
     [
-        (forcing().drop_vars("time"), "time"),
-        (forcing(time=pd.DatetimeIndex(["2000-01-02", "2000-01-01", "2000-01-03"])), "sorted"),
-        (forcing(time=pd.DatetimeIndex(["2000-01-01", "2000-01-01", "2000-01-02"])), "duplicated"),
-        (forcing(values=np.r_[np.zeros(4), np.nan, np.zeros(5)]), "NaN"),
-        (forcing().rename(surface_temperature="air_temperature"), "surface_temperature"),
-        (forcing(values=np.full(10, 265.0), units=None), "kelvin"),
-        (forcing(units="degF"), "units"),
-        (forcing(time=pd.date_range("2000-01-01", periods=10, freq="2D")), "dt"),
+        (forcing().drop_vars("time"), r"^forcing has no 'time' coordinate"),
+        (forcing(time=pd.DatetimeIndex(["2000-01-02", "2000-01-01", "2000-01-03"])), r"^forcing 'time' is not sorted"),
+        (
+            forcing(time=pd.DatetimeIndex(["2000-01-01", "2000-01-01", "2000-01-02"])),
+            r"^forcing 'time' has duplicated times",
+        ),
+        (forcing(values=np.r_[np.zeros(4), np.nan, np.zeros(5)]), r"^forcing variable 'surface_temperature' has NaN"),
+        (forcing().rename(surface_temperature="air_temperature"), r"^forcing lacks required variable"),
+        (
+            forcing(values=np.full(10, 265.0), units=None),
+            r"no 'units' attribute and values up to 265.0, which look like kelvin",
+        ),
+        (forcing(units="degF"), r"has units 'degF'; expected"),
+        (
+            forcing(time=pd.date_range("2000-01-01", periods=10, freq="2D")),
+            r"^forcing 'time' must be evenly spaced by dt",
+        ),
     ],
 )
 def test_forcing_errors(data, match):
