@@ -24,6 +24,8 @@ import pandas as pd
 import xarray as xr
 from jaxtyping import Array, Float, Int
 
+from .. import _units
+
 Likelihood = Literal["gaussian", "student_t"]
 
 DENSITY = 850.0
@@ -837,14 +839,10 @@ def ground_temperature(
 
 
 def _celsius(series: xr.DataArray, name: str) -> np.ndarray:
-    units = str(series.attrs.get("units", ""))
-    if units in ("K", "kelvin", "Kelvin"):
-        return series.values.astype(float) - 273.15
-    if units in ("degC", "celsius", "Celsius", "C", "degree_Celsius"):
-        return series.values.astype(float)
-    raise ValueError(
-        f"observation {name!r}: the LST series has units {units!r}; set its 'units' attribute to 'K' or 'degC'"
-    )
+    units = series.attrs.get("units")
+    if units is None:
+        raise ValueError(f"observation {name!r}: the LST series has no 'units' attribute; set it to 'K' or 'degC'")
+    return _units.to_celsius(series.values, units, f"observation {name!r}: the LST series")
 
 
 def land_surface_temperature(

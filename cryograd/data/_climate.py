@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .. import _units
+
 GRAVITY = 9.80665
 """Standard gravity, converting ERA5 geopotential to height [m s-2]."""
 TEMPERATURE_RANGE = (-90.0, 60.0)
 """Near-surface air temperatures a file can hold [degC]; outside it the units are wrong."""
 
-_TEMPERATURE_UNITS = {"K": -273.15, "kelvin": -273.15, "degC": 0.0, "deg C": 0.0, "celsius": 0.0, "C": 0.0}
 _NAMES = {  # variable in the file -> (name here, kind)
     "temp": ("temperature", "temperature"),
     "t2m": ("temperature", "temperature"),
@@ -161,9 +162,9 @@ def _standard_grid(raw):
 
 def _degrees_celsius(path, variable, values):
     units = values.attrs.get("units")
-    if units not in _TEMPERATURE_UNITS:
-        raise ValueError(f"{path}: variable {variable!r} has units {units!r}; expected K or degC")
-    celsius = values + _TEMPERATURE_UNITS[units]
+    if units is None:
+        raise ValueError(f"{path}: variable {variable!r} has no 'units' attribute; expected a temperature (K, degC)")
+    celsius = values.copy(data=_units.to_celsius(values.values, units, f"{path}: variable {variable!r}"))
     low, high = float(celsius.min()), float(celsius.max())
     if low < TEMPERATURE_RANGE[0] or high > TEMPERATURE_RANGE[1]:
         raise ValueError(f"{path}: variable {variable!r} spans {low:g}..{high:g} degC: not {units}?")
@@ -187,8 +188,24 @@ def _precipitation(path, variable, values, raw):
             per_step = values * 1000.0
         else:
             raise ValueError(f"{path}: variable {variable!r} in m on a time step that is neither monthly nor hourly")
+    elif units is not None:  # any other amount or rate of water, over each step (cryograd._units)
+        times = pd.DatetimeIndex(raw["time"].values)
+        if times.size < 2:
+            raise ValueError(f"{path}: variable {variable!r} in {units!r} needs at least two time steps")
+        seconds = np.diff(times.values).astype("timedelta64[s]").astype(np.float64)
+        seconds = np.append(seconds, seconds[-1])  # each step lasts until the next
+        monthly = bool(np.all((seconds >= 28 * 86400) & (seconds <= 31 * 86400)))
+        if monthly:
+            seconds = times.days_in_month.to_numpy(np.float64) * 86400.0
+        axis = values.dims.index("time")
+        shape = [1] * values.ndim
+        shape[axis] = times.size
+        amounts = _units.to_water_amount(
+            values.values, units, f"{path}: variable {variable!r}", seconds.reshape(shape), monthly=monthly
+        )
+        per_step = values.copy(data=amounts)
     else:
-        raise ValueError(f"{path}: variable {variable!r} has units {units!r}; expected kg m-2, mm or m (ERA5)")
+        raise ValueError(f"{path}: variable {variable!r} has no 'units' attribute; expected kg m-2, mm or m (ERA5)")
     negative = int((per_step < 0).sum())
     if negative:
         warnings.warn(f"{path}: {negative} negative values of {variable!r} set to 0", stacklevel=4)

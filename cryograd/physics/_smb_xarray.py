@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ._xarray import _to_celsius
+from .. import _units
 
 WINTER_SUMMER = ("winter_balance", "summer_balance")
 
@@ -20,8 +20,15 @@ def _reference_elevation(climate: xr.Dataset) -> np.ndarray:
     raise ValueError("climate needs the reference elevation [m]: attrs['reference_elevation'] or a variable")
 
 
-def _climate_variable(variable: xr.DataArray, name: str, times) -> np.ndarray:
-    """Values (glacier?, time) in the model's units; NaN and negative amounts refused."""
+CLIMATE_UNITS = {"shortwave_radiation": "W m-2"}
+"""Climate variables besides temperature [degC] and precipitation [kg m-2 per step], with
+the units they are converted to (through `cryograd._units`)."""
+
+
+def _climate_variable(variable: xr.DataArray, name: str, times, step_days) -> np.ndarray:
+    """Values (glacier?, time) in the model's units (temperature [degC] from any
+    temperature unit, precipitation [kg m-2 per step] from an amount or a rate over each
+    step of `step_days` [day], see `cryograd._units`); NaN and negative amounts refused."""
     extra = set(variable.dims) - {"time", "glacier"}
     if extra:
         raise ValueError(f"climate variable {name!r} has unexpected dimensions {sorted(extra)}")
@@ -30,10 +37,16 @@ def _climate_variable(variable: xr.DataArray, name: str, times) -> np.ndarray:
         raise ValueError(
             f"climate variable {name!r} has NaN, first at {times[int(np.argwhere(np.isnan(values))[0][-1])]}"
         )
+    units, label = variable.attrs.get("units"), f"climate variable {name!r}"
     if name == "temperature":
-        return _to_celsius(values, variable.attrs.get("units"), name)
+        return _units.to_celsius(values, units, label)
     if np.any(values < 0):
         raise ValueError(f"climate variable {name!r} has negative values (min {values.min()})")
+    if name == "precipitation":
+        monthly = bool(np.all(times.day == 1)) and bool(np.all(np.diff(times.year * 12 + times.month) == 1))
+        return _units.to_water_amount(values, units, label, 86400.0 * np.asarray(step_days), monthly=monthly)
+    if name in CLIMATE_UNITS and units is not None:
+        return _units.convert(values, units, CLIMATE_UNITS[name], label)
     return values
 
 
@@ -56,8 +69,10 @@ def monthly_climate(climate: xr.Dataset, year_start_month: int, n_glaciers: int 
         raise ValueError(f"climate holds no whole mass-balance year starting in month {year_start_month}")
     keep = slice(first, first + 12 * whole)
     times = times[keep]
+    days = np.asarray(times.days_in_month, dtype=float)
     arrays = {
-        name: _climate_variable(climate[name].isel(time=keep), name, times) for name in ("temperature", "precipitation")
+        name: _climate_variable(climate[name].isel(time=keep), name, times, days)
+        for name in ("temperature", "precipitation")
     }
     if n_glaciers is not None:
         arrays = {k: np.broadcast_to(v, (n_glaciers, times.size)) for k, v in arrays.items()}
@@ -181,7 +196,7 @@ def snowpack_climate(climate: xr.Dataset, variables, year_start_month: int, n_gl
     reference = _reference_elevation(climate)
     arrays = {}
     for name in variables:
-        values = _climate_variable(climate[name], name, times)
+        values = _climate_variable(climate[name], name, times, days)
         padded = np.zeros((*values.shape[:-1], years.size, width))
         padded[..., index, position] = values
         arrays[name] = padded

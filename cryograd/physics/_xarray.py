@@ -8,11 +8,18 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import _constants as const
+from .. import _units
 from ._diagnostics import interpolate_depths, talik, thaw_depth, zero_annual_amplitude_depth
 
-_CELSIUS_UNITS = {"degc", "degree_celsius", "degrees_celsius", "celsius", "°c", "deg c", "c"}
-_KELVIN_UNITS = {"k", "kelvin", "degk", "degrees_kelvin"}
+FORCING_UNITS = {
+    "snow_depth": "m",
+    "snow_density": "kg m-3",
+    "snow_conductivity": "W m-1 K-1",
+    "surface_heat_flux": "W m-2",
+}
+"""Forcing variables besides temperatures [degC] and snow water equivalent [m of water],
+with the units they are converted to when the variable says its units (through
+`cryograd._units`); without a `units` attribute they are taken as given in these."""
 _TEMPERATURE_VARIABLES = {"surface_temperature", "air_temperature", "land_surface_temperature"}
 _NON_NEGATIVE_VARIABLES = {"snow_depth", "snow_water_equivalent"}
 _POSITIVE_VARIABLES = {"snow_density", "snow_conductivity"}
@@ -70,26 +77,20 @@ def forcing_arrays(forcing: xr.Dataset, variables: tuple[str, ...], dt: float) -
             if name in allowed and np.any(bad):
                 first = times[int(np.argwhere(bad)[0][-1])]
                 raise ValueError(f"forcing variable {name!r} must be {rule}, got {values.min()} (first at {first})")
+        units, label = variable.attrs.get("units"), f"forcing variable {name!r}"
         if name in _TEMPERATURE_VARIABLES:
-            values = _to_celsius(values, variable.attrs.get("units"), name)
+            values = _units.to_celsius(values, units, label)
+        elif name == "snow_water_equivalent" and units is not None:
+            values = _units.to_water_depth(values, units, label)
+        elif name in FORCING_UNITS and units is not None:
+            values = _units.convert(values, units, FORCING_UNITS[name], label)
         arrays[name] = values
     return arrays, times
 
 
 def _to_celsius(values: np.ndarray, units, name: str) -> np.ndarray:
-    if units is None:
-        if np.nanmax(values) > 150.0:
-            raise ValueError(
-                f"forcing variable {name!r} has no 'units' attribute and values up to {np.nanmax(values):.1f}, "
-                "which look like kelvin; set units='K' (converted) or 'degC'"
-            )
-        return values
-    key = str(units).strip().lower()
-    if key in _KELVIN_UNITS:
-        return values - const.ZERO_CELSIUS
-    if key in _CELSIUS_UNITS:
-        return values
-    raise ValueError(f"forcing variable {name!r} has units {units!r}; expected 'degC' or 'K'")
+    """Temperatures [degC] from any temperature unit (`cryograd._units.to_celsius`)."""
+    return _units.to_celsius(values, units, f"forcing variable {name!r}")
 
 
 BELOW_RULES = ("hold", "geotherm")

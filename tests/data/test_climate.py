@@ -138,10 +138,14 @@ def test_refusals(tmp_path):
     with pytest.raises(ValueError, match=r"notes.nc: not a netCDF file"):
         D.open_climate(text)
     ds = xr.open_dataset(ERA5[0])
-    ds.t2m.attrs["units"] = "degF"
+    ds.t2m.attrs["units"] = "degF"  # kelvin values labelled degF: 125-146 degC
     ds.to_netcdf(tmp_path / "fahrenheit.nc")
-    with pytest.raises(ValueError, match=r"fahrenheit.nc: variable 't2m' has units 'degF'"):
+    with pytest.raises(ValueError, match=r"fahrenheit.nc: variable 't2m' spans .* degC: not degF\?"):
         D.open_climate(tmp_path / "fahrenheit.nc")
+    ds.t2m.attrs["units"] = "m s-1"  # not a temperature at all
+    ds.to_netcdf(tmp_path / "speed.nc")
+    with pytest.raises(ValueError, match=r"speed.nc: variable 't2m': units 'm s-1' are not a temperature"):
+        D.open_climate(tmp_path / "speed.nc")
     ds.t2m.attrs["units"] = "degC"  # kelvin values labelled degC
     ds.to_netcdf(tmp_path / "mislabelled.nc")
     with pytest.raises(ValueError, match=r"mislabelled.nc: variable 't2m' spans .* degC: not degC\?"):

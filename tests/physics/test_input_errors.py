@@ -82,7 +82,7 @@ def test_construction_errors(make, match):
             forcing(values=np.full(10, 265.0), units=None),
             r"no 'units' attribute and values up to 265.0, which look like kelvin",
         ),
-        (forcing(units="degF"), r"has units 'degF'; expected"),
+        (forcing(units="m s-1"), r"^forcing variable 'surface_temperature': units 'm s-1' are not a temperature"),
         (
             forcing(time=pd.date_range("2000-01-01", periods=10, freq="2D")),
             r"^forcing 'time' must be evenly spaced by dt",

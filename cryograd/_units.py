@@ -1,0 +1,141 @@
+"""Units at the edges, through pint.
+
+CF unit strings ("kg m-2 s-1", "degC", "mm day-1", "W m-2") are parsed by pint, checked
+for the dimension a variable needs and converted to the model's units. A unit of the
+wrong dimension, or one pint cannot read, is refused with a ValueError that names the
+variable and its units.
+
+Amounts of water (precipitation, snow water equivalent) take any of three forms:
+
+- a mass per area per step: `kg m-2` (= mm of water);
+- a depth of water per step: `m`, `mm`, `cm` (x 1000 kg m-3);
+- a rate: `kg m-2 s-1`, `mm day-1`, `m day-1`, ..., times the length of each step. A
+  rate per month (`kg m-2 month-1`, `mm month-1`) is that month's amount on a monthly
+  series (pint's month is a twelfth of a year; the calendar month is meant).
+
+ERA5's monthly means of `tp` are in m per day (the mean daily accumulation), written `m`
+in the files: `cg.data.open_climate` turns them into kg m-2 per month itself; a bare `m`
+handed to `simulate` is read as a depth per step, which for that field would be wrong by
+the days of the month, so label such a field `m day-1`.
+"""
+
+import re
+
+import numpy as np
+import pint
+
+UNITS = pint.UnitRegistry()
+WATER_DENSITY = 1000.0  # [kg m-3]: a depth of water as a mass per area
+
+_ALIASES = {
+    "degrees_C": "degC",
+    "degree_C": "degC",
+    "degrees_celsius": "degC",
+    "degree_celsius": "degC",
+    "degree_Celsius": "degC",
+    "celsius": "degC",
+    "Celsius": "degC",
+    "deg C": "degC",
+    "°C": "degC",
+    "C": "degC",
+    "degrees_K": "K",
+    "degK": "K",
+    "degrees_F": "degF",
+    "degree_F": "degF",
+    "°F": "degF",
+    "1": "dimensionless",
+    "mm w.e.": "mm",
+}
+_POWER = re.compile(r"(?<=[A-Za-z])(-?\d+)\b")  # CF's m-2 is pint's m**-2
+
+
+def parse(units, name: str) -> pint.Unit:
+    """The pint unit of a CF unit string; `name` (the variable) goes into the error."""
+    text = str(units).strip()
+    text = _ALIASES.get(text, text)
+    try:
+        return UNITS.parse_units(_POWER.sub(r"**\1", text))
+    except (pint.errors.PintError, AttributeError, TypeError, ValueError, AssertionError) as error:
+        raise ValueError(f"{name}: units {units!r} are not a unit this reader knows ({error})") from None
+
+
+def _dimension(expression: str):
+    return UNITS.parse_units(expression).dimensionality
+
+
+TEMPERATURE = _dimension("K")
+
+
+def to_celsius(values, units, name: str) -> np.ndarray:
+    """Temperatures [degC] from `units` (K, degC, degF, ...). Without units the values are
+    taken as degC, unless they reach above 150, which looks like kelvin: refused."""
+    values = np.asarray(values, dtype=np.float64)
+    if units is None:
+        if values.size and np.nanmax(values) > 150.0:
+            raise ValueError(
+                f"{name}: no 'units' attribute and values up to {np.nanmax(values):.1f}, which look like kelvin; "
+                "set units='K' (converted) or 'degC'"
+            )
+        return values
+    unit = parse(units, name)
+    if unit.dimensionality != TEMPERATURE:
+        raise ValueError(f"{name}: units {units!r} are not a temperature (K, degC, degF)")
+    return UNITS.Quantity(values, unit).to("degC").magnitude
+
+
+def convert(values, units, to: str, name: str) -> np.ndarray:
+    """`values` in `units` converted to `to` (a multiplicative unit: m, W m-2, kg m-3, ...);
+    a unit of another dimension is refused."""
+    values = np.asarray(values, dtype=np.float64)
+    unit, target = parse(units, name), parse(to, to)
+    if unit.dimensionality != target.dimensionality:
+        raise ValueError(f"{name}: units {units!r} cannot be converted to {to} (another dimension)")
+    return UNITS.Quantity(values, unit).to(target).magnitude
+
+
+_AMOUNT, _DEPTH = _dimension("kg m**-2"), _dimension("m")
+
+
+def to_water_depth(values, units, name: str) -> np.ndarray:
+    """A depth of water [m] (a state such as snow water equivalent) from a depth (m, mm)
+    or a mass per area (kg m-2); rates and other dimensions are refused."""
+    values = np.asarray(values, dtype=np.float64)
+    unit = parse(units, name)
+    quantity = UNITS.Quantity(values, unit)
+    if unit.dimensionality == _DEPTH:
+        return quantity.to("m").magnitude
+    if unit.dimensionality == _AMOUNT:
+        return quantity.to("kg m**-2").magnitude / WATER_DENSITY
+    raise ValueError(f"{name}: units {units!r} are not a depth of water (m, mm) nor a mass per area (kg m-2)")
+
+
+_FLUX, _RATE = _dimension("kg m**-2 s**-1"), _dimension("m s**-1")
+
+
+def to_water_amount(values, units, name: str, step_seconds, monthly: bool = False) -> np.ndarray:
+    """Amounts of water per step [kg m-2] from a mass per area or depth of water per step,
+    or a rate times the length of each step (`step_seconds` [s], broadcast against the
+    values; with `monthly`, a rate per month is the step's amount). Units are required."""
+    if units is None:
+        raise ValueError(
+            f"{name}: no 'units' attribute; give the amount per step (kg m-2, mm, m) or a rate (kg m-2 s-1, mm day-1)"
+        )
+    values = np.asarray(values, dtype=np.float64)
+    unit = parse(units, name)
+    dimension = unit.dimensionality
+    quantity = UNITS.Quantity(values, unit)
+    if dimension == _AMOUNT:
+        return quantity.to("kg m**-2").magnitude
+    if dimension == _DEPTH:
+        return quantity.to("m").magnitude * WATER_DENSITY
+    if dimension in (_FLUX, _RATE):
+        if monthly and "month" in str(unit):
+            per_step = quantity * UNITS.month
+        else:
+            per_step = quantity * UNITS.Quantity(np.asarray(step_seconds, dtype=np.float64), "s")
+        if dimension == _FLUX:
+            return per_step.to("kg m**-2").magnitude
+        return per_step.to("m").magnitude * WATER_DENSITY
+    raise ValueError(
+        f"{name}: units {units!r} are not an amount of water (kg m-2, mm, m) nor a rate (kg m-2 s-1, mm day-1)"
+    )
