@@ -94,6 +94,8 @@ def convert(values, units, to: str, name: str) -> np.ndarray:
 
 
 _AMOUNT, _DEPTH = _dimension("kg m**-2"), _dimension("m")
+LENGTH, SPEED = _dimension("m"), _dimension("m s**-1")
+"""Dimensions of an elevation change and of its rate."""
 
 
 def to_water_depth(values, units, name: str) -> np.ndarray:

@@ -173,9 +173,7 @@ def _degrees_celsius(path, variable, values):
 
 def _precipitation(path, variable, values, raw):
     units = values.attrs.get("units")
-    if units in ("kg m-2", "mm"):
-        per_step = values
-    elif units == "m":  # ERA5: monthly means of daily totals, or hourly totals
+    if units == "m":  # ERA5's own convention (FORMATS.md): monthly means of daily totals, or hourly totals
         days = np.diff(raw["time"].values).astype("timedelta64[s]").astype(np.float64) / 86400.0
         if days.size and np.all((days >= 28) & (days <= 31)):
             month_days = xr.DataArray(

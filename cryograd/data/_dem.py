@@ -20,6 +20,7 @@ import shapely
 import xarray as xr
 from rasterio.enums import Resampling
 
+from .. import _units
 from ..physics import Hypsometry
 
 VOLUME_DENSITY = 850.0
@@ -444,16 +445,19 @@ def geodetic_mass_balance(
     """
     _check_georeferenced(dh, "dh")
     units = dh.attrs.get("units")
-    if units == "m":
+    if units is None:
+        raise ValueError("dh: no 'units' attribute; give an elevation change (m, cm) or a rate (m yr-1, m a-1)")
+    dimension = _units.parse(units, "dh").dimensionality
+    if dimension == _units.LENGTH:
         if years is None or not years > 0:
-            raise ValueError("years: dh is an elevation change [m]; give the period in years (> 0)")
-        rate = dh.values / years
-    elif units == "m yr-1":
+            raise ValueError(f"years: dh is an elevation change [{units}]; give the period in years (> 0)")
+        rate = _units.convert(dh.values, units, "m", "dh") / years
+    elif dimension == _units.SPEED:
         if years is not None:
-            raise ValueError("years: dh is already a rate [m yr-1]; leave years out")
-        rate = dh.values
+            raise ValueError(f"years: dh is already a rate [{units}]; leave years out")
+        rate = _units.convert(dh.values, units, "m yr-1", "dh")
     else:
-        raise ValueError(f"dh: units must be 'm' or 'm yr-1', got {units!r}")
+        raise ValueError(f"dh: units {units!r} are neither an elevation change (m) nor a rate (m yr-1)")
     outlines, names = _outlines(outline, dh.rio.crs)
     n = len(outlines)
     total, measured, glacier, area, values = _glacier_sums(dh, outlines, rate, 4)

@@ -203,6 +203,19 @@ def test_elevation_change_and_geodetic_mass_balance_on_a_known_field(tmp_path):
     assert -0.2 - 0.0001 * (3679 - 3000) < mean_rate < -0.2 - 0.0001 * (2444 - 3000)
     with pytest.raises(ValueError, match="years"):
         D.geodetic_mass_balance(D.elevation_change(new, old), HEF_OUTLINE)
+    # the same field in other units (cryograd._units): an elevation change over 10 years or a rate
+    change = uniform * 10.0  # [m]
+    cases = [
+        (change.assign_attrs(units="m"), 10.0),
+        ((change * 100.0).assign_attrs(units="cm"), 10.0),
+        (uniform.assign_attrs(units="m a-1"), None),
+        ((uniform * 100.0).assign_attrs(units="cm yr-1"), None),
+    ]
+    for field, span in cases:
+        rate = D.geodetic_mass_balance(field, HEF_OUTLINE, years=span).elevation_change_rate
+        assert float(rate[0]) == pytest.approx(-0.2, rel=1e-12), field.attrs["units"]
+    with pytest.raises(ValueError, match=r"dh: units 'kg m-2' are neither an elevation change"):
+        D.geodetic_mass_balance(uniform.assign_attrs(units="kg m-2"), HEF_OUTLINE)
 
 
 def test_refusals(tmp_path):
