@@ -93,9 +93,9 @@ def convert(values, units, to: str, name: str) -> np.ndarray:
     return UNITS.Quantity(values, unit).to(target).magnitude
 
 
-_AMOUNT, _DEPTH = _dimension("kg m**-2"), _dimension("m")
 LENGTH, SPEED = _dimension("m"), _dimension("m s**-1")
-"""Dimensions of an elevation change and of its rate."""
+"""Dimensions of a depth (of water, or an elevation change) and of its rate."""
+_AMOUNT, _FLUX = _dimension("kg m**-2"), _dimension("kg m**-2 s**-1")
 
 
 def to_water_depth(values, units, name: str) -> np.ndarray:
@@ -104,14 +104,11 @@ def to_water_depth(values, units, name: str) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
     unit = parse(units, name)
     quantity = UNITS.Quantity(values, unit)
-    if unit.dimensionality == _DEPTH:
+    if unit.dimensionality == LENGTH:
         return quantity.to("m").magnitude
     if unit.dimensionality == _AMOUNT:
         return quantity.to("kg m**-2").magnitude / WATER_DENSITY
     raise ValueError(f"{name}: units {units!r} are not a depth of water (m, mm) nor a mass per area (kg m-2)")
-
-
-_FLUX, _RATE = _dimension("kg m**-2 s**-1"), _dimension("m s**-1")
 
 
 def to_water_amount(values, units, name: str, step_seconds, monthly: bool = False) -> np.ndarray:
@@ -128,9 +125,9 @@ def to_water_amount(values, units, name: str, step_seconds, monthly: bool = Fals
     quantity = UNITS.Quantity(values, unit)
     if dimension == _AMOUNT:
         return quantity.to("kg m**-2").magnitude
-    if dimension == _DEPTH:
+    if dimension == LENGTH:
         return quantity.to("m").magnitude * WATER_DENSITY
-    if dimension in (_FLUX, _RATE):
+    if dimension in (_FLUX, SPEED):
         if monthly and "month" in str(unit):
             per_step = quantity * UNITS.month
         else:

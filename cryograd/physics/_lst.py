@@ -174,7 +174,7 @@ def gap_fill_lst(observations, *, n_harmonics: int = 2, decay_days: float = 10.0
     import pandas as pd
     import xarray as xr
 
-    from ._xarray import _to_celsius
+    from .. import _units
 
     names = [f"land_surface_temperature_{p}" for p in ("day", "night")]
     present = [name for name in names if name in observations.data_vars]
@@ -192,7 +192,7 @@ def gap_fill_lst(observations, *, n_harmonics: int = 2, decay_days: float = 10.0
             variable = observations[name]
             if variable.dims != ("time",):
                 raise ValueError(f"{name!r} must have the single dimension 'time', got {variable.dims}")
-            series[name] = _to_celsius(variable.values.astype(float), variable.attrs.get("units"), name)
+            series[name] = _units.to_celsius(variable.values, variable.attrs.get("units"), f"forcing variable {name!r}")
         else:
             series[name] = np.full(times.size, np.nan)
     observed_days = int(np.sum(np.isfinite(series[names[0]]) | np.isfinite(series[names[1]])))

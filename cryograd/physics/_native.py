@@ -121,15 +121,14 @@ def _inputs(problem: HeatProblem):
     return stacked, boundary, bottom, _snow_series(problem)
 
 
-def _call(problem: HeatProblem, initial, save_every: int, keep_first=False, history=None, window=None):
+def _call(problem: HeatProblem, initial, save_every: int, keep_first=False, history=None, inputs=None):
     """The kernel: (enthalpy, energy, statistics) every `save_every` steps, and with
     `keep_first` the predicted scheme's first solution of every step (else a dummy row).
     `history` (n + 3,) continues an earlier run (BDF2 memory [J m-2], the last step's
     surface and bottom heat [J m-2], 1.0 once a step was taken; default: a fresh run) and
-    `window` the (boundary, snow) series of the steps to take (default: all of the
-    problem's, `_inputs`)."""
-    material, boundary, bottom, snow = _inputs(problem)
-    boundary, snow = (boundary, snow) if window is None else window
+    `inputs` the problem's `_inputs`, with the boundary and snow series of the steps to
+    take (default: `_inputs(problem)`, all of its steps)."""
+    material, boundary, bottom, snow = _inputs(problem) if inputs is None else inputs
     thickness = jnp.asarray(problem.thickness, jnp.float64)
     nt, n = boundary.shape[-1], thickness.shape[-1] + problem.n_snow
     history = jnp.zeros(n + 3) if history is None else history
@@ -208,7 +207,7 @@ def _trajectory_jvp(primals, tangents):
     def replay(dynamic, initial):
         problem_ = eqx.combine(dynamic, static)
         constant = jax.lax.stop_gradient(problem_)  # what the kernel sees: no tangents
-        _, boundary, _, snow = _inputs(constant)
+        material, boundary, bottom, snow = _inputs(constant)  # once; each segment takes its window
 
         def segment(carry, start, steps: int):
             state, totals = carry
@@ -219,8 +218,10 @@ def _trajectory_jvp(primals, tangents):
                 1,
                 keep_first=predicted,
                 history=jax.lax.stop_gradient(history),
-                window=(
+                inputs=(
+                    material,
                     jax.lax.dynamic_slice_in_dim(boundary, start, steps, axis=-1),
+                    bottom,
                     snow if problem.n_snow == 0 else jax.lax.dynamic_slice_in_dim(snow, start, steps + 1, axis=-2),
                 ),
             )

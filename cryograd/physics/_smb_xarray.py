@@ -43,8 +43,8 @@ def _climate_variable(variable: xr.DataArray, name: str, times, step_days) -> np
     if np.any(values < 0):
         raise ValueError(f"climate variable {name!r} has negative values (min {values.min()})")
     if name == "precipitation":
-        monthly = bool(np.all(times.day == 1)) and bool(np.all(np.diff(times.year * 12 + times.month) == 1))
-        return _units.to_water_amount(values, units, label, 86400.0 * np.asarray(step_days), monthly=monthly)
+        seconds = 86400.0 * np.asarray(step_days)
+        return _units.to_water_amount(values, units, label, seconds, monthly=_consecutive_months(times))
     if name in CLIMATE_UNITS and units is not None:
         return _units.convert(values, units, CLIMATE_UNITS[name], label)
     return values
@@ -57,7 +57,7 @@ def monthly_climate(climate: xr.Dataset, year_start_month: int, n_glaciers: int 
     if "time" not in climate.coords:
         raise ValueError("climate has no 'time' coordinate")
     times = pd.DatetimeIndex(climate.indexes["time"])
-    if times.size < 12 or np.any(times.day != 1) or np.any(np.diff(times.year * 12 + times.month) != 1):
+    if times.size < 12 or not _consecutive_months(times):
         raise ValueError("climate 'time' must be monthly: consecutive months, each stamped on its first day")
     for name in ("temperature", "precipitation"):
         if name not in climate.data_vars:
@@ -163,12 +163,16 @@ def simulate_geometry(model, glacier, climate: xr.Dataset, thickness) -> xr.Data
     return ds
 
 
+def _consecutive_months(times: pd.DatetimeIndex) -> bool:
+    """Whether `times` are consecutive months, each stamped on its first day."""
+    return bool(np.all(times.day == 1)) and bool(np.all(np.diff(times.year * 12 + times.month) == 1))
+
+
 def _step_days(times: pd.DatetimeIndex) -> np.ndarray:
     """Length of each step [day]: calendar months for first-of-month stamps, else a regular spacing."""
     if times.size < 2:
         raise ValueError("climate 'time' needs at least two steps")
-    monthly = np.all(times.day == 1) and np.all(np.diff(times.year * 12 + times.month) == 1)
-    if monthly and np.all(times.hour == 0):
+    if _consecutive_months(times) and np.all(times.hour == 0):
         return np.asarray(times.days_in_month, dtype=float)
     spacing = np.diff(times.values)  # timedelta64 in the index's own unit (ns or us)
     if np.any(spacing != spacing[0]) or spacing[0] <= np.timedelta64(0):

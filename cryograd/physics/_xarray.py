@@ -88,11 +88,6 @@ def forcing_arrays(forcing: xr.Dataset, variables: tuple[str, ...], dt: float) -
     return arrays, times
 
 
-def _to_celsius(values: np.ndarray, units, name: str) -> np.ndarray:
-    """Temperatures [degC] from any temperature unit (`cryograd._units.to_celsius`)."""
-    return _units.to_celsius(values, units, f"forcing variable {name!r}")
-
-
 BELOW_RULES = ("hold", "geotherm")
 
 
