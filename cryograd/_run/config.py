@@ -10,6 +10,8 @@ import tomllib
 from pathlib import Path
 
 from .. import data as cgdata
+from ..physics._column import SOLVERS
+from ..physics._heat import CONDUCTIVITIES, TIME_SCHEMES
 
 NOT_PATHS = {"data.start", "data.id_column", "data.period", "data.wgms_outline"}
 """[data] keys that hold values, not file references."""
@@ -354,13 +356,11 @@ def with_leaves(model, values: dict):
     return model
 
 
-COLUMN_OPTIONS = {
-    "solver": ("jax", "native"),
-    "time_scheme": ("bdf2", "euler"),
-    "conductivity": ("lagged", "predicted"),
-}
+COLUMN_OPTIONS = {"solver": SOLVERS, "time_scheme": TIME_SCHEMES, "conductivity": CONDUCTIVITIES}
 """[model] keys that choose how a `PermafrostColumn` is solved, with their values (its
 arguments of the same names; defaults: jax, euler, lagged)."""
+COLUMN_OPTION_KEYS = dict.fromkeys(COLUMN_OPTIONS, str)
+"""Their schema entries."""
 
 
 def column_options(model: dict) -> dict:
@@ -392,9 +392,7 @@ SNOW_COLUMN_KEYS = {
     "snow_min_depth": float,
     "snow_cells": int,
     "layers": list,
-    "solver": str,
-    "time_scheme": str,
-    "conductivity": str,
+    **COLUMN_OPTION_KEYS,
 }
 """The [model] keys of a soil column under a snowpack (`snow_column`)."""
 LAYER_KEYS = {"top", "water_content", "k_thawed", "k_frozen", "c_thawed", "c_frozen"}

@@ -22,6 +22,7 @@ import xarray as xr
 from .. import assimilation as A, data as cgdata, physics as P
 from . import report
 from .config import (
+    COLUMN_OPTION_KEYS,
     calibrate,
     check,
     check_files,
@@ -44,9 +45,7 @@ SCHEMA = {
         "snow_min_depth": float,
         "snow_cells": int,
         "geothermal_flux": float,
-        "solver": str,
-        "time_scheme": str,
-        "conductivity": str,
+        **COLUMN_OPTION_KEYS,
     },
     "initial": {"deep_depth": float, "deep_temperature": (float, str)},
     "parameters": dict,
