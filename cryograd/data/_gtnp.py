@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .. import _units
+
 MISSING = -999.0
 _LONG_COLUMNS = {"date", "depth", "temperature"}
 
@@ -156,7 +158,7 @@ def _with_metadata(ds, path, table):
         raise ValueError(f"{path}: expected GTN-P dataset records (JSON objects)")
     for record in records:
         unit = (record.get("unit") or {}).get("abbreviation")
-        if unit is not None and unit not in ("degC", "°C"):
+        if unit is not None and _units.parse(unit, f"{path}: unit") != _units.parse("degC", "degC"):
             raise ValueError(f"{path}: unit is {unit!r} (dataset {record.get('id')}), expected degrees Celsius")
     described = {record.get("id"): record for record in records if record.get("id") is not None}
     if "dataset_id" in table and described:
