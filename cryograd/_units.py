@@ -44,6 +44,12 @@ _ALIASES = {
     "degree_F": "degF",
     "°F": "degF",
     "1": "dimensionless",
+    "degrees_north": "degree",  # CF latitude and longitude
+    "degree_north": "degree",
+    "degrees_N": "degree",
+    "degrees_east": "degree",
+    "degree_east": "degree",
+    "degrees_E": "degree",
     "mm w.e.": "mm",
 }
 _POWER = re.compile(r"(?<=[A-Za-z])(-?\d+)\b")  # CF's m-2 is pint's m**-2
@@ -138,3 +144,24 @@ def to_water_amount(values, units, name: str, step_seconds, monthly: bool = Fals
     raise ValueError(
         f"{name}: units {units!r} are not an amount of water (kg m-2, mm, m) nor a rate (kg m-2 s-1, mm day-1)"
     )
+
+
+def convert_setting(value, units, to: str, name: str, spread: bool = False):
+    """A config value (a parameter's start, bound or prior location) in `units` converted
+    to the model's unit `to`; with `spread` (a standard deviation), only the scale is
+    converted. The model keeps absolute temperatures in degC, so a model unit of exactly
+    `K` is a temperature difference (a bias, an offset): 1 degC or 1 K of it is 1 K and
+    1 degF is 5/9 K, never 273.15 K. A unit of another dimension is refused."""
+    unit, target = parse(units, name), parse(to, to)
+    if unit.dimensionality != target.dimensionality:
+        raise ValueError(f"{name}: units {units!r} cannot be converted to {to} (another dimension)")
+
+    def absolute(x):
+        try:
+            return float(UNITS.Quantity(float(x), unit).to(target).magnitude)
+        except pint.errors.PintError as error:  # an offset unit inside a compound one (degC m-1)
+            raise ValueError(f"{name}: units {units!r} cannot be converted to {to} ({error})") from None
+
+    if spread or target == UNITS.kelvin:
+        return (absolute(1.0) - absolute(0.0)) * float(value)
+    return absolute(value)

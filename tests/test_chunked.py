@@ -100,21 +100,32 @@ def test_refusals(tmp_path):
         cg.run_chunked(simulator(), data, tmp_path / "b", dim="site", chunk_size=1, progress=False)
 
 
-def test_dask_cluster_matches_one_process_and_survives_a_killed_worker(tmp_path):
+def local_cluster():
     distributed = pytest.importorskip("distributed")
+    return distributed, distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    )
+
+
+def test_dask_cluster_matches_one_process(tmp_path):
+    """The cheaper twin of the killed-worker test: the same chunks on two worker processes."""
     data = forcing()
     reference = cg.run_chunked(simulator(), data, tmp_path / "local", dim="site", chunk_size=2, progress=False)
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
+    distributed, cluster = local_cluster()
+    with cluster, distributed.Client(cluster) as client:
         result = cg.run_chunked(
             simulator(), data, tmp_path / "cluster", dim="site", chunk_size=2, client=client, progress=False
         )
-        xr.testing.assert_allclose(result, reference, rtol=0, atol=1e-12)
+    xr.testing.assert_allclose(result, reference, rtol=0, atol=1e-12)
 
+
+@pytest.mark.slow
+def test_dask_cluster_survives_a_killed_worker(tmp_path):
+    """(slow: a killed worker's replacement starts and compiles again)"""
+    data = forcing()
+    reference = cg.run_chunked(simulator(), data, tmp_path / "local", dim="site", chunk_size=2, progress=False)
+    distributed, cluster = local_cluster()
+    with cluster, distributed.Client(cluster) as client:
         # kill one worker process while the chunks run: its tasks go to the other (or to the
         # worker its nanny restarts), and every chunk is still written exactly once
         store = tmp_path / "killed"

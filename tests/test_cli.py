@@ -11,6 +11,7 @@ import xarray as xr
 
 import cryograd as cg
 from cryograd.cli import main
+from tests._experiments import assert_cf_units
 
 EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "glacier_hintereisferner.toml"
 
@@ -47,6 +48,7 @@ def test_hintereisferner_beats_oggm_on_held_out_years(tmp_path, capsys):
     for figure in ("mass_balance_by_year", "mass_balance_by_elevation", "convergence", "posterior"):
         assert (out / f"{figure}.png").stat().st_size > 10_000
     result = xr.open_dataset(out / "result.nc")
+    assert_cf_units(result)
     assert result.sizes["year"] == 50 and "specific_mass_balance_validation" in result
     assert not (out / "checkpoint.eqx").exists()
     # the WGMS altitudinal profile drawn on the by-elevation figure: the file's mean over the

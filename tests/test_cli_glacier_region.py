@@ -15,6 +15,7 @@ import xarray as xr
 import cryograd as cg
 from cryograd._run import glacier_region
 from cryograd.cli import main
+from tests._experiments import assert_cf_units
 
 EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "glacier_oetztal.toml"
 NO_SAMPLER = ["--set", 'uncertainty.sampler="none"', "--no-progress"]
@@ -81,6 +82,7 @@ def test_oetztal_runs_on_other_files_through_set(oetztal, tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["region"]["glaciers"] == 5 and summary["config"]["data"]["wgms"] == str(wgms)
     result = xr.load_dataset(out / "result.nc")
+    assert_cf_units(result)
     for glacier in result.glacier.values:
         np.testing.assert_allclose(
             result.specific_mass_balance_start.sel(glacier=glacier),

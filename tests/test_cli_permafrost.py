@@ -9,6 +9,7 @@ import xarray as xr
 
 import cryograd as cg
 from cryograd.cli import main
+from tests._experiments import assert_cf_units
 
 EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "permafrost_gipl_station.toml"
 
@@ -18,8 +19,9 @@ def test_gipl_station_validation_beats_gipl2(tmp_path, capsys):
     # another station folder of the same format, passed with --set
     station = tmp_path / "station_copy"
     shutil.copytree(cg.data.sample_path("gipl_station"), station)
-    # 10 Levenberg-Marquardt steps, as the quick start (the experiment takes 20)
-    overrides = ["--set", f"data.station={station}", "--set", "fit.max_steps=10"]
+    # 5 Levenberg-Marquardt steps (the quick start takes 10, the experiment 20; the loss
+    # after 5 is within 0.1 % of that after 10)
+    overrides = ["--set", f"data.station={station}", "--set", "fit.max_steps=5"]
     code = main(["run", str(EXPERIMENT), "--out", str(out), "--no-progress", *overrides])
     assert code == 0, capsys.readouterr().err
     summary = json.loads((out / "summary.json").read_text())
@@ -40,6 +42,7 @@ def test_gipl_station_validation_beats_gipl2(tmp_path, capsys):
     for figure in ("ground_temperature", "error_by_depth", "convergence", "posterior"):
         assert (out / f"{figure}.png").stat().st_size > 10_000
     result = xr.open_dataset(out / "result.nc")
+    assert_cf_units(result)
     assert result.sizes == {"time": 757, "depth": 12, "parameter": 12, "step": result.sizes["step"]}
     assert int(result.calibration.sum()) == 365
     assert not (out / "checkpoint.eqx").exists()

@@ -8,6 +8,7 @@ import pytest
 import xarray as xr
 
 from cryograd.cli import main
+from tests._experiments import assert_cf_units
 
 EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "permafrost_twin_lst.toml"
 
@@ -46,6 +47,7 @@ def test_twin_recovers_every_parameter(tmp_path, capsys):
     for figure in ("ground_temperature", "recovery", "convergence", "posterior"):
         assert (out / f"{figure}.png").stat().st_size > 10_000
     result = xr.open_dataset(out / "result.nc")
+    assert_cf_units(result)
     assert result.sizes["site"] == 3 and result.sizes["depth"] == 7 and result.sizes["year"] == 4
     assert int(result.lst_observed.notnull().sum()) > 1000
     assert not (out / "checkpoint.eqx").exists()

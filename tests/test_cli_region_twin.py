@@ -10,6 +10,7 @@ import pytest
 import xarray as xr
 
 from cryograd.cli import main
+from tests._experiments import assert_cf_units
 
 EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "glacier_region_twin_grace.toml"
 
@@ -41,6 +42,7 @@ def test_region_twin_recovers_the_melt_factor_and_the_biases(tmp_path, capsys):
     for figure in ("recovery", "mass_balance_by_year", "convergence"):
         assert (out / f"{figure}.png").stat().st_size > 10_000
     result = xr.open_dataset(out / "result.nc")
+    assert_cf_units(result)
     assert result.sizes["glacier"] == 50 and result.sizes["year"] == 34
     assert not (out / "checkpoint.eqx").exists()
 
@@ -93,6 +95,7 @@ def test_region_twin_with_three_parameters_per_glacier_streams_each_glacier(tmp_
     assert parts == ["part-000000000-000000050.nc", "part-000000050-000000100.nc", "part-000000100-000000120.nc"]
     glaciers = xr.open_mfdataset(sorted((out / "glaciers").glob("part-*.nc")), combine="nested", concat_dim="glacier")
     result = xr.open_dataset(out / "result.nc")
+    assert_cf_units(result)
     np.testing.assert_array_equal(glaciers.specific_mass_balance.values, result.specific_mass_balance.values)
     fitted = dict(zip(result.parameter.values, result.parameter_value.values, strict=True))
     assert glaciers.melt_factor.values[7] == fitted["melt_factor[G008]"]

@@ -15,6 +15,7 @@ import xarray as xr
 import cryograd as cg
 from cryograd._run import permafrost_region as R
 from cryograd.cli import main
+from tests._experiments import assert_cf_units
 
 EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "permafrost_region.toml"
 SMALL = [
@@ -43,6 +44,7 @@ def test_region_cells_match_the_models_run_alone(tmp_path, capsys):
         args += ["--set", setting]
     assert main(args) == 0, capsys.readouterr().err
     result = xr.load_dataset(out / "result.nc")
+    assert_cf_units(result)
     assert result.sizes == {"cell": 24, "year": 2, "magt_depth": 5}
     parts = sorted((out / "cells").glob("part-*.nc"))
     assert [p.name for p in parts] == [

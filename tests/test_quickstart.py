@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from cryograd._run import quickstart
 from cryograd.cli import main
 
@@ -16,26 +18,39 @@ def test_packaged_configs_are_the_experiments():
         assert quickstart.config_path(name).read_text() == (EXPERIMENTS / f"{name}.toml").read_text(), name
 
 
-def test_quickstart_writes_results_figures_and_headline_numbers(tmp_path, capsys):
-    out = tmp_path / "qs"
+FIGURES = dict(
+    hintereisferner={"mass_balance_by_year.png", "mass_balance_by_elevation.png", "convergence.png", "posterior.png"},
+    gipl_station={"ground_temperature.png", "trumpet.png", "active_layer.png", "error_by_depth.png", "convergence.png"},
+)
+
+
+def quickstart_run(out, capsys):
     assert main(["quickstart", "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    summary = json.loads((out / "summary.json").read_text())
-    hef, gipl = summary["quickstart"]["hintereisferner"], summary["quickstart"]["gipl_station"]
-    assert hef["headline"] in printed and gipl["headline"] in printed
-    assert {"mass_balance_by_year.png", "mass_balance_by_elevation.png", "convergence.png", "posterior.png"} <= set(
-        hef["figures"]
-    )
-    assert {
-        "ground_temperature.png",
-        "trumpet.png",
-        "active_layer.png",
-        "error_by_depth.png",
-        "convergence.png",
-    } <= set(gipl["figures"])
-    for folder in ("hintereisferner", "gipl_station"):
+    summary = json.loads((out / "summary.json").read_text())["quickstart"]
+    assert set(summary) == {e["folder"] for e in quickstart.EXPERIMENTS}
+    for folder, result in summary.items():
+        assert result["headline"] in printed
+        assert FIGURES[folder] <= set(result["figures"])
         assert (out / folder / "summary.json").is_file() and (out / folder / "result.nc").is_file()
         assert not (out / folder / "checkpoint.eqx").exists()
+    return out
+
+
+def test_quickstart_writes_results_figures_and_headline_numbers(tmp_path, capsys, monkeypatch):
+    """The cheaper twin: the Hintereisferner half with two optimiser steps. The CI runs the
+    whole quick start as its install line; `test_cli` and `test_cli_permafrost` check the
+    numbers of both experiments as the quick start runs them, the slow twin the quick
+    start's own."""
+    first = quickstart.EXPERIMENTS[0]
+    monkeypatch.setattr(quickstart, "EXPERIMENTS", (dict(first, quick=[*first["quick"], "fit.max_steps=2"]),))
+    out = quickstart_run(tmp_path / "qs", capsys)
+    assert json.loads((out / "hintereisferner" / "summary.json").read_text())["config"]["fit"]["max_steps"] == 2
+
+
+@pytest.mark.slow
+def test_quickstart_as_shipped_beats_oggm_and_gipl2(tmp_path, capsys):
+    out = quickstart_run(tmp_path / "qs", capsys)
     held_out = json.loads((out / "hintereisferner" / "summary.json").read_text())["metrics"]["validation"]
     assert held_out["wgms_annual"]["rmse"] < 624.0 and held_out["wgms_annual"]["r"] > 0.68  # OGGM 1.6.3
     station = json.loads((out / "gipl_station" / "summary.json").read_text())["metrics"]

@@ -131,6 +131,21 @@ def test_snow_water_equivalent_in_m_mm_and_kg_m2():
         swe_run(swe, "mm day-1")
 
 
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("snow_depth", "come in m, cm or mm alike"), ("snow_water_equivalent", "differ by 1000")],
+)
+def test_snow_amounts_without_units_are_refused(name, message):
+    """30 cm of snow written as 30 would be 30 m: without units the value cannot tell."""
+    forcing = xr.Dataset(
+        {"air_temperature": ("time", AIR, {"units": "degC"}), name: ("time", DEPTH_M * 100.0)},
+        coords={"time": DAY_TIME},
+    )
+    driver = "swe" if name == "snow_water_equivalent" else "depth"
+    with pytest.raises(ValueError, match=rf"forcing variable '{name}' has no 'units' attribute; .*{message}"):
+        column(P.Snow(density=250.0, driver=driver, n_cells=2)).simulate(forcing, -3.0)
+
+
 def test_heat_flux_in_w_m2_and_mw_m2():
     def run(values, units):
         forcing = xr.Dataset({"surface_heat_flux": ("time", values, {"units": units})}, coords={"time": DAY_TIME})
@@ -148,3 +163,129 @@ def test_conversions_against_hand_values():
     assert _units.to_water_amount([2.5], "mm day-1", "p", 31 * 86400.0)[0] == pytest.approx(77.5, rel=1e-14)
     assert _units.to_water_amount([1e-5], "kg m-2 s-1", "p", 3600.0)[0] == pytest.approx(0.036, rel=1e-14)
     assert _units.convert([45.0], "cm", "m", "d")[0] == pytest.approx(0.45, rel=1e-15)
+
+
+# --- configs: a [parameters.NAME] table in other units ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "spec", "expected"),
+    [  # expected (init, bounds, prior) in the model's units, by hand
+        (
+            "lapse_rate",
+            dict(init=-6.5, bounds=[-10.0, -3.0], units="K km-1", prior=dict(type="normal", mean=-6.0, std=1.0)),
+            (-0.0065, (-0.010, -0.003), dict(mean=-0.006, std=0.001)),
+        ),
+        ("melt_threshold", dict(init=272.15, bounds=[268.15, 275.15], units="K"), (-1.0, (-5.0, 2.0), None)),
+        ("melt_threshold", dict(init=32.0, units="degF"), (0.0, None, None)),
+        (  # a temperature difference: 1.8 degF is 1 K (not 256 K)
+            "temperature_bias",
+            dict(init=1.8, bounds=[-9.0, 9.0], units="degF", prior=dict(type="normal", mean=0.0, std=1.8)),
+            (1.0, (-5.0, 5.0), dict(mean=0.0, std=1.0)),
+        ),
+        ("temperature_bias", dict(init=0.5, units="degC"), (0.5, None, None)),
+        (
+            "melt_factor",
+            dict(init=0.25, bounds=[0.05, 0.75], units="kg m-2 h-1 K-1"),
+            (6.0, (1.2, 18.0), None),
+        ),
+        (
+            "precipitation_factor",
+            dict(init=250.0, units="percent", prior=dict(type="lognormal", median=250.0, sigma=0.5)),
+            (2.5, None, dict(median=2.5, sigma=0.5)),
+        ),
+        (
+            "k",
+            dict(path="layers.1.k_thawed", init=812.0, bounds=[50.0, 3000.0], units="mW m-1 K-1"),
+            (0.812, (0.05, 3.0), None),
+        ),
+        (
+            "w",
+            dict(path="layers.0.water_content", init=40.0, bounds=[5.0, 90.0], units="percent"),
+            (0.4, (0.05, 0.9), None),
+        ),
+        ("c", dict(path="layers.2.c_frozen", init=1.9, units="MJ m-3 K-1"), (1.9e6, None, None)),
+        ("g", dict(path="geothermal_flux", init=60.0, units="mW m-2"), (0.06, None, None)),
+    ],
+)
+def test_config_parameters_in_other_units_are_converted(name, spec, expected):
+    from cryograd._run.config import MODEL_UNITS, parameter
+
+    init, bounds, prior = expected
+    p = parameter(name, spec)
+    assert p.units == MODEL_UNITS[spec.get("path", name).split(".")[-1]]
+    assert p.init == pytest.approx(init, rel=1e-12, abs=1e-12)
+    if bounds is not None:
+        assert p.bounds == pytest.approx(bounds, rel=1e-12, abs=1e-12)
+    for key, value in (prior or {}).items():
+        assert getattr(p.prior, key) == pytest.approx(value, rel=1e-12, abs=1e-12)
+
+
+def test_a_twin_truth_is_converted_with_its_table():
+    from cryograd._run.config import in_model_units
+
+    spec = dict(truth=dict(mean=0.25, std=0.02), bounds=[0.05, 0.75], units="kg m-2 h-1 K-1")
+    converted = in_model_units("melt_factor", spec)
+    assert converted["truth"]["mean"] == pytest.approx(6.0, rel=1e-12)
+    assert converted["truth"]["std"] == pytest.approx(0.48, rel=1e-12)
+    assert in_model_units("temperature_bias", dict(truth=-0.9, units="degF"))["truth"] == pytest.approx(-0.5, rel=1e-12)
+
+
+def test_config_parameters_in_the_model_units_are_unchanged():
+    from cryograd._run.config import parameter
+
+    p = parameter("k", dict(path="layers.1.k_thawed", init=0.812, bounds=[0.05, 3.0], units="W m-1 K-1"))
+    assert (p.init, p.bounds, p.units) == (0.812, (0.05, 3.0), "W m-1 K-1")
+    p = parameter("lst_offset", dict(path="", init=0.3, units="K"))  # an operator's own: a label only
+    assert (p.init, p.units) == (0.3, "K")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            'parameters.melt_factor.units="K"',
+            "parameters.melt_factor: units 'K' cannot be converted to kg m-2 day-1 K-1",
+        ),
+        ('parameters.temperature_bias.units="kelvins per fortnight"', "parameters.temperature_bias: units "),
+    ],
+)
+def test_config_parameters_in_a_wrong_unit_are_refused(tmp_path, capsys, override, message):
+    from cryograd.cli import main
+
+    config = cg_experiments() / "glacier_hintereisferner.toml"
+    assert main(["run", str(config), "--out", str(tmp_path / "never"), "--set", override]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_glacier_config_in_other_units_fits_the_same_parameters():
+    """The Hintereisferner experiment with its bias prior in degF and melt factor in
+    kg m-2 h-1 K-1 builds the same parameters as the shipped config."""
+    from cryograd._run import config as C
+    from cryograd._run.glacier import GlacierExperiment
+
+    path = cg_experiments() / "glacier_hintereisferner.toml"
+    shipped = GlacierExperiment(C.load(path)).parameters
+    converted = GlacierExperiment(
+        C.load(
+            path,
+            [
+                'parameters.melt_factor.units="kg m-2 h-1 K-1"',
+                f"parameters.melt_factor.init={6.595 / 24}",
+                f"parameters.melt_factor.bounds=[{1.5 / 24}, {17.0 / 24}]",
+                'parameters.temperature_bias.units="degF"',
+                "parameters.temperature_bias.prior.std=1.8",
+            ],
+        )
+    ).parameters
+    for a, b in zip(shipped, converted, strict=True):
+        assert a.name == b.name and a.units == b.units
+        assert a.init == pytest.approx(b.init, rel=1e-12)
+        assert a.bounds == pytest.approx(b.bounds, rel=1e-12) if a.bounds else b.bounds is None
+        assert repr(a.prior) == repr(b.prior) or a.prior.std == pytest.approx(b.prior.std, rel=1e-12)
+
+
+def cg_experiments():
+    from pathlib import Path
+
+    return Path(__file__).parents[1] / "experiments"

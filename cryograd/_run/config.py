@@ -179,19 +179,98 @@ def check_files(config: dict, keys) -> list[str]:
 PARAMETER_KEYS = {"path": str, "init": float, "bounds": list, "prior": dict, "scope": str, "units": str}
 """The keys of a [parameters.NAME] table."""
 
+MODEL_UNITS = {
+    # MonthlyTemperatureIndex
+    "melt_factor": "kg m-2 day-1 K-1",
+    "precipitation_factor": "1",
+    "temperature_bias": "K",
+    "melt_threshold": "degC",
+    "solid_threshold": "degC",
+    "liquid_threshold": "degC",
+    "lapse_rate": "K m-1",
+    # PermafrostColumn: soil layers, surfaces, snow, the bottom boundary
+    "top": "m",
+    "water_content": "m3 m-3",
+    "porosity": "m3 m-3",
+    "residual_water_content": "m3 m-3",
+    "k_thawed": "W m-1 K-1",
+    "k_frozen": "W m-1 K-1",
+    "c_thawed": "J m-3 K-1",
+    "c_frozen": "J m-3 K-1",
+    "thawing": "1",
+    "freezing": "1",
+    "conductivity_scale": "1",
+    "density": "kg m-3",
+    "heat_capacity": "J m-3 K-1",
+    "geothermal_flux": "W m-2",
+    "bottom_temperature": "degC",
+    "offset": "K",
+    "snow_offset": "K",
+}
+"""The model's unit of each parameter leaf (the last part of a path). A [parameters.NAME]
+table's `units` may be any unit of the same dimension: its init, bounds and prior are
+converted to these. A `K` here is a temperature difference (absolute temperatures are degC)."""
+
+_PRIOR_SPREADS = {"std"}
+_PRIOR_LOCATIONS = {"mean", "median", "low", "high"}
+
+
+def model_units(path: str) -> str | None:
+    """The model's unit of the leaf a parameter path ends in, if cryograd knows it."""
+    leaf = str(path).replace("]", "").replace("[", ".").split(".")[-1]
+    return MODEL_UNITS.get(leaf)
+
+
+def in_model_units(name: str, spec: dict) -> dict:
+    """A [parameters.NAME] table with its init, bounds, prior and (twins) truth converted
+    from its `units` to the model's unit of its leaf (`MODEL_UNITS`); unchanged when it
+    gives no units, the model's, or the leaf is not one cryograd knows."""
+    from .. import _units
+
+    path = spec.get("path", name)
+    model = model_units(path) if path else None
+    given = spec.get("units")
+    if model is None or given is None or given == model:
+        return spec
+    where = f"parameters.{name}"
+
+    def convert(value, spread=False):
+        if not isinstance(value, int | float):  # a wrong type: the schema check reports it
+            return value
+        return _units.convert_setting(value, given, model, where, spread)
+
+    out = dict(spec, units=model)
+    if "init" in spec:
+        out["init"] = convert(spec["init"])
+    if isinstance(spec.get("bounds"), list):
+        out["bounds"] = [convert(b) for b in spec["bounds"]]
+    for key in ("prior", "truth"):  # a prior table; a twin's truth: a number or {mean, std}
+        value = spec.get(key)
+        if isinstance(value, dict):  # lognormal's sigma is of the logarithm: unchanged
+            role = {k: "location" for k in _PRIOR_LOCATIONS} | {k: "spread" for k in _PRIOR_SPREADS}
+            out[key] = {k: convert(v, spread=role[k] == "spread") if k in role else v for k, v in value.items()}
+        elif value is not None:
+            out[key] = convert(value)
+    return out
+
 
 def parameter(name: str, spec: dict, units: str = ""):
     """The `Parameter` of a [parameters.NAME] table (`path` defaults to NAME; `path = ""`
-    for a parameter only an observation operator reads, such as an LST offset; `units` is
-    the default when the table has none)."""
+    for a parameter only an observation operator reads, such as an LST offset). When the
+    table's `units` differ from the model's unit of that leaf (`MODEL_UNITS`), its init,
+    bounds and prior are converted (K km-1 to K m-1, mW m-1 K-1 to W m-1 K-1, K to degC);
+    a unit of another dimension is refused. `units` is the default when neither is known."""
     from ..assimilation import Parameter
 
     bounds = spec.get("bounds")
     if bounds is not None and len(bounds) != 2:
         raise ValueError(f"bounds must be [low, high], got {bounds!r}")
+    path = spec.get("path", name)
+    model = model_units(path) if path else None
+    spec = in_model_units(name, spec)
+    bounds = spec.get("bounds")
     if bounds is not None and bounds[0] >= bounds[1]:
         raise ValueError(f"bounds [{bounds[0]}, {bounds[1]}] are reversed; write [{bounds[1]}, {bounds[0]}]")
-    path = spec.get("path", name)
     return Parameter(
         path if path != "" else None,
         name=name,
@@ -199,7 +278,7 @@ def parameter(name: str, spec: dict, units: str = ""):
         bounds=None if bounds is None else tuple(bounds),
         prior=spec.get("prior"),
         scope=spec.get("scope", "shared"),
-        units=spec.get("units", units),
+        units=spec.get("units", model if model is not None else units),
     )
 
 
@@ -218,7 +297,8 @@ def parameter_problems(config: dict, example: str, extra: dict | None = None) ->
         try:
             parameter(name, spec)
         except (TypeError, ValueError) as error:
-            problems.append(f"parameters.{name}: {error}")
+            text = str(error)
+            problems.append(text if text.startswith(f"parameters.{name}:") else f"parameters.{name}: {text}")
     return problems
 
 

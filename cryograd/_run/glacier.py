@@ -29,13 +29,6 @@ from .config import (
     remove_checkpoint,
 )
 
-UNITS = {
-    "melt_factor": "kg m-2 day-1 K-1",
-    "precipitation_factor": "1",
-    "temperature_bias": "K",
-    "melt_threshold": "degC",
-    "lapse_rate": "K m-1",
-}
 MODEL_PARAMETERS = (
     "melt_factor",
     "precipitation_factor",
@@ -128,10 +121,6 @@ def validate(config: dict) -> list[str]:
     return problems
 
 
-def _parameter(name, spec) -> A.Parameter:
-    return parameter(name, spec, units=UNITS.get(spec.get("path", name), ""))
-
-
 def _climate(config):
     data = config["data"]
     references = data["climate"] if isinstance(data["climate"], list) else [data["climate"]]
@@ -195,7 +184,7 @@ class GlacierExperiment:
             climate={k: (v[months] if np.ndim(v) == 1 else v) for k, v in arrays.items()},
         )
         self.years = years[keep]
-        self.parameters = [_parameter(name, spec) for name, spec in config["parameters"].items()]
+        self.parameters = [parameter(name, spec) for name, spec in config["parameters"].items()]
         self.notes = []
 
     @staticmethod
@@ -398,7 +387,7 @@ def _result_dataset(experiment, problem, outputs, start_outputs, held_out, band,
     reference = experiment.config["data"].get("wgms_profile")
     if reference is not None:
         ds = _with_observed_profile(ds, reference)
-    ds = report.posterior_variables(ds, posterior, correlation=True)
+    ds = report.posterior_variables(ds, posterior, {p.name: p.units for p in experiment.parameters}, correlation=True)
     ds = report.loss_variable(ds, result)
     return ds
 

@@ -46,7 +46,7 @@ from .config import (
     remove_checkpoint,
     year_spans,
 )
-from .glacier import MODEL_PARAMETERS, UNITS, model_parameter_problems
+from .glacier import MODEL_PARAMETERS, model_parameter_problems
 
 YEAR_START_MONTH = 10
 """Hydrological years (October-September), as WGMS reports them."""
@@ -241,10 +241,7 @@ class Region:
         self.climate = _months(arrays, years, first, last)
         self.calibration = (config["calibration"]["start"], config["calibration"]["end"])
         self.calibration_years = np.arange(self.calibration[0], self.calibration[1] + 1)
-        self.parameters = [
-            parameter(name, spec, units=UNITS.get(spec.get("path", name), ""))
-            for name, spec in config["parameters"].items()
-        ]
+        self.parameters = [parameter(name, spec) for name, spec in config["parameters"].items()]
         self.wgms = _wgms(config) if "wgms_annual" in config["observations"] else None
         if self.wgms is not None:
             self.wgms_id, self.monitored = _monitored(config, self.wgms, self.ids, self.notes)
@@ -496,7 +493,7 @@ def _result_dataset(region, smb, smb_start, band, posterior, result) -> xr.Datas
             region.observed,
             dict(unit, long_name=f"WGMS annual balance of {region.ids[region.monitored]} (WGMS {region.wgms_id})"),
         )
-    ds = report.posterior_variables(ds, posterior, correlation=True)
+    ds = report.posterior_variables(ds, posterior, {p.name: p.units for p in region.parameters}, correlation=True)
     ds = report.loss_variable(ds, result)
     return ds
 

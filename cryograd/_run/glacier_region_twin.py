@@ -38,6 +38,7 @@ from .config import (
     check,
     check_files,
     fit_settings,
+    in_model_units,
     method_problems,
     open_climate_noting,
     parameter,
@@ -47,7 +48,7 @@ from .config import (
     with_leaves,
     year_spans,
 )
-from .glacier import MODEL_PARAMETERS, UNITS, model_parameter_problems
+from .glacier import MODEL_PARAMETERS, model_parameter_problems
 
 SCHEMA = {
     "experiment": {"name": str, "kind": str, "description": str, "seed": int},
@@ -162,14 +163,11 @@ class RegionTwin:
         rows = np.flatnonzero(keep)
         self.years = years[keep]
         self.arrays = {k: (v[12 * rows[0] : 12 * (rows[-1] + 1)] if np.ndim(v) == 1 else v) for k, v in arrays.items()}
-        self.parameters = [
-            parameter(name, spec, units=UNITS.get(spec.get("path", name), ""))
-            for name, spec in config["parameters"].items()
-        ]
+        self.parameters = [parameter(name, spec) for name, spec in config["parameters"].items()]
         self.truth_values = {}
         keys = jax.random.split(k_truth, len(self.parameters))
         for key, p in zip(keys, self.parameters, strict=True):
-            truth = config["parameters"][p.name]["truth"]
+            truth = in_model_units(p.name, config["parameters"][p.name])["truth"]
             if isinstance(truth, dict):
                 value = truth["mean"] + truth["std"] * np.asarray(jax.random.normal(key, (self.n,)))
                 low, high = p.bounds
@@ -493,7 +491,13 @@ def _result_dataset(twin, runs, posterior, result) -> xr.Dataset:
         ds["geodetic_observed"] = ("glacier", g["value"], dict(units="kg m-2 yr-1"))
         ds["geodetic_sigma"] = ("glacier", g["sigma"], dict(units="kg m-2 yr-1"))
     truth = list(twin.truth_by_label(posterior.labels).values())
-    ds = report.posterior_variables(ds, posterior, truth=truth, correlation=posterior.correlation.ndim == 2)
+    ds = report.posterior_variables(
+        ds,
+        posterior,
+        {p.name: p.units for p in twin.parameters},
+        truth=truth,
+        correlation=posterior.correlation.ndim == 2,
+    )
     ds = report.loss_variable(ds, result)
     return ds
 

@@ -372,7 +372,7 @@ def _result_dataset(experiment, runs, posterior, result) -> xr.Dataset:
         dict(long_name="day belongs to the calibration period"),
     )
     if posterior is not None:
-        ds = report.posterior_variables(ds, posterior)
+        ds = report.posterior_variables(ds, posterior, {p.name: p.units for p in experiment.parameters})
     ds = report.loss_variable(ds, result)
     return ds
 

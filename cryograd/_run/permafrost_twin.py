@@ -37,6 +37,7 @@ from .config import (
     calibrate,
     check,
     column_option_problems,
+    in_model_units,
     parameter,
     parameter_problems,
     refuse,
@@ -183,7 +184,7 @@ class TwinExperiment:
         grid = self.column.grid
         self.centres, self.edges = np.asarray(grid.centres), np.asarray(grid.edges)
         self.parameters = [parameter(name, spec) for name, spec in config["parameters"].items()]
-        self.truth = {name: float(spec["truth"]) for name, spec in config["parameters"].items()}
+        self.truth = {name: float(in_model_units(name, spec)["truth"]) for name, spec in config["parameters"].items()}
         lst = config.get("observations", {}).get("lst", {})
         self.offset = lst.get("offset")
         truth_paths = {p.path: self.truth[p.name] for p in self.parameters if p.path is not None}
@@ -437,7 +438,12 @@ def _result_dataset(experiment, runs, posterior, result) -> xr.Dataset:
     ds["alt"] = (("site", "year"), experiment.annual_alt(runs["fitted"]["thaw_depth"]), dict(units="m"))
     if "alt" in experiment.observed:
         ds["alt_observed"] = (("site", "year"), experiment.observed["alt"], dict(units="m"))
-    ds = report.posterior_variables(ds, posterior, truth=[experiment.truth[label] for label in posterior.labels])
+    ds = report.posterior_variables(
+        ds,
+        posterior,
+        {p.name: p.units for p in experiment.parameters},
+        truth=[experiment.truth[label] for label in posterior.labels],
+    )
     ds["calibration"] = ("time", np.arange(experiment.times.size) < experiment.n_calibration)
     ds = report.loss_variable(ds, result)
     return ds

@@ -94,17 +94,37 @@ def sampler_summary(samples, posterior) -> dict:
     )
 
 
-def posterior_variables(ds, posterior, *, truth=None, correlation=False):
+def posterior_variables(ds, posterior, units: dict, *, truth=None, correlation=False):
     """`ds` with the `parameter` coordinate and the Laplace posterior's `parameter_value`,
     `parameter_std`, and optionally `parameter_truth` (values in label order, for twins)
-    and `parameter_correlation` (parameter, parameter_2)."""
-    ds = ds.assign_coords(parameter=("parameter", posterior.labels))
-    ds["parameter_value"] = ("parameter", posterior.mean, dict(long_name="fitted value (units in summary.json)"))
-    ds["parameter_std"] = ("parameter", posterior.std, dict(long_name="Laplace posterior standard deviation"))
+    and `parameter_correlation` (parameter, parameter_2). Parameters differ in units, so
+    theirs are in the `parameter_units` coordinate (`units`: parameter name -> units; a
+    label `bias[3]` takes the units of `bias`), which the value variables name in their
+    `units_metadata`."""
+    names = [label.split("[")[0] for label in posterior.labels]
+    ds = ds.assign_coords(
+        parameter=("parameter", posterior.labels),
+        parameter_units=("parameter", [units.get(name) or "1" for name in names], dict(long_name="units by parameter")),
+    )
+    by_parameter = dict(units_metadata="parameter_units")  # one unit per parameter, not one for all
+    ds["parameter_value"] = ("parameter", posterior.mean, dict(by_parameter, long_name="fitted value"))
+    ds["parameter_std"] = (
+        "parameter",
+        posterior.std,
+        dict(by_parameter, long_name="Laplace posterior standard deviation"),
+    )
     if truth is not None:
-        ds["parameter_truth"] = ("parameter", np.asarray(truth, dtype=float), dict(long_name="twin truth"))
+        ds["parameter_truth"] = (
+            "parameter",
+            np.asarray(truth, dtype=float),
+            dict(by_parameter, long_name="twin truth"),
+        )
     if correlation:
-        ds["parameter_correlation"] = (("parameter", "parameter_2"), posterior.correlation)
+        ds["parameter_correlation"] = (
+            ("parameter", "parameter_2"),
+            posterior.correlation,
+            dict(units="1", long_name="Laplace posterior correlation"),
+        )
     return ds
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .. import _units
 from ._tables import numeric_columns, read_table
 
 EARTH_RADIUS = 6371000.0
@@ -149,11 +150,14 @@ def _decode_days(path, time, units):
 
 
 def _to_metres(path, variable):
-    units = variable.attrs.get("units", variable.attrs.get("Units", ""))
-    factor = {"cm": 0.01, "mm": 0.001, "m": 1.0}.get(str(units).strip())
-    if factor is None:
-        raise ValueError(f"{path}: variable {variable.name!r} has units {units!r}; expected cm, mm or m")
-    out = variable.astype(np.float64) * factor
+    """A water-equivalent thickness in metres from any length unit (JPL and CSR: cm)."""
+    units = variable.attrs.get("units", variable.attrs.get("Units"))
+    if units is None:
+        raise ValueError(f"{path}: variable {variable.name!r} has no units; expected a length (cm, mm, m)")
+    if _units.parse(units, f"{path}: variable {variable.name!r}").dimensionality != _units.LENGTH:
+        raise ValueError(f"{path}: variable {variable.name!r} has units {units!r}; expected a length (cm, mm, m)")
+    factor = _units.convert(1.0, units, "m", f"{path}: variable {variable.name!r}")
+    out = variable.astype(np.float64) * float(factor)
     out.attrs = dict(units="m", long_name=f"{variable.name} (liquid water equivalent)", source_units=units)
     return out
 

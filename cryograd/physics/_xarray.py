@@ -19,7 +19,14 @@ FORCING_UNITS = {
 }
 """Forcing variables besides temperatures [degC] and snow water equivalent [m of water],
 with the units they are converted to when the variable says its units (through
-`cryograd._units`); without a `units` attribute they are taken as given in these."""
+`cryograd._units`); without a `units` attribute they are taken as given in these, except
+the snow amounts of `_UNITS_REQUIRED`."""
+_UNITS_REQUIRED = {
+    "snow_depth": "snow depths come in m, cm or mm alike; set it (e.g. units='m')",
+    "snow_water_equivalent": "set it: a depth of water (m, mm) or a mass per area (kg m-2), which differ by 1000",
+}
+"""Variables whose values do not tell their units apart (0.3 m and 30 cm of snow are
+both plausible): refused without a `units` attribute."""
 _TEMPERATURE_VARIABLES = {"surface_temperature", "air_temperature", "land_surface_temperature"}
 _NON_NEGATIVE_VARIABLES = {"snow_depth", "snow_water_equivalent"}
 _POSITIVE_VARIABLES = {"snow_density", "snow_conductivity"}
@@ -78,6 +85,8 @@ def forcing_arrays(forcing: xr.Dataset, variables: tuple[str, ...], dt: float) -
                 first = times[int(np.argwhere(bad)[0][-1])]
                 raise ValueError(f"forcing variable {name!r} must be {rule}, got {values.min()} (first at {first})")
         units, label = variable.attrs.get("units"), f"forcing variable {name!r}"
+        if units is None and name in _UNITS_REQUIRED:
+            raise ValueError(f"{label} has no 'units' attribute; {_UNITS_REQUIRED[name]}")
         if name in _TEMPERATURE_VARIABLES:
             values = _units.to_celsius(values, units, label)
         elif name == "snow_water_equivalent" and units is not None:

@@ -269,3 +269,36 @@ def test_jpl_sized_file_opens_lazily_and_gives_a_regional_series(tmp_path):
     mask = D.regional_mass(ds, polygon=greenland).attrs["area_m2"]
     assert series[-1] - series[0] == pytest.approx(-1000 * mask / 1e12, rel=1e-5)  # float32 storage
     print(f"open and Greenland series: {seconds:.2f} s")
+
+
+@pytest.mark.parametrize(
+    ("scale", "units"), [(1.0, "cm"), (10.0, "mm"), (0.01, "m"), (1.0, "centimeter"), (1e4, "micrometer")]
+)
+def test_mascon_thickness_in_any_length_unit(tmp_path, scale, units):
+    """The same water column written in cm, mm, m (or spelled out) reads as the same metres;
+    expected: the centimetres divided by 100 by hand."""
+    cm = np.arange(8.0).reshape(1, 2, 4) - 3.0
+    path = tmp_path / "lwe.nc"
+    ds = xr.Dataset(
+        dict(lwe_thickness=(("time", "lat", "lon"), cm * scale, {"units": units})),
+        coords=dict(
+            time=("time", [15.5], {"units": "days since 2002-01-01"}), lat=[-45.0, 45.0], lon=[45.0, 135, 225, 315]
+        ),
+    )
+    ds.to_netcdf(path)
+    np.testing.assert_allclose(D.open_grace(path).lwe_thickness.values, cm / 100.0, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("units", "message"), [("kg m-2", "expected a length"), ("cm s-1", "expected a length"), (None, "has no units")]
+)
+def test_mascon_thickness_in_a_wrong_or_no_unit_is_refused(tmp_path, units, message):
+    path = tmp_path / "lwe.nc"
+    xr.Dataset(
+        dict(lwe_thickness=(("time", "lat", "lon"), np.ones((1, 2, 4)), {} if units is None else {"units": units})),
+        coords=dict(
+            time=("time", [15.5], {"units": "days since 2002-01-01"}), lat=[-45.0, 45.0], lon=[45.0, 135, 225, 315]
+        ),
+    ).to_netcdf(path)
+    with pytest.raises(ValueError, match=rf"lwe.nc: variable 'lwe_thickness' .*{message}"):
+        D.open_grace(path)

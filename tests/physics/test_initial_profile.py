@@ -12,6 +12,7 @@ import xarray as xr
 
 import cryograd as cg
 from cryograd.physics._xarray import initial_profile
+from tests._experiments import assert_cf_units
 
 P = cg.physics
 
@@ -92,3 +93,4 @@ def test_simulate_takes_the_rule_and_warns_without_one():
     with warnings_as_errors():
         out = col.simulate(forcing, shallow(), below=(9.0, 1.0))
     assert float(out.temperature.isel(time=0).sel(depth=9.75)) > 0.0  # started at +1 degC, 4 days of conduction
+    assert_cf_units(out)

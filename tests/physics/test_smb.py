@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 
 import cryograd as cg
-from tests._experiments import load_experiment
+from tests._experiments import assert_cf_units, load_experiment
 from tests.physics._regions import assert_region_equals_glaciers_alone, region_climate
 
 P = cg.physics
@@ -36,6 +36,7 @@ def test_hintereisferner_matches_plain_numpy_and_oggm_1_6_3():
     flowline = pd.read_csv(HEF.FILES / "elevation_band_flowline.csv")
     model = HEF.model()
     out = model.simulate(HEF.glacier(), climate)
+    assert_cf_units(out)
     years = out.year.values
     assert years[0] == 1802 and years[-1] == 2002
 
