@@ -14,9 +14,9 @@ Amounts of water (precipitation, snow water equivalent) take any of three forms:
   series (pint's month is a twelfth of a year; the calendar month is meant).
 
 ERA5's monthly means of `tp` are in m per day (the mean daily accumulation), written `m`
-in the files: `cg.data.open_climate` turns them into kg m-2 per month itself; a bare `m`
-handed to `simulate` is read as a depth per step, which for that field would be wrong by
-the days of the month, so label such a field `m day-1`.
+in the files: `cg.data.open_climate` turns them into kg m-2 per month itself
+(`era5_precipitation`); a bare `m` handed to `simulate` is read as a depth per step, which
+for that field would be wrong by the days of the month, so label such a field `m day-1`.
 """
 
 import re
@@ -165,3 +165,22 @@ def convert_setting(value, units, to: str, name: str, spread: bool = False):
     if spread or target == UNITS.kelvin:
         return (absolute(1.0) - absolute(0.0)) * float(value)
     return absolute(value)
+
+
+def era5_precipitation(values, units, name: str, step_seconds, days_in_month) -> np.ndarray | None:
+    """ERA5's own precipitation convention, or None for a file that does not follow it.
+
+    ERA5 writes `tp` in bare metres (`m`): on monthly means it is the mean daily
+    accumulation (m per day), on hourly files the hour's total. Amounts per step [kg m-2]:
+    monthly steps (28-31 days) times the days of each month (`days_in_month`), hourly
+    steps (3600 s) as they are. A bare length on any other step is refused: its meaning is
+    not ERA5's. `step_seconds` (one per step) decides which it is."""
+    if units is None or parse(units, name) != UNITS.meter:  # ERA5's is metres exactly; mm or cm are per step
+        return None
+    metres = convert(values, units, "m", name)
+    seconds = np.asarray(step_seconds, dtype=np.float64)
+    if seconds.size and np.all((seconds >= 28 * 86400.0) & (seconds <= 31 * 86400.0)):
+        return metres * WATER_DENSITY * np.asarray(days_in_month, dtype=np.float64)
+    if seconds.size and np.allclose(seconds, 3600.0):
+        return metres * WATER_DENSITY
+    raise ValueError(f"{name} in {units} (ERA5's convention) on a time step that is neither monthly nor hourly")

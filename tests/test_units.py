@@ -289,3 +289,14 @@ def cg_experiments():
     from pathlib import Path
 
     return Path(__file__).parents[1] / "experiments"
+
+
+def test_era5_bare_metres_are_per_day_on_monthly_means_and_per_hour_hourly():
+    jan_feb = np.array([31.0, 29.0]) * 86400.0  # 2024: a leap February
+    days = np.array([31.0, 29.0])
+    assert _units.era5_precipitation([0.002, 0.001], "m", "tp", jan_feb, days) == pytest.approx([62.0, 29.0], rel=1e-14)
+    assert _units.era5_precipitation([0.0005], "metre", "tp", [3600.0], [31.0]) == pytest.approx([0.5], rel=1e-14)
+    assert _units.era5_precipitation([2.0], "mm", "tp", [3600.0], [31.0]) is None  # a depth per step, not ERA5's
+    assert _units.era5_precipitation([2.0], "kg m-2", "tp", [3600.0], [31.0]) is None
+    with pytest.raises(ValueError, match=r"tp in m \(ERA5's convention\) on a time step that is neither monthly"):
+        _units.era5_precipitation([0.002], "m", "tp", [86400.0], [31.0])

@@ -173,40 +173,35 @@ def _degrees_celsius(path, variable, values):
 
 def _precipitation(path, variable, values, raw):
     units = values.attrs.get("units")
-    if units == "m":  # ERA5's own convention (FORMATS.md): monthly means of daily totals, or hourly totals
-        days = np.diff(raw["time"].values).astype("timedelta64[s]").astype(np.float64) / 86400.0
-        if days.size and np.all((days >= 28) & (days <= 31)):
-            month_days = xr.DataArray(
-                pd.DatetimeIndex(raw["time"].values).days_in_month.to_numpy(np.float64),
-                coords={"time": raw["time"].values},
-                dims="time",
-            )
-            per_step = values * 1000.0 * month_days
-        elif days.size and np.allclose(days, 1.0 / 24.0):
-            per_step = values * 1000.0
-        else:
-            raise ValueError(f"{path}: variable {variable!r} in m on a time step that is neither monthly nor hourly")
-    elif units is not None:  # any other amount or rate of water, over each step (cryograd._units)
-        times = pd.DatetimeIndex(raw["time"].values)
-        if times.size < 2:
-            raise ValueError(f"{path}: variable {variable!r} in {units!r} needs at least two time steps")
-        seconds = np.diff(times.values).astype("timedelta64[s]").astype(np.float64)
-        seconds = np.append(seconds, seconds[-1])  # each step lasts until the next
-        monthly = bool(np.all((seconds >= 28 * 86400) & (seconds <= 31 * 86400)))
-        if monthly:
-            seconds = times.days_in_month.to_numpy(np.float64) * 86400.0
-        axis = values.dims.index("time")
-        shape = [1] * values.ndim
-        shape[axis] = times.size
-        amounts = _units.to_water_amount(
-            values.values, units, f"{path}: variable {variable!r}", seconds.reshape(shape), monthly=monthly
-        )
-        per_step = values.copy(data=amounts)
-    else:
-        raise ValueError(f"{path}: variable {variable!r} has no 'units' attribute; expected kg m-2, mm or m (ERA5)")
+    label = f"{path}: variable {variable!r}"
+    if units is None:
+        raise ValueError(f"{label} has no 'units' attribute; expected kg m-2, mm or m (ERA5)")
+    times = pd.DatetimeIndex(raw["time"].values)
+    seconds = np.diff(times.values).astype("timedelta64[s]").astype(np.float64)
+    axis = values.dims.index("time")
+    shape = [1] * values.ndim
+    shape[axis] = times.size
+    # ERA5 (FORMATS.md): bare metres are m per day in monthly means, the hour's total hourly
+    era5 = _units.era5_precipitation(
+        values.values, units, label, seconds, times.days_in_month.to_numpy(np.float64).reshape(shape)
+    )
+    if era5 is not None:
+        return _precipitation_attributes(path, variable, values.copy(data=era5), units)
+    # any other amount or rate of water, over each step
+    if times.size < 2:
+        raise ValueError(f"{label} in {units!r} needs at least two time steps")
+    seconds = np.append(seconds, seconds[-1])  # each step lasts until the next
+    monthly = bool(np.all((seconds >= 28 * 86400) & (seconds <= 31 * 86400)))
+    if monthly:
+        seconds = times.days_in_month.to_numpy(np.float64) * 86400.0
+    amounts = _units.to_water_amount(values.values, units, label, seconds.reshape(shape), monthly=monthly)
+    return _precipitation_attributes(path, variable, values.copy(data=amounts), units)
+
+
+def _precipitation_attributes(path, variable, per_step, units):
     negative = int((per_step < 0).sum())
     if negative:
-        warnings.warn(f"{path}: {negative} negative values of {variable!r} set to 0", stacklevel=4)
+        warnings.warn(f"{path}: {negative} negative values of {variable!r} set to 0", stacklevel=5)
         per_step = per_step.clip(min=0.0)
     return per_step.assign_attrs(
         units="kg m-2",
