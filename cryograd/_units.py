@@ -167,6 +167,12 @@ def convert_setting(value, units, to: str, name: str, spread: bool = False):
     return absolute(value)
 
 
+def monthly_steps(step_seconds) -> bool:
+    """Whether steps of these lengths [s] are calendar months (28 to 31 days each)."""
+    seconds = np.asarray(step_seconds, dtype=np.float64)
+    return bool(seconds.size) and bool(np.all((seconds >= 28 * 86400.0) & (seconds <= 31 * 86400.0)))
+
+
 def era5_precipitation(values, units, name: str, step_seconds, days_in_month) -> np.ndarray | None:
     """ERA5's own precipitation convention, or None for a file that does not follow it.
 
@@ -179,7 +185,7 @@ def era5_precipitation(values, units, name: str, step_seconds, days_in_month) ->
         return None
     metres = convert(values, units, "m", name)
     seconds = np.asarray(step_seconds, dtype=np.float64)
-    if seconds.size and np.all((seconds >= 28 * 86400.0) & (seconds <= 31 * 86400.0)):
+    if monthly_steps(seconds):
         return metres * WATER_DENSITY * np.asarray(days_in_month, dtype=np.float64)
     if seconds.size and np.allclose(seconds, 3600.0):
         return metres * WATER_DENSITY

@@ -11,6 +11,7 @@ import xarray as xr
 
 import cryograd as cg
 from cryograd import _units
+from tests._experiments import EXPERIMENTS
 
 P = cg.physics
 GLACIER = P.Hypsometry(elevation=[3400.0, 3100.0, 2800.0], area=[2e6, 3e6, 1e6])
@@ -253,7 +254,7 @@ def test_config_parameters_in_the_model_units_are_unchanged():
 def test_config_parameters_in_a_wrong_unit_are_refused(tmp_path, capsys, override, message):
     from cryograd.cli import main
 
-    config = cg_experiments() / "glacier_hintereisferner.toml"
+    config = EXPERIMENTS / "glacier_hintereisferner.toml"
     assert main(["run", str(config), "--out", str(tmp_path / "never"), "--set", override]) == 2
     assert message in capsys.readouterr().err
 
@@ -264,7 +265,7 @@ def test_a_glacier_config_in_other_units_fits_the_same_parameters():
     from cryograd._run import config as C
     from cryograd._run.glacier import GlacierExperiment
 
-    path = cg_experiments() / "glacier_hintereisferner.toml"
+    path = EXPERIMENTS / "glacier_hintereisferner.toml"
     shipped = GlacierExperiment(C.load(path)).parameters
     converted = GlacierExperiment(
         C.load(
@@ -283,12 +284,6 @@ def test_a_glacier_config_in_other_units_fits_the_same_parameters():
         assert a.init == pytest.approx(b.init, rel=1e-12)
         assert a.bounds == pytest.approx(b.bounds, rel=1e-12) if a.bounds else b.bounds is None
         assert repr(a.prior) == repr(b.prior) or a.prior.std == pytest.approx(b.prior.std, rel=1e-12)
-
-
-def cg_experiments():
-    from pathlib import Path
-
-    return Path(__file__).parents[1] / "experiments"
 
 
 def test_era5_bare_metres_are_per_day_on_monthly_means_and_per_hour_hourly():

@@ -247,8 +247,8 @@ def in_model_units(name: str, spec: dict) -> dict:
     for key in ("prior", "truth"):  # a prior table; a twin's truth: a number or {mean, std}
         value = spec.get(key)
         if isinstance(value, dict):  # lognormal's sigma is of the logarithm: unchanged
-            role = {k: "location" for k in _PRIOR_LOCATIONS} | {k: "spread" for k in _PRIOR_SPREADS}
-            out[key] = {k: convert(v, spread=role[k] == "spread") if k in role else v for k, v in value.items()}
+            converted = _PRIOR_LOCATIONS | _PRIOR_SPREADS
+            out[key] = {k: convert(v, spread=k in _PRIOR_SPREADS) if k in converted else v for k, v in value.items()}
         elif value is not None:
             out[key] = convert(value)
     return out

@@ -191,7 +191,7 @@ def _precipitation(path, variable, values, raw):
     if times.size < 2:
         raise ValueError(f"{label} in {units!r} needs at least two time steps")
     seconds = np.append(seconds, seconds[-1])  # each step lasts until the next
-    monthly = bool(np.all((seconds >= 28 * 86400) & (seconds <= 31 * 86400)))
+    monthly = _units.monthly_steps(seconds)
     if monthly:
         seconds = times.days_in_month.to_numpy(np.float64) * 86400.0
     amounts = _units.to_water_amount(values.values, units, label, seconds.reshape(shape), monthly=monthly)
