@@ -25,6 +25,10 @@
 // A run may continue an earlier one: `history` holds each column's BDF2 memory M_n (n
 // values), the last step's (surface, bottom) heat input [J m-2] and 1.0 if a step was taken
 // (all zeros for a fresh run), so a run split into segments takes the steps of the whole.
+//
+// Reverse mode (`CryogradHeatAdjoint`, soil-only columns): the forward run keeps the state
+// before every `checkpoint_every`-th step; the adjoint re-runs a segment of one block from
+// its checkpoint and goes back through its steps (see "Reverse mode" below).
 
 #include <algorithm>
 #include <atomic>
@@ -101,6 +105,11 @@ inline v8 row(const double* p, int i) { return *reinterpret_cast<const v8*>(p + 
 inline void put(double* p, int i, v8 v) { *reinterpret_cast<v8*>(p + static_cast<size_t>(i) * kLanes) = v; }
 inline v8 lanes(const double* p) { return *reinterpret_cast<const v8*>(p); }
 inline v8 vabs(v8 x) { return x < 0.0 ? -x : x; }
+inline bool any(m8 mask) {
+  int64_t bits = 0;
+  for (int l = 0; l < kLanes; ++l) bits |= mask[l];
+  return bits != 0;
+}
 template <typename Flag>
 inline v8 mask_of(const Flag* flags) {  // 1.0 where the lane's flag is set
   double m[kLanes];
@@ -186,6 +195,10 @@ struct Io {
   const double *thickness, *material, *boundary, *bottom, *initial, *history, *snow;
   double *enthalpy, *energy, *statistics, *first;
   bool keep_first;
+  // With checkpoint_every > 0 (soil-only columns), the state before every
+  // checkpoint_every-th step: H (n), BDF2 memory (n), last (surface, bottom) input, started.
+  double* checkpoints = nullptr;
+  int64_t checkpoint_every = 0, ncheck = 0;
 };
 
 // Where each lane of a block stands: lanes run their own steps, so a lane whose Newton
@@ -201,6 +214,7 @@ struct Lanes {
   bool from_origin[kLanes];
   bool changed[kLanes];  // whether the last conductances computed for the lane differ from its previous ones
   double merit[kLanes], factor[kLanes];
+  bool live[kLanes];     // a real column (not a padding lane)
 };
 
 // Half-cell resistance [m2 K W-1] of cell j at enthalpy x [J m-3]: frozen, thawed, or at
@@ -331,6 +345,14 @@ void prepare(Block& b, const Options& o, const Io& io, const int64_t* column, La
     }
     above_frozen = frozen, above_mushy = mushy;
   }
+  if (any_start && io.checkpoint_every > 0)  // the state before a checkpointed step: its start (origin), memory
+    for (int l = 0; l < kLanes; ++l) {
+      if (!starting[l] || !z.live[l] || z.step[l] % io.checkpoint_every != 0) continue;
+      double* out = io.checkpoints + (column[l] * io.ncheck + z.step[l] / io.checkpoint_every) * (2 * n + 3);
+      for (int i = 0; i < n; ++i) out[i] = origin[i * kLanes + l], out[n + i] = memory[i * kLanes + l];
+      out[2 * n] = b.last_input[0][l], out[2 * n + 1] = b.last_input[1][l];
+      out[2 * n + 2] = z.step[l] > 0 || b.started[l] ? 1.0 : 0.0;
+    }
   for (int l = 0; l < kLanes; ++l) {
     if (!z.need_G[l]) continue;
     const double* x = z.from_origin[l] ? origin : H;
@@ -484,6 +506,7 @@ void run_block(int64_t first, int64_t columns, const Options& o, const Io& io, B
     b.energy[0][l] = b.energy[1][l] = b.energy[2][l] = 0.0;
     b.stats[0][l] = b.stats[1][l] = b.stats[2][l] = 0.0;
     z.step[l] = 0, z.done[l] = !live[l], z.fresh[l] = false, z.converged[l] = false, z.iteration[l] = 0;
+    z.live[l] = live[l];
     starting[l] = true;  // padding lanes too, so their step data are defined
   }
   prepare(b, o, io, column, z, starting, false);
@@ -523,6 +546,285 @@ void run_block(int64_t first, int64_t columns, const Options& o, const Io& io, B
   }
 }
 
+// ---------------------------------------------------------------------------------------
+// Reverse mode, soil-only columns. The run is taken again block by block, a segment of
+// steps at a time from the checkpoints the forward run kept (each segment's solutions held
+// for the block alone), and each step is differentiated backwards: a pass whose solution X
+// solves R(X) = 0 with the conductances of the liquid fractions at Y takes the cotangent of
+// X, solves the transposed tridiagonal system J^T lambda = (cotangent) with J = dR/dX at X,
+// and hands every input u the cotangent -lambda^T dR/du: the start (origin) O, the BDF2
+// memory, the thickness and material of each cell (through h, T(X) and the conductances),
+// the step's boundary value, the bottom's flux or temperature, and Y (the predicted
+// scheme's first solution, or O). The energy outputs add their face fluxes' cotangents.
+// This is the exact derivative of the discrete map the forward run computed (its
+// solutions taken as exact), the transpose of the JAX replay's tangent.
+
+struct Adjoint {  // one block's scratch, (cell, lane) rows unless noted
+  std::vector<double> seg_boundary, seg_initial, seg_history;  // the segment's run: inputs (column by column)
+  std::vector<double> seg_enthalpy, seg_first, seg_energy, seg_stats;  // its every step (column, step, cell)
+  std::vector<double> X, O, P;  // one step's solution, start and first solution
+  std::vector<double> Hb, Mb, Ob, Mn, Yb, Yb2, T, slope, G, r, cp, yp, lam, ikf, ikt;
+  std::vector<double> hb, kfb, ktb, cfb, ctb, Lb;  // accumulated cotangents of the cell properties
+  double LIb[2][kLanes], Eb[2][kLanes], qb[kLanes], Tbb[kLanes];
+
+  Adjoint(int n, int64_t K, bool predicted) {
+    const size_t m = static_cast<size_t>(n) * kLanes;
+    seg_boundary.assign(kLanes * K, 0.0), seg_initial.assign(m, 0.0), seg_history.assign(kLanes * (n + 3), 0.0);
+    seg_enthalpy.assign(K * m, 0.0), seg_first.assign(predicted ? K * m : 1, 0.0);
+    seg_energy.assign(K * kLanes * 3, 0.0), seg_stats.assign(K * kLanes * 3, 0.0);
+    X.assign(m, 0.0), O.assign(m, 0.0), P.assign(m, 0.0);
+    for (auto* v : {&Hb, &Mb, &Ob, &Mn, &Yb, &Yb2, &T, &slope, &r, &cp, &yp, &lam, &ikf, &ikt, &hb, &kfb, &ktb, &cfb, &ctb, &Lb})
+      v->assign(m, 0.0);
+    G.assign(m + kLanes, 0.0);
+  }
+};
+
+struct AdjointIo {
+  const double *checkpoints, *ct_enthalpy, *ct_energy;  // checkpoints (ncheck, 2n + 3) per column
+  double *d_thickness, *d_material, *d_boundary, *d_bottom, *d_initial, *d_history;
+  int64_t checkpoint_every, ncheck;
+};
+
+// One pass in reverse (see above): `rhs` the cotangent of its solution X, F0e and Fne the
+// energy outputs' cotangents of the surface and bottom face fluxes; accumulates into Ob
+// (origin), Mn (the previous memory), the cell properties, bb (boundary value) and the
+// bottom's, and sets Yb (the liquid-fraction state Y). Down the rows the
+// temperatures, resistances and conductances; the solve of J^T lambda = rhs; up the rows the
+// cotangents of each face and cell.
+void pass_adjoint(Block& b, const Options& o, Adjoint& a, const double* X, const double* Y, const double* O, v8 dtb,
+                  v8 mw, v8 boundary, v8 F0e, v8 Fne, const double* rhs, double* Yb, v8& bb) {
+  const int n = b.n;
+  const v8 zero = {};
+  double *T = a.T.data(), *slope = a.slope.data(), *G = a.G.data(), *r = a.r.data();
+  double *cp = a.cp.data(), *yp = a.yp.data();
+  const double *icf = b.icf.data(), *ict = b.ict.data(), *L = b.latent.data(), *h = b.h.data();
+  // cell i: T and dT/dH at X, half-cell resistance at Y (mushy lanes one by one)
+  auto cell = [&](int i) {
+    const v8 x = row(X, i), y = row(Y, i), latent = row(L, i);
+    const auto frozen = x < 0.0, thawed = x > latent;
+    put(T, i, frozen ? x * row(icf, i) : (thawed ? (x - latent) * row(ict, i) : zero));
+    put(slope, i, frozen ? row(icf, i) : (thawed ? row(ict, i) : zero));
+    v8 ri = y < 0.0 ? row(b.rf.data(), i) : row(b.rt.data(), i);
+    const auto mushy = (y >= 0.0) & (y <= latent);
+    if (any(mushy))
+      for (int l = 0; l < kLanes; ++l)
+        if (mushy[l]) ri[l] = resistance(b, i * kLanes + l, y[l]);
+    put(r, i, ri);
+  };
+  for (int i = 0; i < n; ++i) cell(i);
+  put(G, 0, o.fixed_surface ? 1.0 / row(r, 0) : zero);
+  for (int i = 1; i < n; ++i) put(G, i, 1.0 / (row(r, i - 1) + row(r, i)));
+  put(G, n, o.fixed_bottom ? 1.0 / row(r, n - 1) : zero);
+  // J^T lambda = q, row i: a_i lambda_{i-1} + d_i lambda_i + c_i lambda_{i+1} = q_i with
+  // a_i = -dt G_i s_i, c_i = -dt G_{i+1} s_i (s = dT/dH). Twisted elimination: rows above
+  // the middle row k from the top, rows below it from the bottom, the two recurrences
+  // interleaved (each is a chain of divisions; two chains of half the length take about
+  // half the time), then lambda_k and the substitutions outward from it.
+  auto coefficients = [&](int i, v8& lo, v8& d, v8& up, v8& q) {
+    const v8 s = row(slope, i), Gt = row(G, i), Gb = row(G, i + 1);
+    lo = -dtb * Gt * s, up = -dtb * Gb * s, d = row(h, i) + dtb * (Gt + Gb) * s, q = row(rhs, i);
+    if (i == 0 && o.fixed_surface) q -= s * Gt * F0e;  // the surface heat's dependence on T_0
+    if (i == n - 1 && o.fixed_bottom) q += s * Gb * Fne;
+  };
+  const int k = n / 2;
+  v8 ct = zero, yt = zero, ab = zero, zb = zero;
+  for (int t = 0; t < std::max(k, n - 1 - k); ++t) {
+    v8 lo, d, up, q;
+    if (t < k) {
+      coefficients(t, lo, d, up, q);
+      const v8 inv = 1.0 / (d - lo * ct);
+      ct = up * inv, yt = (q - lo * yt) * inv;
+      put(cp, t, ct), put(yp, t, yt);
+    }
+    const int j = n - 1 - t;
+    if (j > k) {
+      coefficients(j, lo, d, up, q);
+      const v8 inv = 1.0 / (d - up * ab);
+      ab = lo * inv, zb = (q - up * zb) * inv;
+      put(cp, j, ab), put(yp, j, zb);
+    }
+  }
+  double* lambda = a.lam.data();
+  {
+    v8 lo, d, up, q;
+    coefficients(k, lo, d, up, q);
+    put(lambda, k, (q - lo * yt - up * zb) / (d - lo * ct - up * ab));
+  }
+  for (int t = 1; t <= std::max(k, n - 1 - k); ++t) {
+    if (k - t >= 0) put(lambda, k - t, row(yp, k - t) - row(cp, k - t) * row(lambda, k - t + 1));
+    if (k + t < n) put(lambda, k + t, row(yp, k + t) - row(cp, k + t) * row(lambda, k + t - 1));
+  }
+  double *Ob = a.Ob.data(), *Mn = a.Mn.data(), *hb = a.hb.data();
+  double *cfb = a.cfb.data(), *ctb = a.ctb.data(), *Lbp = a.Lb.data(), *kfb = a.kfb.data(), *ktb = a.ktb.data();
+  // cell j's cotangents from lambda_j and the cotangents of its temperature (tbar) and resistance (rbar)
+  auto finish = [&](int j, v8 lm, v8 tbar, v8 rbar) {
+    const v8 x = row(X, j), hi = row(h, j), latent = row(L, j);
+    put(Ob, j, row(Ob, j) + hi * lm), put(Mn, j, row(Mn, j) + mw * lm);
+    const v8 t = row(T, j), ri = row(r, j), y = row(Y, j);
+    v8 hbar = row(hb, j) - lm * (x - row(O, j)) + ri * row(b.ih.data(), j) * rbar;
+    const auto frozen = x < 0.0, thawed = x > latent;  // T(X): frozen X / c_f, thawed (X - L) / c_t
+    put(cfb, j, row(cfb, j) + (frozen ? -t * row(icf, j) * tbar : zero));
+    put(ctb, j, row(ctb, j) + (thawed ? -t * row(ict, j) * tbar : zero));
+    v8 Lbar = row(Lbp, j) + (thawed ? -row(ict, j) * tbar : zero);
+    const auto yf = y < 0.0, yt = y > latent;  // resistance 0.5 h / k at Y
+    put(kfb, j, row(kfb, j) + (yf ? -ri * row(a.ikf.data(), j) * rbar : zero));
+    put(ktb, j, row(ktb, j) + (yt ? -ri * row(a.ikt.data(), j) * rbar : zero));
+    v8 ybar = zero;
+    const auto mushy = ~(yf | yt);
+    for (int l = 0; l < kLanes && any(mushy); ++l) {
+      if (!mushy[l]) continue;
+      const int k = j * kLanes + l;
+      const double f = y[l] * b.iL[k], kc = 0.5 * b.h[k] / ri[l], kbar = -ri[l] / kc * rbar[l];
+      double fbar;
+      if (b.quad[k] > 0.5) {
+        const double sq = (1.0 - f) * b.skf[k] + f * b.skt[k];
+        kfb[k] += kbar * sq * (1.0 - f) / b.skf[k], ktb[k] += kbar * sq * f / b.skt[k];
+        fbar = kbar * 2.0 * sq * (b.skt[k] - b.skf[k]);
+      } else {
+        kfb[k] += kbar * kc * (1.0 - f) / b.kf[k], ktb[k] += kbar * kc * f / b.kt[k];
+        fbar = kbar * kc * (b.lkt[k] - b.lkf[k]);
+      }
+      ybar[l] = fbar * b.iL[k];
+      Lbar[l] -= fbar * y[l] * b.iL[k] * b.iL[k];
+    }
+    put(Lbp, j, Lbar), put(hb, j, hbar), put(Yb, j, ybar);
+  };
+  // the bottom face, then up: lambda_i, the face between cells i and i + 1, cell i + 1 finished
+  v8 lam = row(a.lam.data(), n - 1), tbar = zero, rbar = zero;  // the partial cotangents of cell i
+  {
+    const v8 F = Fne - dtb * lam;
+    if (o.fixed_bottom) {
+      const v8 g = row(G, n), Gbar = (row(T, n - 1) - lanes(b.bottom_temperature.data())) * F;
+      tbar = g * F, rbar = -g * g * Gbar;
+      const v8 now = lanes(a.Tbb) - g * F;
+      for (int l = 0; l < kLanes; ++l) a.Tbb[l] = now[l];
+    } else {
+      const v8 now = lanes(a.qb) - F;
+      for (int l = 0; l < kLanes; ++l) a.qb[l] = now[l];
+    }
+  }
+  for (int i = n - 2; i >= 0; --i) {
+    const v8 below = lam;
+    lam = row(a.lam.data(), i);
+    const v8 F = dtb * (below - lam), g = row(G, i + 1);
+    const v8 Gbar = (row(T, i) - row(T, i + 1)) * F, rface = -g * g * Gbar;
+    finish(i + 1, below, tbar - g * F, rbar + rface);
+    tbar = g * F, rbar = rface;
+  }
+  {
+    const v8 F = dtb * lam + F0e;
+    if (o.fixed_surface) {
+      const v8 g = row(G, 0), Gbar = (boundary - row(T, 0)) * F;
+      bb += g * F, tbar -= g * F, rbar -= g * g * Gbar;
+    } else {
+      bb += F;
+    }
+  }
+  finish(0, lam, tbar, rbar);
+}
+
+// The block of columns first.. in reverse, segment by segment from the last.
+void adjoint_block(int64_t first, int64_t columns, const Options& o, const Io& io, const AdjointIo& ai, Block& b,
+                   Adjoint& a) {
+  const int n = b.n;
+  const size_t m = static_cast<size_t>(n) * kLanes;
+  const int64_t cols = std::min<int64_t>(kLanes, columns - first), K = ai.checkpoint_every;
+  int64_t column[kLanes];
+  bool started_run[kLanes];
+  for (int l = 0; l < kLanes; ++l) {
+    column[l] = first + std::min<int64_t>(l, cols - 1);
+    started_run[l] = io.history[column[l] * (n + 3) + n + 2] > 0.5;
+    a.LIb[0][l] = a.LIb[1][l] = a.Eb[0][l] = a.Eb[1][l] = a.qb[l] = a.Tbb[l] = 0.0;
+  }
+  for (auto* v : {&a.Hb, &a.Mb, &a.hb, &a.kfb, &a.ktb, &a.cfb, &a.ctb, &a.Lb}) std::fill(v->begin(), v->end(), 0.0);
+  for (int64_t seg = ai.ncheck - 1; seg >= 0; --seg) {
+    const int64_t s0 = seg * K, steps = std::min(K, o.nt - s0);
+    for (int64_t lc = 0; lc < cols; ++lc) {
+      const double* ck = ai.checkpoints + ((first + lc) * ai.ncheck + seg) * (2 * n + 3);
+      for (int i = 0; i < n; ++i) a.seg_initial[lc * n + i] = ck[i], a.seg_history[lc * (n + 3) + i] = ck[n + i];
+      for (int k = 0; k < 3; ++k) a.seg_history[lc * (n + 3) + n + k] = ck[2 * n + k];
+      for (int64_t k = 0; k < steps; ++k) a.seg_boundary[lc * steps + k] = io.boundary[(first + lc) * o.nt + s0 + k];
+    }
+    Options os = o;
+    os.nt = steps, os.save_every = 1, os.nsave = steps;
+    const int64_t soil = n;
+    Io sio{io.thickness + first * soil, io.material + first * 6 * soil, a.seg_boundary.data(), io.bottom + first * 2,
+           a.seg_initial.data(), a.seg_history.data(), io.snow, a.seg_enthalpy.data(), a.seg_energy.data(),
+           a.seg_stats.data(), a.seg_first.data(), o.predicted};
+    run_block(0, cols, os, sio, b);
+    for (size_t j = 0; j < m; ++j) a.ikf[j] = 1.0 / b.kf[j], a.ikt[j] = 1.0 / b.kt[j];
+    // one step's (cell, lane) rows from the run's (column, step, cell) output; step -1 is the start
+    auto gather = [&](const double* from, int64_t k, double* to) {
+      for (int l = 0; l < kLanes; ++l) {
+        const int64_t lc = std::min<int64_t>(l, cols - 1);
+        const double* x = k < 0 ? a.seg_initial.data() + lc * n : from + (lc * steps + k) * n;
+        for (int i = 0; i < n; ++i) to[i * kLanes + l] = x[i];
+      }
+    };
+    gather(a.seg_enthalpy.data(), steps - 1, a.O.data());
+    for (int64_t k = steps - 1; k >= 0; --k) {
+      const int64_t s = s0 + k;
+      std::swap(a.X, a.O);
+      gather(a.seg_enthalpy.data(), k - 1, a.O.data());
+      if (o.predicted) gather(a.seg_first.data(), k, a.P.data());
+      const double *X = a.X.data(), *O = a.O.data();
+      double mwv[kLanes], dtv[kLanes], bv[kLanes], sbar[kLanes], bbar[kLanes];
+      const bool saved = (s + 1) % o.save_every == 0 && (s + 1) / o.save_every <= o.nsave;
+      const int64_t out_row = (s + 1) / o.save_every - 1;
+      for (int l = 0; l < kLanes; ++l) {
+        const bool history = o.bdf2 && (s > 0 || started_run[l]);
+        mwv[l] = history ? 1.0 / 3.0 : 0.0, dtv[l] = (history ? 2.0 / 3.0 : 1.0) * o.dt;
+        bv[l] = io.boundary[column[l] * o.nt + s];
+        if (saved) {
+          const double* ce = ai.ct_enthalpy + (column[l] * o.nsave + out_row) * n;
+          for (int i = 0; i < n; ++i) a.Hb[i * kLanes + l] += ce[i];
+          a.Eb[0][l] += ai.ct_energy[(column[l] * o.nsave + out_row) * 3];
+          a.Eb[1][l] += ai.ct_energy[(column[l] * o.nsave + out_row) * 3 + 1];
+        }
+        sbar[l] = a.Eb[0][l] + (o.bdf2 ? a.LIb[0][l] : 0.0), bbar[l] = a.Eb[1][l] + (o.bdf2 ? a.LIb[1][l] : 0.0);
+      }
+      const v8 mw = lanes(mwv), dtb = lanes(dtv), boundary = lanes(bv);
+      std::fill(a.Ob.begin(), a.Ob.end(), 0.0), std::fill(a.Mn.begin(), a.Mn.end(), 0.0);
+      if (o.bdf2)  // this step's memory h (X - O)
+        for (int i = 0; i < n; ++i) {
+          const v8 mb = row(a.Mb.data(), i), hi = row(b.h.data(), i);
+          put(a.Hb.data(), i, row(a.Hb.data(), i) + hi * mb), put(a.Ob.data(), i, -hi * mb);
+          put(a.hb.data(), i, row(a.hb.data(), i) + (row(X, i) - row(O, i)) * mb);
+        }
+      v8 bb = {};
+      const double* P = o.predicted ? a.P.data() : O;
+      pass_adjoint(b, o, a, X, P, O, dtb, mw, boundary, dtb * lanes(sbar), -dtb * lanes(bbar), a.Hb.data(),
+                   a.Yb.data(), bb);
+      bool mushy = false;  // Y's cotangent comes from cells at the melting point only
+      for (size_t j = 0; j < m && !mushy; ++j) mushy = a.Yb[j] != 0.0;
+      if (o.predicted && mushy) {  // the first pass, whose solution P gave the final pass its conductances
+        const v8 zero = {};
+        pass_adjoint(b, o, a, P, O, O, dtb, mw, boundary, zero, zero, a.Yb.data(), a.Yb2.data(), bb);
+        std::swap(a.Yb, a.Yb2);
+      }
+      if (mushy)
+        for (int i = 0; i < n; ++i) put(a.Ob.data(), i, row(a.Ob.data(), i) + row(a.Yb.data(), i));
+      for (int64_t lc = 0; lc < cols; ++lc) ai.d_boundary[(first + lc) * o.nt + s] = bb[lc];
+      std::swap(a.Hb, a.Ob), std::swap(a.Mb, a.Mn);
+      for (int l = 0; l < kLanes; ++l) a.LIb[0][l] = mwv[l] * sbar[l], a.LIb[1][l] = mwv[l] * bbar[l];
+    }
+  }
+  for (int64_t lc = 0; lc < cols; ++lc) {
+    const int64_t c = first + lc;
+    for (int i = 0; i < n; ++i) {
+      const size_t j = static_cast<size_t>(i) * kLanes + lc;
+      ai.d_initial[c * n + i] = a.Hb[j], ai.d_history[c * (n + 3) + i] = a.Mb[j];
+      ai.d_thickness[c * n + i] = a.hb[j];
+      double* dm = ai.d_material + c * 6 * n;
+      dm[i] = a.kfb[j], dm[n + i] = a.ktb[j], dm[2 * n + i] = a.cfb[j], dm[3 * n + i] = a.ctb[j];
+      dm[4 * n + i] = a.Lb[j], dm[5 * n + i] = 0.0;
+    }
+    ai.d_history[c * (n + 3) + n] = a.LIb[0][lc], ai.d_history[c * (n + 3) + n + 1] = a.LIb[1][lc];
+    ai.d_history[c * (n + 3) + n + 2] = 0.0;
+    ai.d_bottom[c * 2] = a.qb[lc], ai.d_bottom[c * 2 + 1] = a.Tbb[lc];
+  }
+}
+
 int thread_count(int64_t requested, int64_t blocks) {
   int64_t threads = requested;
   if (threads <= 0) {
@@ -536,9 +838,10 @@ ffi::Error HeatRunImpl(ffi::Buffer<ffi::F64> thickness, ffi::Buffer<ffi::F64> ma
                       ffi::Buffer<ffi::F64> boundary, ffi::Buffer<ffi::F64> bottom, ffi::Buffer<ffi::F64> initial,
                       ffi::Buffer<ffi::F64> history, ffi::Buffer<ffi::F64> snow,
                       ffi::ResultBuffer<ffi::F64> enthalpy, ffi::ResultBuffer<ffi::F64> energy,
-                      ffi::ResultBuffer<ffi::F64> statistics, ffi::ResultBuffer<ffi::F64> first, double dt,
-                      int64_t save_every, int64_t bdf2, int64_t predicted, int64_t fixed_surface,
-                      int64_t fixed_bottom, int64_t snow_cells, int64_t keep_first, int64_t threads) {
+                      ffi::ResultBuffer<ffi::F64> statistics, ffi::ResultBuffer<ffi::F64> first,
+                      ffi::ResultBuffer<ffi::F64> checkpoints, double dt, int64_t save_every, int64_t bdf2,
+                      int64_t predicted, int64_t fixed_surface, int64_t fixed_bottom, int64_t snow_cells,
+                      int64_t keep_first, int64_t checkpoint_every, int64_t threads) {
   const auto dims = thickness.dimensions();
   if (dims.size() < 1) return ffi::Error::InvalidArgument("heat_run: thickness must have a cell axis");
   Options o;
@@ -563,6 +866,12 @@ ffi::Error HeatRunImpl(ffi::Buffer<ffi::F64> thickness, ffi::Buffer<ffi::F64> ma
         energy->typed_data(),       statistics->typed_data(), first->typed_data(),  keep_first != 0};
   if (io.keep_first && count(*first) != columns * o.nt * o.n)
     return ffi::Error::InvalidArgument("heat_run: the first-solution buffer must hold every step");
+  if (checkpoint_every > 0) {
+    io.checkpoints = checkpoints->typed_data(), io.checkpoint_every = checkpoint_every;
+    io.ncheck = (o.nt + checkpoint_every - 1) / checkpoint_every;
+    if (o.ns || count(*checkpoints) != columns * io.ncheck * (2 * o.n + 3))
+      return ffi::Error::InvalidArgument("heat_run: checkpoints are kept for soil-only columns, one row per segment");
+  }
   if (o.nt == 0 || columns == 0) return ffi::Error::Success();  // nothing to step
   const int64_t blocks = (columns + kLanes - 1) / kLanes;
   const int workers = thread_count(threads, blocks);
@@ -570,6 +879,65 @@ ffi::Error HeatRunImpl(ffi::Buffer<ffi::F64> thickness, ffi::Buffer<ffi::F64> ma
   auto work = [&]() {
     Block b(static_cast<int>(o.n));
     for (int64_t k = next++; k < blocks; k = next++) run_block(k * kLanes, columns, o, io, b);
+  };
+  if (workers == 1) {
+    work();
+  } else {
+    std::vector<std::thread> pool;
+    for (int w = 0; w < workers; ++w) pool.emplace_back(work);
+    for (auto& t : pool) t.join();
+  }
+  return ffi::Error::Success();
+}
+
+
+ffi::Error HeatAdjointImpl(ffi::Buffer<ffi::F64> thickness, ffi::Buffer<ffi::F64> material,
+                          ffi::Buffer<ffi::F64> boundary, ffi::Buffer<ffi::F64> bottom,
+                          ffi::Buffer<ffi::F64> history, ffi::Buffer<ffi::F64> checkpoints,
+                          ffi::Buffer<ffi::F64> ct_enthalpy, ffi::Buffer<ffi::F64> ct_energy,
+                          ffi::ResultBuffer<ffi::F64> d_thickness, ffi::ResultBuffer<ffi::F64> d_material,
+                          ffi::ResultBuffer<ffi::F64> d_boundary, ffi::ResultBuffer<ffi::F64> d_bottom,
+                          ffi::ResultBuffer<ffi::F64> d_initial, ffi::ResultBuffer<ffi::F64> d_history, double dt,
+                          int64_t save_every, int64_t bdf2, int64_t predicted, int64_t fixed_surface,
+                          int64_t fixed_bottom, int64_t checkpoint_every, int64_t threads) {
+  const auto dims = thickness.dimensions();
+  if (dims.size() < 1) return ffi::Error::InvalidArgument("heat_adjoint: thickness must have a cell axis");
+  Options o;
+  o.dt = dt, o.ns = 0, o.n = dims.back(), o.nt = boundary.dimensions().back();
+  o.save_every = save_every, o.nsave = o.nt / save_every;
+  o.bdf2 = bdf2 != 0, o.predicted = predicted != 0;
+  o.fixed_surface = fixed_surface != 0, o.fixed_bottom = fixed_bottom != 0;
+  auto count = [](const auto& buffer) { return static_cast<int64_t>(buffer.element_count()); };
+  const int64_t n = o.n, columns = n > 0 ? count(thickness) / n : 0;
+  AdjointIo ai;
+  ai.checkpoint_every = checkpoint_every, ai.ncheck = checkpoint_every > 0 ? (o.nt + checkpoint_every - 1) / checkpoint_every : 0;
+  if (n == 0 || checkpoint_every <= 0 || count(material) != columns * 6 * n || count(boundary) != columns * o.nt ||
+      count(bottom) != columns * 2 || count(history) != columns * (n + 3) ||
+      count(checkpoints) != columns * ai.ncheck * (2 * n + 3) || count(ct_enthalpy) != columns * o.nsave * n ||
+      count(ct_energy) != columns * o.nsave * 3 || count(*d_thickness) != columns * n ||
+      count(*d_material) != columns * 6 * n || count(*d_boundary) != columns * o.nt || count(*d_bottom) != columns * 2 ||
+      count(*d_initial) != columns * n || count(*d_history) != columns * (n + 3))
+    return ffi::Error::InvalidArgument("heat_adjoint: inconsistent buffer sizes");
+  ai.checkpoints = checkpoints.typed_data(), ai.ct_enthalpy = ct_enthalpy.typed_data(), ai.ct_energy = ct_energy.typed_data();
+  ai.d_thickness = d_thickness->typed_data(), ai.d_material = d_material->typed_data();
+  ai.d_boundary = d_boundary->typed_data(), ai.d_bottom = d_bottom->typed_data();
+  ai.d_initial = d_initial->typed_data(), ai.d_history = d_history->typed_data();
+  Io io{thickness.typed_data(), material.typed_data(), boundary.typed_data(), bottom.typed_data(), nullptr,
+        history.typed_data(), nullptr, nullptr, nullptr, nullptr, nullptr, false};
+  if (columns == 0) return ffi::Error::Success();
+  if (o.nt == 0) {
+    std::fill_n(ai.d_thickness, columns * n, 0.0), std::fill_n(ai.d_material, columns * 6 * n, 0.0);
+    std::fill_n(ai.d_bottom, columns * 2, 0.0), std::fill_n(ai.d_history, columns * (n + 3), 0.0);
+    std::fill_n(ai.d_initial, columns * n, 0.0);
+    return ffi::Error::Success();
+  }
+  const int64_t blocks = (columns + kLanes - 1) / kLanes;
+  const int workers = thread_count(threads, blocks);
+  std::atomic<int64_t> next{0};
+  auto work = [&]() {
+    Block b(static_cast<int>(n));
+    Adjoint a(static_cast<int>(n), std::min(checkpoint_every, o.nt), o.predicted);
+    for (int64_t k = next++; k < blocks; k = next++) adjoint_block(k * kLanes, columns, o, io, ai, b, a);
   };
   if (workers == 1) {
     work();
@@ -596,6 +964,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(CryogradHeatRun, HeatRunImpl,
                                   .Ret<ffi::Buffer<ffi::F64>>()
                                   .Ret<ffi::Buffer<ffi::F64>>()
                                   .Ret<ffi::Buffer<ffi::F64>>()
+                                  .Ret<ffi::Buffer<ffi::F64>>()
                                   .Attr<double>("dt")
                                   .Attr<int64_t>("save_every")
                                   .Attr<int64_t>("bdf2")
@@ -604,4 +973,30 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(CryogradHeatRun, HeatRunImpl,
                                   .Attr<int64_t>("fixed_bottom")
                                   .Attr<int64_t>("snow_cells")
                                   .Attr<int64_t>("keep_first")
+                                  .Attr<int64_t>("checkpoint_every")
+                                  .Attr<int64_t>("threads"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(CryogradHeatAdjoint, HeatAdjointImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Ret<ffi::Buffer<ffi::F64>>()
+                                  .Ret<ffi::Buffer<ffi::F64>>()
+                                  .Ret<ffi::Buffer<ffi::F64>>()
+                                  .Ret<ffi::Buffer<ffi::F64>>()
+                                  .Ret<ffi::Buffer<ffi::F64>>()
+                                  .Ret<ffi::Buffer<ffi::F64>>()
+                                  .Attr<double>("dt")
+                                  .Attr<int64_t>("save_every")
+                                  .Attr<int64_t>("bdf2")
+                                  .Attr<int64_t>("predicted")
+                                  .Attr<int64_t>("fixed_surface")
+                                  .Attr<int64_t>("fixed_bottom")
+                                  .Attr<int64_t>("checkpoint_every")
                                   .Attr<int64_t>("threads"));

@@ -10,12 +10,19 @@ or without a `Snow` surface (each step's pack is computed here, its remap and co
 there), either time scheme and either conductivity treatment;
 `PermafrostColumn(solver="native")` refuses anything else (`unsupported`).
 
-Derivatives: the kernel's steps are replayed in JAX with their solutions known
-(`_trajectory_jvp`, `known_step`): the implicit-function tangent of each step, one
-tridiagonal solve per step and tangent, a linear map that JAX transposes for reverse
-mode. The replay runs in checkpointed segments of about a year, each re-running the
-kernel from the segment's start state, so reverse mode's memory is that of one segment's
-steps plus one state per segment, not the whole trajectory.
+Derivatives (`_trajectory_jvp`). Forward mode replays the kernel's steps in JAX with their
+solutions known (`_replay`, `known_step`): the implicit-function tangent of each step, one
+tridiagonal solve per step and tangent, in checkpointed segments of about a year that each
+re-run the kernel from the segment's start state. Reverse mode of a soil-only column is the
+kernel's own adjoint (`_adjoint_call`, `CryogradHeatAdjoint` in heat.cc): the forward run
+keeps the state at the start of every segment; the adjoint re-runs one segment of one
+block of columns at a time, keeping that segment's solutions, and goes back through its
+steps with one transposed tridiagonal solve per step and pass, accumulating the cotangents
+of the thickness, material, boundary series, bottom and initial state in C++. It is the
+exact transpose of the replay's tangent (the tangent map sits in a
+`jax.lax.custom_linear_solve` whose `transpose_solve` is the adjoint), so both modes and
+forward-over-reverse second derivatives work, and memory is one segment per thread plus
+one state per segment. With snow, reverse mode is the transpose of the replay.
 """
 
 import ctypes
@@ -30,6 +37,7 @@ from ._freeze_curves import FreeWater
 from ._heat import HeatProblem, HeatState, advance
 
 TARGET = "cryograd_heat_run"
+ADJOINT_TARGET = "cryograd_heat_adjoint"
 _registered: bool | None = None
 
 
@@ -52,6 +60,9 @@ def available() -> bool:
         else:
             library = ctypes.cdll.LoadLibrary(str(path))
             jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(library.CryogradHeatRun), platform="cpu")
+            jax.ffi.register_ffi_target(
+                ADJOINT_TARGET, jax.ffi.pycapsule(library.CryogradHeatAdjoint), platform="cpu"
+            )
             _registered = True
     return _registered
 
@@ -121,23 +132,30 @@ def _inputs(problem: HeatProblem):
     return stacked, boundary, bottom, _snow_series(problem)
 
 
-def _call(problem: HeatProblem, initial, save_every: int, keep_first=False, history=None, inputs=None):
-    """The kernel: (enthalpy, energy, statistics) every `save_every` steps, and with
-    `keep_first` the predicted scheme's first solution of every step (else a dummy row).
-    `history` (n + 3,) continues an earlier run (BDF2 memory [J m-2], the last step's
-    surface and bottom heat [J m-2], 1.0 once a step was taken; default: a fresh run) and
-    `inputs` the problem's `_inputs`, with the boundary and snow series of the steps to
-    take (default: `_inputs(problem)`, all of its steps)."""
+def _call(
+    problem: HeatProblem, initial, save_every: int, keep_first=False, history=None, inputs=None, checkpoint_every=0
+):
+    """The kernel: (enthalpy, energy, statistics) every `save_every` steps, with
+    `keep_first` the predicted scheme's first solution of every step (else a dummy row),
+    and with `checkpoint_every` > 0 (soil-only columns) the state before every
+    `checkpoint_every`-th step, (ceil(nt / checkpoint_every), 2 n + 3): H [J m-3], the BDF2
+    memory and last input, started (else a dummy row). `history` (n + 3,) continues an
+    earlier run (BDF2 memory [J m-2], the last step's surface and bottom heat [J m-2], 1.0
+    once a step was taken; default: a fresh run) and `inputs` the problem's `_inputs`, with
+    the boundary and snow series of the steps to take (default: `_inputs(problem)`, all of
+    its steps)."""
     material, boundary, bottom, snow = _inputs(problem) if inputs is None else inputs
     thickness = jnp.asarray(problem.thickness, jnp.float64)
     nt, n = boundary.shape[-1], thickness.shape[-1] + problem.n_snow
     history = jnp.zeros(n + 3) if history is None else history
     nsave = nt // save_every
+    ncheck = -(-nt // checkpoint_every) if checkpoint_every > 0 else 1
     shapes = (
         jax.ShapeDtypeStruct((nsave, n), jnp.float64),
         jax.ShapeDtypeStruct((nsave, 3), jnp.float64),
         jax.ShapeDtypeStruct((nsave, 3), jnp.float64),
         jax.ShapeDtypeStruct((nt if keep_first else 1, n), jnp.float64),
+        jax.ShapeDtypeStruct((ncheck, 2 * n + 3), jnp.float64),
     )
     return jax.ffi.ffi_call(TARGET, shapes, vmap_method="broadcast_all")(
         thickness,
@@ -155,6 +173,43 @@ def _call(problem: HeatProblem, initial, save_every: int, keep_first=False, hist
         fixed_bottom=int(problem.bottom_temperature is not None),
         snow_cells=int(problem.n_snow),
         keep_first=int(keep_first),
+        checkpoint_every=int(checkpoint_every),
+        threads=0,
+    )
+
+
+def _adjoint_call(problem: HeatProblem, inputs, checkpoints, cotangents, save_every: int, checkpoint_every: int):
+    """The kernel's reverse mode (soil-only columns): from the cotangents of the saved
+    (enthalpy, energy) and the forward run's `checkpoints`, the cotangents of the kernel's
+    inputs (thickness (nz,), material (6, nz), boundary (nt,), bottom (2,), initial H (n,)).
+    `inputs`: (thickness, material, boundary, bottom) as the forward run had them."""
+    thickness, material, boundary, bottom = inputs
+    ct_enthalpy, ct_energy = cotangents
+    nt, n = boundary.shape[-1], thickness.shape[-1]
+    shapes = (
+        jax.ShapeDtypeStruct((n,), jnp.float64),
+        jax.ShapeDtypeStruct((6, n), jnp.float64),
+        jax.ShapeDtypeStruct((nt,), jnp.float64),
+        jax.ShapeDtypeStruct((2,), jnp.float64),
+        jax.ShapeDtypeStruct((n,), jnp.float64),
+        jax.ShapeDtypeStruct((n + 3,), jnp.float64),
+    )
+    return jax.ffi.ffi_call(ADJOINT_TARGET, shapes, vmap_method="broadcast_all")(
+        thickness,
+        material,
+        boundary,
+        bottom,
+        jnp.zeros(n + 3),
+        checkpoints,
+        jnp.asarray(ct_enthalpy, jnp.float64),
+        jnp.asarray(ct_energy, jnp.float64),
+        dt=float(problem.forcing_dt),
+        save_every=int(save_every),
+        bdf2=int(problem.time_scheme == "bdf2"),
+        predicted=int(problem.conductivity == "predicted"),
+        fixed_surface=int(problem.surface.fixed_temperature),
+        fixed_bottom=int(problem.bottom_temperature is not None),
+        checkpoint_every=int(checkpoint_every),
         threads=0,
     )
 
@@ -167,11 +222,12 @@ def native_run(problem: HeatProblem, initial_enthalpy, save_every: int):
     reason = unsupported(problem.surface, problem.freeze_curve)
     if reason is not None:
         raise ValueError(f"solver='native': {reason}")
-    return _trajectory(problem, jnp.asarray(initial_enthalpy, jnp.float64), save_every)
+    enthalpy, energy, statistics, _ = _trajectory(problem, jnp.asarray(initial_enthalpy, jnp.float64), save_every)
+    return enthalpy, energy, statistics
 
 
 SEGMENT_STEPS = 365
-"""Steps per checkpointed segment of the derivative replay (about a year of daily steps;
+"""Steps per checkpointed segment of the derivatives (about a year of daily steps;
 rounded to a multiple of the output interval)."""
 
 
@@ -181,76 +237,104 @@ def segment_length(nt: int, save_every: int) -> int:
     return max(1, SEGMENT_STEPS // save_every) * save_every
 
 
+def _steps(problem: HeatProblem) -> int:
+    return jax.tree_util.tree_leaves(problem.forcing)[0].shape[0]
+
+
+def _checkpoint_every(problem: HeatProblem, save_every: int) -> int:
+    """Steps between the forward run's checkpoints for the kernel's reverse mode (0 with
+    snow, whose derivatives come from the replay alone)."""
+    return 0 if problem.n_snow else segment_length(_steps(problem), save_every)
+
+
 @eqx.filter_custom_jvp
 def _trajectory(problem: HeatProblem, initial, save_every):
-    enthalpy, energy, statistics, _ = _call(problem, initial, save_every)
-    return enthalpy, energy, statistics
+    every = _checkpoint_every(problem, save_every)
+    enthalpy, energy, statistics, _, checkpoints = _call(problem, initial, save_every, checkpoint_every=every)
+    return enthalpy, energy, statistics, checkpoints
+
+
+def _replay(dynamic, static, initial, save_every):
+    """The run replayed in JAX with the kernel's solutions known (`advance(...,
+    solutions=...)`): no Newton iterations, one tridiagonal solve per step; in segments of
+    `segment_length` steps, each under `jax.checkpoint`, that run the kernel from their
+    start state (the BDF2 history included) for their own steps, then replay them, so
+    reverse mode keeps one segment's steps and the states at the segments' starts.
+    Returns ((enthalpy, energy), statistics) as `native_run`."""
+    problem = eqx.combine(dynamic, static)
+    predicted = problem.conductivity == "predicted"
+    dt = problem.forcing_dt
+    nt = _steps(problem)
+    length = segment_length(nt, save_every)
+    full, tail = divmod(nt, length)
+    keep = slice(save_every - 1, None, save_every)
+    constant = jax.lax.stop_gradient(problem)  # what the kernel sees: no tangents
+    material, boundary, bottom, snow = _inputs(constant)  # once; each segment takes its window
+
+    def segment(carry, start, steps: int):
+        state, totals = carry
+        history = jnp.concatenate([state.memory, state.last_input, state.started[None]])
+        every, _, statistics, first, _ = _call(
+            constant,
+            jax.lax.stop_gradient(state.enthalpy),
+            1,
+            keep_first=predicted,
+            history=jax.lax.stop_gradient(history),
+            inputs=(
+                material,
+                jax.lax.dynamic_slice_in_dim(boundary, start, steps, axis=-1),
+                bottom,
+                snow if problem.n_snow == 0 else jax.lax.dynamic_slice_in_dim(snow, start, steps + 1, axis=-2),
+            ),
+        )
+
+        @jax.checkpoint
+        def body(state, inputs):
+            index, first_solution, solution = inputs
+            t0 = index * dt
+            new, _ = advance(problem, state, t0, t0 + dt, solutions=(first_solution, solution))
+            return new, (new.enthalpy, new.energy)
+
+        steps_ = (start + jnp.arange(steps)).astype(jnp.float64)
+        state, (enthalpy, energy) = jax.lax.scan(body, state, (steps_, first if predicted else every, every))
+        statistics = jnp.stack(
+            [totals[0] + statistics[:, 0], totals[1] + statistics[:, 1], jnp.maximum(totals[2], statistics[:, 2])],
+            axis=1,
+        )
+        return (state, statistics[-1]), (enthalpy[keep], energy[keep], statistics[keep])
+
+    carry, outputs = (HeatState.initial(initial), jnp.zeros(3)), []
+    if full:  # (a run shorter than one segment has only its tail)
+        carry, whole = jax.lax.scan(
+            jax.checkpoint(lambda carry, k: segment(carry, k * length, length)), carry, jnp.arange(full)
+        )
+        outputs.append([x.reshape(-1, *x.shape[2:]) for x in whole])
+    if tail:
+        outputs.append(segment(carry, full * length, tail)[1])
+    enthalpy, energy, statistics = (jnp.concatenate(parts) for parts in zip(*outputs, strict=True))
+    return (enthalpy, energy), jax.lax.stop_gradient(statistics)
+
+
+def _kernel_inputs(dynamic, static):
+    """(thickness, material, boundary, bottom) as the kernel reads them (soil only)."""
+    problem = eqx.combine(dynamic, static)
+    material, boundary, bottom, _ = _inputs(problem)
+    return jnp.asarray(problem.thickness, jnp.float64), material, boundary, bottom
 
 
 @_trajectory.def_jvp
 def _trajectory_jvp(primals, tangents):
-    """Replays the kernel's steps in JAX with their solutions known (`advance(...,
-    solutions=...)`): no Newton iterations, one tridiagonal solve per step and tangent.
-    The run is replayed in segments of `segment_length` steps, each under `jax.checkpoint`:
-    a segment runs the kernel from its start state (the BDF2 history included) for its
-    own steps, then replays them, so reverse mode keeps one segment's steps and the states
-    at the segments' starts, not the whole trajectory."""
+    """Tangents by the replay (`_replay`): the implicit-function tangent of each step, one
+    tridiagonal solve per step and tangent. Soil-only columns put that linear map inside a
+    `jax.lax.custom_linear_solve` whose transpose is the kernel's own reverse mode
+    (`_adjoint_call`: transposed tridiagonal solves in C++, segment by segment from the
+    forward run's checkpoints), so reverse mode does not transpose the replay; with snow
+    reverse mode is the replay's transpose."""
     problem, initial, save_every = primals
     tangent_problem, tangent_initial, _ = tangents
-    predicted = problem.conductivity == "predicted"
-    dt = problem.forcing_dt
-    nt = jax.tree_util.tree_leaves(problem.forcing)[0].shape[0]
-    length = segment_length(nt, save_every)
-    full, tail = divmod(nt, length)
-    keep = slice(save_every - 1, None, save_every)
-
-    def replay(dynamic, initial):
-        problem_ = eqx.combine(dynamic, static)
-        constant = jax.lax.stop_gradient(problem_)  # what the kernel sees: no tangents
-        material, boundary, bottom, snow = _inputs(constant)  # once; each segment takes its window
-
-        def segment(carry, start, steps: int):
-            state, totals = carry
-            history = jnp.concatenate([state.memory, state.last_input, state.started[None]])
-            every, _, statistics, first = _call(
-                constant,
-                jax.lax.stop_gradient(state.enthalpy),
-                1,
-                keep_first=predicted,
-                history=jax.lax.stop_gradient(history),
-                inputs=(
-                    material,
-                    jax.lax.dynamic_slice_in_dim(boundary, start, steps, axis=-1),
-                    bottom,
-                    snow if problem.n_snow == 0 else jax.lax.dynamic_slice_in_dim(snow, start, steps + 1, axis=-2),
-                ),
-            )
-
-            @jax.checkpoint
-            def body(state, inputs):
-                index, first_solution, solution = inputs
-                t0 = index * dt
-                new, _ = advance(problem_, state, t0, t0 + dt, solutions=(first_solution, solution))
-                return new, (new.enthalpy, new.energy)
-
-            steps_ = (start + jnp.arange(steps)).astype(jnp.float64)
-            state, (enthalpy, energy) = jax.lax.scan(body, state, (steps_, first if predicted else every, every))
-            statistics = jnp.stack(
-                [totals[0] + statistics[:, 0], totals[1] + statistics[:, 1], jnp.maximum(totals[2], statistics[:, 2])],
-                axis=1,
-            )
-            return (state, statistics[-1]), (enthalpy[keep], energy[keep], statistics[keep])
-
-        carry = (HeatState.initial(initial), jnp.zeros(3))
-        carry, (enthalpy, energy, statistics) = jax.lax.scan(
-            jax.checkpoint(lambda carry, k: segment(carry, k * length, length)), carry, jnp.arange(full)
-        )
-        outputs = [x.reshape(-1, *x.shape[2:]) for x in (enthalpy, energy, statistics)]
-        if tail:
-            _, rest = segment(carry, full * length, tail)
-            outputs = [jnp.concatenate([a, b]) for a, b in zip(outputs, rest, strict=True)]
-        enthalpy, energy, statistics = outputs
-        return (enthalpy, energy), jax.lax.stop_gradient(statistics)
+    outputs = _trajectory(problem, initial, save_every)
+    enthalpy, energy, statistics, checkpoints = outputs
+    zeros = jnp.zeros_like(statistics), jnp.zeros_like(checkpoints)
 
     dynamic, static = eqx.partition(problem, eqx.is_inexact_array)
     leaves, treedef = jax.tree_util.tree_flatten(dynamic)
@@ -259,11 +343,54 @@ def _trajectory_jvp(primals, tangents):
         if tangent_problem is None
         else treedef.flatten_up_to(eqx.filter(tangent_problem, eqx.is_inexact_array, replace=None))
     )
-    tangent_dynamic = treedef.unflatten(
-        [jnp.zeros_like(leaf) if t is None else t for leaf, t in zip(leaves, given, strict=True)]
-    )
-    tangent_initial = jnp.zeros_like(initial) if tangent_initial is None else tangent_initial
-    (enthalpy, energy), (tangent_enthalpy, tangent_energy), statistics = jax.jvp(
-        replay, (dynamic, initial), (tangent_dynamic, tangent_initial), has_aux=True
-    )
-    return (enthalpy, energy, statistics), (tangent_enthalpy, tangent_energy, jnp.zeros_like(statistics))
+
+    def tangent_of(problem_tangents, initial_tangent):
+        """The replay's (enthalpy, energy) tangents; None for a zero tangent."""
+        full = [jnp.zeros_like(leaf) if t is None else t for leaf, t in zip(leaves, problem_tangents, strict=True)]
+        t_initial = jnp.zeros_like(initial) if initial_tangent is None else initial_tangent
+        _, out, _ = jax.jvp(
+            lambda d, h: _replay(d, static, h, save_every), (dynamic, initial), (treedef.unflatten(full), t_initial),
+            has_aux=True,
+        )
+        return list(out)
+
+    which = [k for k, t in enumerate(given) if t is not None]
+    linear = [given[k] for k in which] + ([] if tangent_initial is None else [tangent_initial])
+    if not linear:
+        return outputs, (jnp.zeros_like(enthalpy), jnp.zeros_like(energy), *zeros)
+    if problem.n_snow:
+        tangent_enthalpy, tangent_energy = tangent_of(given, tangent_initial)
+        return outputs, (tangent_enthalpy, tangent_energy, *zeros)
+
+    def split(inputs):
+        problem_tangents = [None] * len(leaves)
+        for k, t in zip(which, inputs, strict=False):
+            problem_tangents[k] = t
+        return problem_tangents, (inputs[-1] if tangent_initial is not None else None)
+
+    def solve(_, b):  # (inputs, outputs) -> (inputs, outputs + M inputs)
+        inputs, outs = b
+        return inputs, [o + m for o, m in zip(outs, tangent_of(*split(inputs)), strict=True)]
+
+    def matvec(x):  # solve's inverse: only its derivatives are used (second order)
+        inputs, outs = x
+        return inputs, [o - m for o, m in zip(outs, tangent_of(*split(inputs)), strict=True)]
+
+    every = _checkpoint_every(problem, save_every)
+    constant_dynamic = jax.lax.stop_gradient(dynamic)
+
+    def transpose_solve(_, cotangent):  # (inputs, outputs) -> (inputs + M^T outputs, outputs)
+        inputs, outs = cotangent
+        kernel_inputs, pullback = jax.vjp(lambda d: _kernel_inputs(d, static), constant_dynamic)
+        *kernel_cotangents, d_initial, _ = _adjoint_call(
+            problem, kernel_inputs, jax.lax.stop_gradient(checkpoints), outs, save_every, every
+        )
+        (d_dynamic,) = pullback(tuple(kernel_cotangents))
+        d_leaves = jax.tree_util.tree_leaves(d_dynamic)
+        pulled = [d_leaves[k] for k in which] + ([] if tangent_initial is None else [d_initial])
+        return [c + p for c, p in zip(inputs, pulled, strict=True)], outs
+
+    zero = 0.0 * jnp.sum(linear[0])  # linear in the tangents, as custom_linear_solve's transpose needs
+    b = (linear, [jnp.broadcast_to(zero, enthalpy.shape), jnp.broadcast_to(zero, energy.shape)])
+    _, (tangent_enthalpy, tangent_energy) = jax.lax.custom_linear_solve(matvec, b, solve, transpose_solve)
+    return outputs, (tangent_enthalpy, tangent_energy, *zeros)
