@@ -63,6 +63,8 @@ struct Options {
   double dt;
   int64_t nt, n, ns, save_every, nsave;  // n cells in all, the first ns of them snow
   bool bdf2, predicted, fixed_surface, fixed_bottom;
+  int64_t nodes = 0;  // > 0: the soil's freeze curve is tabulated with this many nodes (else sharp free water)
+  int64_t tables = 0;  // tables per column (one per soil layer)
 };
 
 // One block of kLanes columns; arrays are [cell * kLanes + lane] (G: [face * kLanes + lane],
@@ -82,8 +84,12 @@ struct Block {
   double dtb[kLanes], mw[kLanes];
   bool started[kLanes];  // the run continues one whose first step was taken (BDF2 history from the start)
   double stats[3][kLanes];
+  std::vector<const double*> table;  // per (cell, lane): the cell's freeze-curve table (tabulated soil cells), else null
+  std::vector<double> Hstar;         // per (cell, lane): enthalpy [J m-3] above which the cell is thawed (L for free water)
 
   explicit Block(int cells) : n(cells) {
+    table.assign(static_cast<size_t>(cells) * kLanes, nullptr);
+    Hstar.assign(static_cast<size_t>(cells) * kLanes, 0.0);
     const size_t m = static_cast<size_t>(cells) * kLanes;
     for (auto* v : {&h, &ih, &kf, &kt, &cf, &ct, &latent, &quad, &scale, &icf, &ict, &iscale, &iL, &skf, &skt, &lkf, &lkt, &rf,
                     &rt, &Gff, &Gft, &Gtf, &Gtt, &H, &origin, &S, &memory, &T, &C, &Y, &update, &trial, &tT, &tC, &tY})
@@ -117,6 +123,31 @@ inline v8 mask_of(const Flag* flags) {  // 1.0 where the lane's flag is set
   return lanes(m);
 }
 
+// A tabulated freeze curve (`cryograd.physics.Tabulated`): K nodes on the freezing branch,
+// rows H_k [J m-3], T_k [degC], dT/dH_k, f_k [1], df/dH_k. T(H) and f(H) are the cubic
+// Hermite interpolants through the nodes; above the last node (the thaw point) the cell is
+// thawed, T = T* + (H - H*) / c_t; below the first, T continues linearly and f is held.
+struct TableState {
+  double t, slope, f;
+};
+inline TableState table_state(const double* table, int64_t K, double ict, double x) {
+  const double *H = table, *T = table + K, *s = table + 2 * K, *f = table + 3 * K, *g = table + 4 * K;
+  if (x >= H[K - 1]) return {T[K - 1] + (x - H[K - 1]) * ict, ict, 1.0};
+  if (x <= H[0]) return {T[0] + s[0] * (x - H[0]), s[0], f[0]};
+  int64_t lo = 0, hi = K - 1;  // H[lo] <= x < H[hi]
+  while (hi - lo > 1) {
+    const int64_t mid = (lo + hi) / 2;
+    if (H[mid] <= x) lo = mid; else hi = mid;
+  }
+  const double d = H[lo + 1] - H[lo], u = (x - H[lo]) / d, u2 = u * u, u3 = u2 * u;
+  const double h00 = 2.0 * u3 - 3.0 * u2 + 1.0, h10 = u3 - 2.0 * u2 + u, h01 = -2.0 * u3 + 3.0 * u2, h11 = u3 - u2;
+  const double d00 = 6.0 * u2 - 6.0 * u, d10 = 3.0 * u2 - 4.0 * u + 1.0, d01 = -6.0 * u2 + 6.0 * u, d11 = 3.0 * u2 - 2.0 * u;
+  const double t = h00 * T[lo] + h10 * d * s[lo] + h01 * T[lo + 1] + h11 * d * s[lo + 1];
+  const double slope = (d00 * T[lo] + d10 * d * s[lo] + d01 * T[lo + 1] + d11 * d * s[lo + 1]) / d;
+  const double fr = h00 * f[lo] + h10 * d * g[lo] + h01 * f[lo + 1] + h11 * d * g[lo + 1];
+  return {t, slope, fr};
+}
+
 // The trial iterate X = H + length * update (H itself in lanes with length 0) evaluated
 // into the trial arrays in one sweep down the rows: temperatures, the residual and its
 // tridiagonal Jacobian, whose forward elimination (Thomas algorithm) is done in the same
@@ -138,6 +169,12 @@ void evaluate(Block& b, const Options& o, const double* length, const double* fa
     const auto frozen = x < 0.0, thawed = x > latent;
     t = frozen ? x * row(icf, i) : (thawed ? (x - latent) * row(ict, i) : zero);
     slope = frozen ? row(icf, i) : (thawed ? row(ict, i) : zero);
+    if (o.nodes && i >= o.ns)
+      for (int l = 0; l < kLanes; ++l) {
+        const int j = i * kLanes + l;
+        const TableState c = table_state(b.table[j], o.nodes, ict[j], x[l]);
+        t[l] = c.t, slope[l] = c.slope;
+      }
     put(X, i, x), put(T, i, t);
   };
   const v8 dt = lanes(b.dtb), tolerance = kTolerance * lanes(factor), boundary = lanes(b.boundary);
@@ -199,6 +236,9 @@ struct Io {
   // checkpoint_every-th step: H (n), BDF2 memory (n), last (surface, bottom) input, started.
   double* checkpoints = nullptr;
   int64_t checkpoint_every = 0, ncheck = 0;
+  // Tabulated soil freeze curves (Options::nodes > 0): per column `tables` tables of
+  // (5, nodes) (see table_state) and each soil cell's table index (as a double).
+  const double *table = nullptr, *layer = nullptr;
 };
 
 // Where each lane of a block stands: lanes run their own steps, so a lane whose Newton
@@ -219,10 +259,16 @@ struct Lanes {
 
 // Half-cell resistance [m2 K W-1] of cell j at enthalpy x [J m-3]: frozen, thawed, or at
 // the melting point with the conductivity of its liquid fraction.
-inline double resistance(const Block& b, int j, double x) {
-  if (x < 0.0) return b.rf[j];
-  if (x > b.latent[j]) return b.rt[j];
-  const double f = x * b.iL[j];
+inline double resistance(const Block& b, int j, double x, int64_t nodes = 0) {
+  double f;
+  if (b.table[j]) {  // a tabulated soil cell: the liquid fraction of its curve
+    if (x >= b.Hstar[j]) return b.rt[j];
+    f = table_state(b.table[j], nodes, b.ict[j], x).f;
+  } else {
+    if (x < 0.0) return b.rf[j];
+    if (x > b.latent[j]) return b.rt[j];
+    f = x * b.iL[j];
+  }
   const double s = (1.0 - f) * b.skf[j] + f * b.skt[j];
   const double k = b.quad[j] > 0.5 ? s * s : std::exp((1.0 - f) * b.lkf[j] + f * b.lkt[j]);
   return 0.5 * b.h[j] / k;
@@ -329,7 +375,10 @@ void prepare(Block& b, const Options& o, const Io& io, const int64_t* column, La
       put(origin, i, x0), put(S, i, start ? s : row(S, i)), put(H, i, start ? s : x);
     }
     const v8 y = from_origin ? x0 : x, latent = row(b.latent.data(), i);
-    const auto frozen = y < 0.0, mushy = (y >= 0.0) & (y <= latent);
+    // a tabulated soil cell's conductivity varies below its thaw point: "mushy" there, never "frozen"
+    const bool tabulated = o.nodes && i >= ns;
+    const auto frozen = tabulated ? y != y : y < 0.0;
+    const auto mushy = tabulated ? y < row(b.Hstar.data(), i) : (y >= 0.0) & (y <= latent);
     const v8 index = zero + i;
     if (i >= ns) {  // soil cells (the snow's conductivity does not depend on its liquid fraction)
       lo = mushy & (index < lo) ? index : lo;
@@ -358,12 +407,12 @@ void prepare(Block& b, const Options& o, const Io& io, const int64_t* column, La
     const double* x = z.from_origin[l] ? origin : H;
     bool differs = changed[l] != 0;
     const int first = std::max(static_cast<int>(lo[l]) - 1, ns), last = std::min(static_cast<int>(hi[l]) + 1, n - 1);
-    double r_above = first <= last ? resistance(b, first * kLanes + l, x[first * kLanes + l]) : 0.0;
+    double r_above = first <= last ? resistance(b, first * kLanes + l, x[first * kLanes + l], o.nodes) : 0.0;
     for (int i = first + 1; i <= last; ++i) {  // faces with a cell at the melting point on either side
       const int j = i * kLanes + l;
-      const double r = resistance(b, j, x[j]);
-      const bool melting = x[j] >= 0.0 && x[j] <= b.latent[j];
-      const bool melting_above = x[j - kLanes] >= 0.0 && x[j - kLanes] <= b.latent[j - kLanes];
+      const double r = resistance(b, j, x[j], o.nodes);
+      auto varies = [&](int c) { return b.table[c] ? x[c] < b.Hstar[c] : x[c] >= 0.0 && x[c] <= b.latent[c]; };
+      const bool melting = varies(j), melting_above = varies(j - kLanes);
       if (melting || melting_above) {
         const double g = 1.0 / (r_above + r);
         differs = differs || g != G[j];
@@ -371,9 +420,9 @@ void prepare(Block& b, const Options& o, const Io& io, const int64_t* column, La
       }
       r_above = r;
     }
-    double top = o.fixed_surface ? 1.0 / resistance(b, l, x[l]) : 0.0;
+    double top = o.fixed_surface ? 1.0 / resistance(b, l, x[l], o.nodes) : 0.0;
     if (ns) {  // the snow's faces and its link to the soil (the soil's top face to the air without a pack)
-      const double soil = resistance(b, ns * kLanes + l, x[ns * kLanes + l]);
+      const double soil = resistance(b, ns * kLanes + l, x[ns * kLanes + l], o.nodes);
       const double r = 0.5 * b.snow_thickness[l] / b.snow_k[l];
       const bool present = b.coupled[l] > 0.5;
       top = present ? 1.0 / r : 0.0;
@@ -385,7 +434,7 @@ void prepare(Block& b, const Options& o, const Io& io, const int64_t* column, La
       }
     }
     const int bottom_cell = m - kLanes + l;
-    const double bottom = o.fixed_bottom ? 1.0 / resistance(b, bottom_cell, x[bottom_cell]) : 0.0;
+    const double bottom = o.fixed_bottom ? 1.0 / resistance(b, bottom_cell, x[bottom_cell], o.nodes) : 0.0;
     z.changed[l] = differs || top != G[l] || bottom != G[m + l];
     G[l] = top, G[m + l] = bottom;
     z.need_G[l] = false;
@@ -488,6 +537,12 @@ void run_block(int64_t first, int64_t columns, const Options& o, const Io& io, B
       b.lkf[j] = std::log(b.kf[j]), b.lkt[j] = std::log(b.kt[j]);
       b.H[j] = b.origin[j] = io.initial[c * n + i];
       b.memory[j] = io.history[c * (n + 3) + i];
+      b.table[j] = nullptr, b.Hstar[j] = b.latent[j];
+      if (o.nodes && !snow) {
+        const int64_t layer = static_cast<int64_t>(io.layer[c * soil + k]);
+        b.table[j] = io.table + ((c * o.tables + layer) * 5) * o.nodes;
+        b.Hstar[j] = b.table[j][o.nodes - 1];
+      }
     }
     for (int i = ns; i < n; ++i) {  // conductances of faces between frozen or thawed soil cells
       const int j = i * kLanes + l;
@@ -836,12 +891,12 @@ int thread_count(int64_t requested, int64_t blocks) {
 
 ffi::Error HeatRunImpl(ffi::Buffer<ffi::F64> thickness, ffi::Buffer<ffi::F64> material,
                       ffi::Buffer<ffi::F64> boundary, ffi::Buffer<ffi::F64> bottom, ffi::Buffer<ffi::F64> initial,
-                      ffi::Buffer<ffi::F64> history, ffi::Buffer<ffi::F64> snow,
-                      ffi::ResultBuffer<ffi::F64> enthalpy, ffi::ResultBuffer<ffi::F64> energy,
+                      ffi::Buffer<ffi::F64> history, ffi::Buffer<ffi::F64> snow, ffi::Buffer<ffi::F64> table,
+                      ffi::Buffer<ffi::F64> layer, ffi::ResultBuffer<ffi::F64> enthalpy, ffi::ResultBuffer<ffi::F64> energy,
                       ffi::ResultBuffer<ffi::F64> statistics, ffi::ResultBuffer<ffi::F64> first,
                       ffi::ResultBuffer<ffi::F64> checkpoints, double dt, int64_t save_every, int64_t bdf2,
                       int64_t predicted, int64_t fixed_surface, int64_t fixed_bottom, int64_t snow_cells,
-                      int64_t keep_first, int64_t checkpoint_every, int64_t threads) {
+                      int64_t keep_first, int64_t checkpoint_every, int64_t nodes, int64_t threads) {
   const auto dims = thickness.dimensions();
   if (dims.size() < 1) return ffi::Error::InvalidArgument("heat_run: thickness must have a cell axis");
   Options o;
@@ -866,6 +921,15 @@ ffi::Error HeatRunImpl(ffi::Buffer<ffi::F64> thickness, ffi::Buffer<ffi::F64> ma
         energy->typed_data(),       statistics->typed_data(), first->typed_data(),  keep_first != 0};
   if (io.keep_first && count(*first) != columns * o.nt * o.n)
     return ffi::Error::InvalidArgument("heat_run: the first-solution buffer must hold every step");
+  if (nodes > 0) {
+    o.nodes = nodes, o.tables = columns ? count(table) / (columns * 5 * nodes) : 0;
+    if (nodes < 2 || o.tables < 1 || count(table) != columns * o.tables * 5 * nodes || count(layer) != columns * soil)
+      return ffi::Error::InvalidArgument("heat_run: the freeze-curve tables must be (tables, 5, nodes) per column");
+    io.table = table.typed_data(), io.layer = layer.typed_data();
+    for (int64_t j = 0; j < columns * soil; ++j)
+      if (!(io.layer[j] >= 0 && io.layer[j] < static_cast<double>(o.tables)))
+        return ffi::Error::InvalidArgument("heat_run: a soil cell's table index is out of range");
+  }
   if (checkpoint_every > 0) {
     io.checkpoints = checkpoints->typed_data(), io.checkpoint_every = checkpoint_every;
     io.ncheck = (o.nt + checkpoint_every - 1) / checkpoint_every;
@@ -960,6 +1024,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(CryogradHeatRun, HeatRunImpl,
                                   .Arg<ffi::Buffer<ffi::F64>>()
                                   .Arg<ffi::Buffer<ffi::F64>>()
                                   .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Arg<ffi::Buffer<ffi::F64>>()
                                   .Ret<ffi::Buffer<ffi::F64>>()
                                   .Ret<ffi::Buffer<ffi::F64>>()
                                   .Ret<ffi::Buffer<ffi::F64>>()
@@ -974,6 +1040,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(CryogradHeatRun, HeatRunImpl,
                                   .Attr<int64_t>("snow_cells")
                                   .Attr<int64_t>("keep_first")
                                   .Attr<int64_t>("checkpoint_every")
+                                  .Attr<int64_t>("nodes")
                                   .Attr<int64_t>("threads"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(CryogradHeatAdjoint, HeatAdjointImpl,

@@ -235,6 +235,17 @@ class PermafrostExperiment:
         temperature on bare ground, the initial profile's deepest value held below it)."""
         initial = cgdata.gipl_initial_temperature(self.station)
         column = cgdata.gipl_column(self.station)
+        options = column_options(self.config.get("model", {}))
+        if options:  # the experiment's solver and scheme
+            column = P.PermafrostColumn(
+                column.grid,
+                column.layers,
+                column.freeze_curve,
+                column.surface,
+                geothermal_flux=column.geothermal_flux,
+                bottom_temperature=column.bottom_temperature,
+                **options,
+            )
         initial = jnp.asarray(np.interp(self.centres, initial.depth.values, initial.values))
         variables = column.surface.forcing_variables
         from ..physics._xarray import forcing_arrays

@@ -220,7 +220,7 @@ def fit(
     start_loss = float(loss_at(u))
     forward_time = median_seconds(loss_at, u, repeats=5, budget=COST_TIMING_BUDGET, warm_up=False)
     if least_squares:
-        derivative = jax.jit(jax.jacfwd(problem.residuals))
+        derivative = problem.jacobian
         # one compiled chunk of at most max_steps steps (a fit never runs past max_steps by
         # more than the last chunk's remainder)
         runner = _OptimistixRunner(problem, method, rtol, atol, min(int(checkpoint_every), int(max_steps)))

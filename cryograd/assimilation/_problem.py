@@ -6,6 +6,7 @@ The fitted quantities are packed into one flat unconstrained vector u (see
 value per member, and every observation sees the outputs with a leading member axis.
 """
 
+import functools
 import itertools
 from collections.abc import Callable, Sequence
 
@@ -286,6 +287,12 @@ class Problem:
             p.prior is None or p.prior.residual(jnp.zeros(self.shapes[p.name]) + 1.0) is not None
             for p in self.parameters
         )
+
+    @functools.cached_property
+    def jacobian(self) -> Callable:
+        """d residuals / d u by forward mode, jitted once per problem: the fit's cost figures
+        and the Laplace approximation call the same compiled function."""
+        return jax.jit(jax.jacfwd(self.residuals))
 
     def residuals(self, u):
         """All whitened residuals: observations, then the Gaussian-form priors; loss = |r|^2 / 2."""

@@ -63,7 +63,7 @@ def laplace(problem: Problem, u, *, hessian: str = "exact") -> Posterior:
     if hessian == "exact":
         h = jax.jit(jax.hessian(problem.loss))(u)
     elif hessian == "gauss_newton":
-        jacobian = jax.jit(jax.jacfwd(problem.residuals))(u)
+        jacobian = problem.jacobian(u)
         h = jacobian.T @ jacobian
     else:
         raise ValueError(f"hessian must be 'exact' or 'gauss_newton', got {hessian!r}")

@@ -22,6 +22,7 @@ from ._freeze_curves import (
     FreeWater as FreeWater,
     PiecewiseLinear as PiecewiseLinear,
     PowerLaw as PowerLaw,
+    Tabulated as Tabulated,
 )
 from ._glacier_geometry import DeltaH as DeltaH, volume_area_thickness as volume_area_thickness
 from ._grid import Grid as Grid

@@ -10,10 +10,10 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from . import _constants as const
-from ._freeze_curves import AbstractFreezeCurve, FreeWater
+from ._freeze_curves import AbstractFreezeCurve, FreeWater, Tabulated
 from ._grid import Grid
 from ._heat import CONDUCTIVITIES, TIME_SCHEMES, HeatProblem, HeatState, ImplicitEnthalpy, explicit_tendency
-from ._native import native_run, unsupported
+from ._native import TABULATED, native_run, unsupported
 from ._soil import CellMaterial, SoilLayer, cell_material, layer_index
 from ._surface import AbstractSurface, Prescribed
 from ._validation import as_float_array, is_concrete
@@ -159,10 +159,13 @@ class PermafrostColumn(eqx.Module):
         """The discretised heat problem (cells, materials, boundary series) for `forcing` (dict of
         arrays) and time step `dt` [s]; the input of the implicit solver."""
         bottom = self.bottom_temperature  # tree_at/optimisers may have put plain floats here
+        curve = self.cell_freeze_curve
+        if self.solver == "native" and isinstance(curve, TABULATED):  # the native solver's form of smooth curves
+            curve = Tabulated.build(curve, self.material, self.layer_of_cell)
         return HeatProblem(
             thickness=self.grid.thickness,
             material=self.material,
-            freeze_curve=self.cell_freeze_curve,
+            freeze_curve=curve,
             surface=self.surface,
             geothermal_flux=jnp.asarray(self.geothermal_flux, jnp.float64),
             bottom_temperature=None if bottom is None else jnp.asarray(bottom, jnp.float64),
@@ -239,7 +242,7 @@ class PermafrostColumn(eqx.Module):
                 problem, y0, nt, dt, save_every, adjoint, progress_meter, throw
             )
         ns = problem.n_snow
-        temperature, fraction, _ = jax.vmap(self.thermal_state)(enthalpy[:, ns:])
+        temperature, fraction, _ = jax.vmap(lambda h: problem.freeze_curve.state(h, problem.material))(enthalpy[:, ns:])
         saved = jnp.arange(save_every, nt + 1, save_every) - 1  # the step each row ends
         if problem.surface.fixed_temperature:
             surface = jax.vmap(lambda i: problem.surface.boundary_value(problem.step_forcing(i)))(saved)

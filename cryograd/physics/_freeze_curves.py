@@ -255,3 +255,120 @@ class DallAmico(AbstractFreezeCurve):
         liquid = theta_r + (theta_s - theta_r) * (1.0 + _safe_power(-self.alpha * potential, self.n)) ** (-m)
         water = jnp.where(material.water_content > 0, material.water_content, 1.0)
         return jnp.where(colder, jnp.minimum(liquid / water, 1.0), 1.0)
+
+
+TABLE_NODES = 96
+TABLE_COLDEST = -100.0  # [degC]
+TABLE_CLOSEST = 1e-5  # [K]: the node nearest below the thaw point
+
+
+class Tabulated(AbstractFreezeCurve):
+    """A freeze curve whose T(H) and f(H) on the freezing branch are read from a table: the
+    form the native solver uses for smooth curves (`PowerLaw`, `DallAmico`), and the JAX
+    replay of its derivatives with it, so both solve the same discrete problem.
+
+    Each table (one per soil layer, `Tabulated.build`) holds `nodes` temperatures from
+    `TABLE_COLDEST` (-100 degC) to the thaw point T*, closer together towards T*
+    (T* - (T* + 100) u^3, u uniform from 1 to 0), with the curve's enthalpy H_k, dT/dH,
+    liquid fraction f_k and df/dH there (derivatives from below T*). Between nodes T(H)
+    and f(H) are cubic Hermite interpolants in H (C1); above H* = H(T*) the cell is thawed
+    (T = T* + (H - H*) / c_t, f = 1); below the coldest node T continues linearly and f is
+    held. The interpolation error is measured in docs/verification.md (tests assert it).
+    `enthalpy`, `liquid_fraction` and `thaw_temperature` are the exact curve's.
+
+    `table`: (layers, 5, nodes) rows H [J m-3], T [degC], dT/dH [K m3 J-1], f [1], df/dH
+    [m3 J-1]; `cell_table`: each cell's table (int array); `curve`: the exact curve with
+    per-cell parameters.
+    """
+
+    curve: AbstractFreezeCurve
+    table: Float[Array, "layers 5 nodes"]
+    cell_table: Array
+
+    @classmethod
+    def build(cls, curve: AbstractFreezeCurve, material: CellMaterial, cell_table, nodes: int = TABLE_NODES):
+        """Tables for the cells of `material` with `curve` (per-cell parameters), one per
+        distinct value of `cell_table` (int, (nz,)): the first cell of each stands for it."""
+        cell_table = np.asarray(cell_table)
+        _, first = np.unique(cell_table, return_index=True)
+        order = np.zeros(cell_table.max() + 1, dtype=int)
+        order[np.unique(cell_table)] = np.arange(first.size)
+
+        def pick(leaf):
+            return leaf[first] if jnp.ndim(leaf) == 1 else leaf
+
+        material_ = jax.tree_util.tree_map(pick, material)
+        curve_ = jax.tree_util.tree_map(pick, curve)
+        t_star = curve_.thaw_temperature(material_)[:, None]
+        # distances below T* growing geometrically from TABLE_CLOSEST to T* - TABLE_COLDEST
+        span = t_star - TABLE_COLDEST
+        ratio = (span / TABLE_CLOSEST) ** (1.0 / (nodes - 2))
+        distance = TABLE_CLOSEST * ratio ** jnp.arange(nodes - 2, -1, -1.0)
+        temperature = jnp.concatenate([t_star - distance, t_star], axis=1)
+        below = temperature.at[:, -1].add(-1e-9 * TABLE_CLOSEST)  # derivatives from below T*
+        expanded = jax.tree_util.tree_map(lambda leaf: leaf[:, None] if jnp.ndim(leaf) == 1 else leaf, material_)
+        curve_b = jax.tree_util.tree_map(lambda leaf: leaf[:, None] if jnp.ndim(leaf) == 1 else leaf, curve_)
+        ones = jnp.ones_like(below)
+        enthalpy = curve_b.enthalpy(temperature, expanded)
+        _, dh = jax.jvp(lambda t: curve_b.enthalpy(t, expanded), (below,), (ones,))
+        fraction = curve_b.liquid_fraction(temperature, expanded)
+        _, df = jax.jvp(lambda t: curve_b.liquid_fraction(t, expanded), (below,), (ones,))
+        slope, fraction_slope = 1.0 / dh, df / dh
+        # monotone interpolants (Fritsch & Carlson 1980): on an interval whose end slopes
+        # exceed 3 times its secant in the (a, b) sense both are scaled down; a node takes
+        # the smaller scale of its two intervals
+        def monotone(values, slopes):
+            secant = jnp.diff(values, axis=1) / jnp.diff(enthalpy, axis=1)
+            safe = jnp.where(secant != 0, secant, 1.0)
+            a, b = slopes[:, :-1] / safe, slopes[:, 1:] / safe
+            norm = jnp.sqrt(a * a + b * b)
+            scale = jnp.where((secant != 0) & (norm > 3.0), 3.0 / jnp.where(norm > 0, norm, 1.0), 1.0)
+            scale = jnp.where(secant == 0, 0.0, scale)
+            ones = jnp.ones_like(scale[:, :1])
+            node = jnp.minimum(jnp.concatenate([ones, scale], axis=1), jnp.concatenate([scale, ones], axis=1))
+            return slopes * node
+
+        table = jnp.stack(
+            [enthalpy, temperature, monotone(temperature, slope), fraction, monotone(fraction, fraction_slope)], axis=1
+        )
+        return cls(curve=curve, table=table, cell_table=jnp.asarray(order[cell_table]))
+
+    def liquid_fraction(self, temperature, material):
+        return self.curve.liquid_fraction(temperature, material)
+
+    def thaw_temperature(self, material):
+        return self.curve.thaw_temperature(material)
+
+    def enthalpy(self, temperature, material):
+        return self.curve.enthalpy(temperature, material)
+
+    def state(self, enthalpy, material):
+        table = self.table[self.cell_table]  # (nz, 5, K)
+        h, t, s, f, g = (table[:, i] for i in range(5))
+        k_nodes = h.shape[-1]
+        x = enthalpy
+        k = jnp.sum(h[:, 1 : k_nodes - 1] <= x[:, None], axis=-1)
+
+        def at(a, j):
+            return jnp.take_along_axis(a, j[:, None], axis=-1)[:, 0]
+
+        h0, h1 = at(h, k), at(h, k + 1)
+        d = h1 - h0
+        u = (x - h0) / d
+        u2 = u * u
+        u3 = u2 * u
+        h00, h10, h01, h11 = 2.0 * u3 - 3.0 * u2 + 1.0, u3 - 2.0 * u2 + u, -2.0 * u3 + 3.0 * u2, u3 - u2
+        d00, d10, d01, d11 = 6.0 * u2 - 6.0 * u, 3.0 * u2 - 4.0 * u + 1.0, -6.0 * u2 + 6.0 * u, 3.0 * u2 - 2.0 * u
+        t0, t1, s0, s1, f0, f1, g0, g1 = at(t, k), at(t, k + 1), at(s, k), at(s, k + 1), at(f, k), at(f, k + 1), at(g, k), at(g, k + 1)
+        temperature = h00 * t0 + h10 * d * s0 + h01 * t1 + h11 * d * s1
+        slope = (d00 * t0 + d10 * d * s0 + d01 * t1 + d11 * d * s1) / d
+        fraction = h00 * f0 + h10 * d * g0 + h01 * f1 + h11 * d * g1
+        thawed = x >= h[:, -1]
+        cold = x <= h[:, 0]
+        ict = 1.0 / material.c_thawed
+        temperature = jnp.where(
+            thawed, t[:, -1] + (x - h[:, -1]) * ict, jnp.where(cold, t[:, 0] + s[:, 0] * (x - h[:, 0]), temperature)
+        )
+        slope = jnp.where(thawed, ict, jnp.where(cold, s[:, 0], slope))
+        fraction = jnp.where(thawed, 1.0, jnp.where(cold, f[:, 0], fraction))
+        return temperature, fraction, slope

@@ -33,7 +33,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ._freeze_curves import FreeWater
+from ._freeze_curves import DallAmico, FreeWater, PowerLaw, Tabulated
 from ._heat import HeatProblem, HeatState, advance
 
 TARGET = "cryograd_heat_run"
@@ -67,11 +67,18 @@ def available() -> bool:
     return _registered
 
 
+TABULATED = (PowerLaw, DallAmico)
+"""Smooth curves the native solver runs through a `Tabulated` table of their freezing branch."""
+
+
 def unsupported(surface, curve) -> str | None:
     """Why the native solver cannot run a column with this surface model and freeze curve
-    (None when it can)."""
-    if type(curve) is not FreeWater or curve.width != 0:
-        return f"the native solver supports the sharp FreeWater() curve only, got {type(curve).__name__}"
+    (None when it can): the sharp `FreeWater()` curve exactly, `PowerLaw` and `DallAmico`
+    through a `Tabulated` table (built by `PermafrostColumn.problem`)."""
+    sharp = type(curve) is FreeWater and curve.width == 0
+    if not (sharp or isinstance(curve, (Tabulated, *TABULATED))):
+        names = ", ".join(c.__name__ for c in TABULATED)
+        return f"the native solver supports the sharp FreeWater() curve and {names}, got {type(curve).__name__}"
     if jax.default_backend() != "cpu":
         return f"the native solver runs on the CPU, the default backend is {jax.default_backend()!r}"
     if not available():
@@ -108,9 +115,16 @@ def _snow_series(problem: HeatProblem):
     return jnp.concatenate([series[:1], series])
 
 
+def kernel_adjoint(problem: HeatProblem) -> bool:
+    """Whether reverse mode runs the kernel's own adjoint: soil-only columns on the sharp
+    free-water curve (otherwise the replay is transposed)."""
+    return problem.n_snow == 0 and not isinstance(problem.freeze_curve, Tabulated)
+
+
 def _inputs(problem: HeatProblem):
     """The kernel's per-column arrays: material (6, nz), boundary series (nt,), bottom (2,),
-    snow series (`_snow_series`)."""
+    snow series (`_snow_series`), freeze-curve tables (layers, 5, nodes) and each soil
+    cell's table (nz,) (zeros (1,) each for the sharp free-water curve)."""
     material = problem.material
     stacked = jnp.stack(
         [
@@ -129,7 +143,12 @@ def _inputs(problem: HeatProblem):
         [jnp.asarray(problem.geothermal_flux, jnp.float64), jnp.asarray(bottom_temperature, jnp.float64)]
     )
     boundary = jnp.broadcast_to(jnp.asarray(boundary, jnp.float64), (nt,))
-    return stacked, boundary, bottom, _snow_series(problem)
+    curve = problem.freeze_curve
+    if isinstance(curve, Tabulated):
+        table, layer = jnp.asarray(curve.table, jnp.float64), jnp.asarray(curve.cell_table, jnp.float64)
+    else:
+        table, layer = jnp.zeros(1), jnp.zeros(1)
+    return stacked, boundary, bottom, _snow_series(problem), table, layer
 
 
 def _call(
@@ -144,7 +163,7 @@ def _call(
     once a step was taken; default: a fresh run) and `inputs` the problem's `_inputs`, with
     the boundary and snow series of the steps to take (default: `_inputs(problem)`, all of
     its steps)."""
-    material, boundary, bottom, snow = _inputs(problem) if inputs is None else inputs
+    material, boundary, bottom, snow, table, layer = _inputs(problem) if inputs is None else inputs
     thickness = jnp.asarray(problem.thickness, jnp.float64)
     nt, n = boundary.shape[-1], thickness.shape[-1] + problem.n_snow
     history = jnp.zeros(n + 3) if history is None else history
@@ -165,6 +184,8 @@ def _call(
         jnp.asarray(initial, jnp.float64),
         jnp.asarray(history, jnp.float64),
         snow,
+        table,
+        layer,
         dt=float(problem.forcing_dt),
         save_every=int(save_every),
         bdf2=int(problem.time_scheme == "bdf2"),
@@ -174,6 +195,7 @@ def _call(
         snow_cells=int(problem.n_snow),
         keep_first=int(keep_first),
         checkpoint_every=int(checkpoint_every),
+        nodes=int(table.shape[-1]) if isinstance(problem.freeze_curve, Tabulated) else 0,
         threads=0,
     )
 
@@ -242,9 +264,9 @@ def _steps(problem: HeatProblem) -> int:
 
 
 def _checkpoint_every(problem: HeatProblem, save_every: int) -> int:
-    """Steps between the forward run's checkpoints for the kernel's reverse mode (0 with
-    snow, whose derivatives come from the replay alone)."""
-    return 0 if problem.n_snow else segment_length(_steps(problem), save_every)
+    """Steps between the forward run's checkpoints for the kernel's reverse mode (0 where
+    reverse mode transposes the replay, `kernel_adjoint`)."""
+    return segment_length(_steps(problem), save_every) if kernel_adjoint(problem) else 0
 
 
 @eqx.filter_custom_jvp
@@ -269,7 +291,7 @@ def _replay(dynamic, static, initial, save_every):
     full, tail = divmod(nt, length)
     keep = slice(save_every - 1, None, save_every)
     constant = jax.lax.stop_gradient(problem)  # what the kernel sees: no tangents
-    material, boundary, bottom, snow = _inputs(constant)  # once; each segment takes its window
+    material, boundary, bottom, snow, table, layer = _inputs(constant)  # once; each segment takes its window
 
     def segment(carry, start, steps: int):
         state, totals = carry
@@ -285,6 +307,8 @@ def _replay(dynamic, static, initial, save_every):
                 jax.lax.dynamic_slice_in_dim(boundary, start, steps, axis=-1),
                 bottom,
                 snow if problem.n_snow == 0 else jax.lax.dynamic_slice_in_dim(snow, start, steps + 1, axis=-2),
+                table,
+                layer,
             ),
         )
 
@@ -318,7 +342,7 @@ def _replay(dynamic, static, initial, save_every):
 def _kernel_inputs(dynamic, static):
     """(thickness, material, boundary, bottom) as the kernel reads them (soil only)."""
     problem = eqx.combine(dynamic, static)
-    material, boundary, bottom, _ = _inputs(problem)
+    material, boundary, bottom, *_ = _inputs(problem)
     return jnp.asarray(problem.thickness, jnp.float64), material, boundary, bottom
 
 
@@ -358,7 +382,7 @@ def _trajectory_jvp(primals, tangents):
     linear = [given[k] for k in which] + ([] if tangent_initial is None else [tangent_initial])
     if not linear:
         return outputs, (jnp.zeros_like(enthalpy), jnp.zeros_like(energy), *zeros)
-    if problem.n_snow:
+    if not kernel_adjoint(problem):
         tangent_enthalpy, tangent_energy = tangent_of(given, tangent_initial)
         return outputs, (tangent_enthalpy, tangent_energy, *zeros)
 

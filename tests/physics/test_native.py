@@ -370,9 +370,100 @@ def test_adversarial_forcing_stays_finite_and_reports_its_iterations():
 
 def test_native_refuses_what_it_does_not_cover():
     grid = P.Grid.geometric(depth=10.0, n=20, dz_top=0.05)
-    with pytest.raises(ValueError, match="solver='native': the native solver supports the sharp FreeWater"):
-        P.PermafrostColumn(grid=grid, layers=layers(), freeze_curve=P.DallAmico(alpha=3.0, n=1.6), solver="native")
-    with pytest.raises(ValueError, match="solver='native': the native solver supports the sharp FreeWater"):
+    refused = "solver='native': the native solver supports the sharp FreeWater.. curve and PowerLaw, DallAmico"
+    with pytest.raises(ValueError, match=refused):
+        P.PermafrostColumn(grid=grid, layers=layers(), freeze_curve=P.PiecewiseLinear(t_end=-1.0), solver="native")
+    with pytest.raises(ValueError, match=refused):
         P.PermafrostColumn(grid=grid, layers=layers(), freeze_curve=P.FreeWater(width=0.5), solver="native")
     with pytest.raises(ValueError, match="solver must be one of"):
         P.PermafrostColumn(grid=grid, layers=layers(), solver="fortran")
+
+
+SMOOTH_CURVES = {
+    "powerlaw": lambda: P.PowerLaw(a=0.05, b=-0.6),
+    "dallamico": lambda: P.DallAmico(alpha=4.0, n=2.0, residual_water_content=0.02),
+}
+
+
+@pytest.mark.parametrize("curve", sorted(SMOOTH_CURVES))
+def test_tabulated_curve_is_within_1e_4_k_of_the_exact_curve_and_monotone(curve):
+    """`Tabulated` (the native solver's form of smooth curves): over -60..5 degC, T(H(T))
+    within 1e-4 K of T, the liquid fraction within 1e-5, dT/dH > 0 everywhere (Newton needs
+    a monotone T(H); without the Fritsch-Carlson limit a table of DallAmico went negative)."""
+    grid = P.Grid.geometric(depth=15.0, n=40, dz_top=0.02)
+    column = P.PermafrostColumn(grid=grid, layers=layers(), freeze_curve=SMOOTH_CURVES[curve]())
+    material, exact = column.material, column.cell_freeze_curve
+    table = P.Tabulated.build(exact, material, column.layer_of_cell)
+    temperatures = jnp.concatenate([jnp.linspace(-60.0, -1.0, 2000), jnp.linspace(-1.0, 5.0, 20000)])
+    enthalpy = jax.vmap(lambda t: exact.enthalpy(jnp.full(40, t), material))(temperatures)
+    t, f, slope = jax.vmap(lambda h: table.state(h, material))(enthalpy)
+    fraction = jax.vmap(lambda t: exact.liquid_fraction(jnp.full(40, t), material))(temperatures)
+    assert float(jnp.abs(t - temperatures[:, None]).max()) <= 1e-4
+    assert float(jnp.abs(f - fraction).max()) <= 1e-5
+    assert float(slope.min()) > 0.0
+
+
+@pytest.mark.parametrize("curve", sorted(SMOOTH_CURVES))
+@pytest.mark.parametrize(("time_scheme", "conductivity"), [("euler", "lagged"), ("bdf2", "predicted")])
+def test_native_smooth_curves_solve_the_tabulated_problem_and_stay_near_the_exact_one(curve, time_scheme, conductivity):
+    """A year through freeze and thaw with PowerLaw / DallAmico: the native run equals the
+    JAX solver on the same tabulated problem to 1e-9 K, and the JAX solver on the exact
+    curve to 1e-4 K (rms 1e-5 K)."""
+    from cryograd.physics._heat import HeatState
+
+    grid = P.Grid.geometric(depth=15.0, n=40, dz_top=0.02)
+    options = dict(grid=grid, layers=layers(), freeze_curve=SMOOTH_CURVES[curve](), time_scheme=time_scheme)
+    pair = {s: P.PermafrostColumn(solver=s, conductivity=conductivity, **options) for s in ("jax", "native")}
+    forcing = {"surface_temperature": seasonal(365)}
+    initial = jnp.linspace(-2.0, -1.0, 40)
+    out = {s: eqx.filter_jit(lambda c: c.run(forcing, initial, DAY))(c) for s, c in pair.items()}
+    assert float(out["jax"]["liquid_water_fraction"].max()) == 1.0  # it thawed
+    native = pair["native"]
+    problem = native.problem(forcing, DAY)
+    assert isinstance(problem.freeze_curve, P.Tabulated)
+    start = HeatState.initial(native.enthalpy(initial))
+    enthalpy, *_ = eqx.filter_jit(native._diffrax_run)(problem, start, 365, DAY, 1, None, None, True)
+    same, _, _ = jax.vmap(lambda h: problem.freeze_curve.state(h, problem.material))(enthalpy)
+    assert float(jnp.abs(out["native"]["temperature"] - same).max()) <= 1e-9
+    difference = out["native"]["temperature"] - out["jax"]["temperature"]
+    assert float(jnp.abs(difference).max()) <= 1e-4
+    assert float(jnp.sqrt(jnp.mean(difference**2))) <= 1e-5
+
+
+def test_native_powerlaw_under_snow_gradients_equal_central_differences():
+    """GIPL-like: PowerLaw soil under a snowpack, bdf2+predicted, 400 days. Reverse mode
+    (the replay's transpose) with respect to the curve's a and b and a conductivity equals
+    central differences of the native run to 1e-4 and the exact-curve JAX solver's gradient to
+    1e-3 (the table's approximation)."""
+    grid = P.Grid.geometric(depth=15.0, n=40, dz_top=0.02)
+    options = dict(
+        grid=grid, layers=layers(), surface=SNOW_SURFACES["gipl-like"](), freeze_curve=P.PowerLaw(a=0.05, b=-0.6)
+    )
+    pair = {
+        s: P.PermafrostColumn(solver=s, time_scheme="bdf2", conductivity="predicted", **options)
+        for s in ("jax", "native")
+    }
+    forcing = snow_inputs("gipl-like", 400, seed=5)
+    initial = jnp.linspace(-2.0, -1.0, 40)
+
+    def loss(column):
+        out = column.run(forcing, initial, DAY, save_every=5)
+        return jnp.mean(out["temperature"][:, jnp.array([2, 10, 18])] ** 2)
+
+    grads = {s: eqx.filter_jit(eqx.filter_grad(loss))(c) for s, c in pair.items()}
+    where = {
+        "freeze_curve.a": lambda c: c.freeze_curve.a,
+        "freeze_curve.b": lambda c: c.freeze_curve.b,
+        "layers[1].k_frozen": lambda c: c.layers[1].k_frozen,
+    }
+    jitted = eqx.filter_jit(loss)
+    for name, at in where.items():
+        native, exact = float(at(grads["native"])), float(at(grads["jax"]))
+        assert exact != 0.0, name
+        assert abs(native - exact) <= 1e-3 * abs(exact), (name, native, exact)
+        base = float(at(pair["native"]))
+        eps = 1e-5 * abs(base)
+        fd = (
+            jitted(eqx.tree_at(at, pair["native"], base + eps)) - jitted(eqx.tree_at(at, pair["native"], base - eps))
+        ) / (2 * eps)
+        assert abs(native - float(fd)) <= 1e-4 * abs(float(fd)), (name, native, float(fd))
