@@ -1,7 +1,8 @@
 // The soil column's implicit enthalpy scheme as one XLA FFI call (cryograd's native solver).
 //
 // The same discrete problem as cryograd/physics/_heat.py for soil columns on the sharp
-// free-water freeze curve, with or without snow cells on top (a `Snow` surface: each step's
+// free-water freeze curve or on a tabulated smooth curve (`table_state`), with or without
+// snow cells on top (a `Snow` surface: each step's
 // pack comes in `snow`; the remap of the snow enthalpies between packs, the heat carried by
 // snow mass and the coupling to the soil are done here): finite volumes, unknown H
 // [J m-3] per cell, residual

@@ -5,8 +5,10 @@ columns in C++: the same residual, tolerance and Newton iteration as `HeatProble
 columns in blocks of 8 with the cell axis outermost so the sweeps run across columns
 with SIMD, each column of a block on its own step (one that has converged starts its next
 step while the others iterate), blocks shared among threads (`CRYOGRAD_NATIVE_THREADS`,
-default: all cores). It covers soil on the sharp free-water curve (`FreeWater()`), with
-or without a `Snow` surface (each step's pack is computed here, its remap and coupling
+default: all cores). It covers soil on the sharp free-water curve (`FreeWater()`) and,
+through a table of their freezing branch (`Tabulated`, built by `PermafrostColumn.problem`
+and read the same way here and in the JAX replay), on `PowerLaw` and `DallAmico`; with or
+without a `Snow` surface (each step's pack is computed here, its remap and coupling
 there), either time scheme and either conductivity treatment;
 `PermafrostColumn(solver="native")` refuses anything else (`unsupported`).
 
@@ -22,7 +24,8 @@ of the thickness, material, boundary series, bottom and initial state in C++. It
 exact transpose of the replay's tangent (the tangent map sits in a
 `jax.lax.custom_linear_solve` whose `transpose_solve` is the adjoint), so both modes and
 forward-over-reverse second derivatives work, and memory is one segment per thread plus
-one state per segment. With snow, reverse mode is the transpose of the replay.
+one state per segment. With snow or a tabulated curve, reverse mode is the transpose of
+the replay (`kernel_adjoint`).
 """
 
 import ctypes
