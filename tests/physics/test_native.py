@@ -351,13 +351,22 @@ def test_native_simulate_over_sites_equals_the_jax_solver():
     assert np.allclose(out["native"].active_layer_thickness, out["jax"].active_layer_thickness, atol=1e-9)
 
 
-def test_adversarial_forcing_stays_finite_and_reports_its_iterations():
-    """Surface alternating +-50 degC daily over a 1 mm top cell with water content 0.9."""
+@pytest.mark.parametrize(
+    "curve", [P.FreeWater(), P.PowerLaw(a=0.05, b=-0.6), P.DallAmico(alpha=4.0, n=2.0)], ids=lambda c: type(c).__name__
+)
+def test_adversarial_forcing_stays_finite_and_reports_its_iterations(curve):
+    """Surface alternating +-50 degC daily over a 1 mm top cell with water content 0.9, on
+    the sharp curve and on the tabulated smooth ones."""
     grid = P.Grid.geometric(depth=10.0, n=60, dz_top=0.001)
     wet = P.SoilLayer.from_composition(top=0.0, porosity=0.9, saturation=1.0)
     for time_scheme, conductivity in [("euler", "lagged"), ("bdf2", "predicted")]:
         column = P.PermafrostColumn(
-            grid=grid, layers=[wet], solver="native", time_scheme=time_scheme, conductivity=conductivity
+            grid=grid,
+            layers=[wet],
+            freeze_curve=curve,
+            solver="native",
+            time_scheme=time_scheme,
+            conductivity=conductivity,
         )
         surface = jnp.where(jnp.arange(730) % 2 == 0, 50.0, -50.0)
         out = column.run({"surface_temperature": surface}, -2.0, DAY, throw=False)
