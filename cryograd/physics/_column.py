@@ -46,11 +46,13 @@ class PermafrostColumn(eqx.Module):
       work). `time_scheme="bdf2", conductivity="predicted"` is the accurate pair.
     - `solver`: `"jax"` (default; Newton in JAX under `diffrax.diffeqsolve`, everything
       supported, on any backend) or `"native"`: the same discrete problem, Newton to the
-      same tolerance, in the C++ kernel built at install (`cryograd/_native/heat.cc`), for
-      soil on the sharp `FreeWater()` curve (with or without `Snow`), on the CPU.
-      Derivatives of the native run replay its steps in JAX with the solutions known, in
-      checkpointed segments of about a year (reverse mode's memory does not grow with
-      the run length).
+      same tolerance, in the C++ kernel built at install (`cryograd/_native/heat.cc`), on
+      the CPU, for soil on the sharp `FreeWater()` curve, or on `PowerLaw` and
+      `DallAmico` through a 96-node table of the curve (`Tabulated`, within 1e-4 K of it;
+      measured 2.3e-5 K), with or without `Snow`. Forward-mode derivatives replay its
+      steps in JAX with the solutions known; reverse mode is the kernel's own adjoint for
+      soil-only columns on `FreeWater()` and the replay's transpose otherwise, both in
+      checkpointed segments of about a year (memory does not grow with the run length).
 
     Every floating-point leaf (soil parameters, curve parameters, fluxes) can be
     differentiated with `jax.grad`/`eqx.filter_grad` through `run`.
