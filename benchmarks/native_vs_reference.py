@@ -46,18 +46,6 @@ def _samoylov_module():
     return module
 
 
-def with_options(column, **options):
-    return P.PermafrostColumn(
-        column.grid,
-        column.layers,
-        column.freeze_curve,
-        column.surface,
-        geothermal_flux=column.geothermal_flux,
-        bottom_temperature=column.bottom_temperature,
-        **options,
-    )
-
-
 def gipl_site(years):
     station = cg.data.load_sample("gipl_station")
     column = cg.data.gipl_column(station)
@@ -85,7 +73,7 @@ def samoylov_site(years):
 def compare(column, forcing, initial, options):
     runs, seconds = {}, {}
     for solver in ("jax", "native"):
-        col = with_options(column, solver=solver, **options)
+        col = column.replace(solver=solver, **options)
 
         @eqx.filter_jit
         def run(c):

@@ -881,6 +881,15 @@ void adjoint_block(int64_t first, int64_t columns, const Options& o, const Io& i
   }
 }
 
+// Runs `work` on `workers` threads (on the calling one alone for 1) and waits for them.
+template <typename Work>
+void in_parallel(int workers, const Work& work) {
+  if (workers == 1) return work();
+  std::vector<std::thread> pool;
+  for (int w = 0; w < workers; ++w) pool.emplace_back(work);
+  for (auto& t : pool) t.join();
+}
+
 int thread_count(int64_t requested, int64_t blocks) {
   int64_t threads = requested;
   if (threads <= 0) {
@@ -945,13 +954,7 @@ ffi::Error HeatRunImpl(ffi::Buffer<ffi::F64> thickness, ffi::Buffer<ffi::F64> ma
     Block b(static_cast<int>(o.n));
     for (int64_t k = next++; k < blocks; k = next++) run_block(k * kLanes, columns, o, io, b);
   };
-  if (workers == 1) {
-    work();
-  } else {
-    std::vector<std::thread> pool;
-    for (int w = 0; w < workers; ++w) pool.emplace_back(work);
-    for (auto& t : pool) t.join();
-  }
+  in_parallel(workers, work);
   return ffi::Error::Success();
 }
 
@@ -1004,13 +1007,7 @@ ffi::Error HeatAdjointImpl(ffi::Buffer<ffi::F64> thickness, ffi::Buffer<ffi::F64
     Adjoint a(static_cast<int>(n), std::min(checkpoint_every, o.nt), o.predicted);
     for (int64_t k = next++; k < blocks; k = next++) adjoint_block(k * kLanes, columns, o, io, ai, b, a);
   };
-  if (workers == 1) {
-    work();
-  } else {
-    std::vector<std::thread> pool;
-    for (int w = 0; w < workers; ++w) pool.emplace_back(work);
-    for (auto& t : pool) t.join();
-  }
+  in_parallel(workers, work);
   return ffi::Error::Success();
 }
 

@@ -125,14 +125,8 @@ class PermafrostExperiment:
         )
         column = cgdata.gipl_column(station, snow)
         if "geothermal_flux" in model or column_options(model):
-            column = P.PermafrostColumn(
-                column.grid,
-                column.layers,
-                column.freeze_curve,
-                column.surface,
-                geothermal_flux=model.get("geothermal_flux", column.geothermal_flux),
-                bottom_temperature=column.bottom_temperature,
-                **column_options(model),
+            column = column.replace(
+                geothermal_flux=model.get("geothermal_flux", column.geothermal_flux), **column_options(model)
             )
         self.column = column
         self.centres = np.asarray(column.grid.centres)
@@ -234,18 +228,7 @@ class PermafrostExperiment:
         """The station's own parameters in GIPL2's set-up (snow from 1 cm, the air
         temperature on bare ground, the initial profile's deepest value held below it)."""
         initial = cgdata.gipl_initial_temperature(self.station)
-        column = cgdata.gipl_column(self.station)
-        options = column_options(self.config.get("model", {}))
-        if options:  # the experiment's solver and scheme
-            column = P.PermafrostColumn(
-                column.grid,
-                column.layers,
-                column.freeze_curve,
-                column.surface,
-                geothermal_flux=column.geothermal_flux,
-                bottom_temperature=column.bottom_temperature,
-                **options,
-            )
+        column = cgdata.gipl_column(self.station).replace(**column_options(self.config.get("model", {})))
         initial = jnp.asarray(np.interp(self.centres, initial.depth.values, initial.values))
         variables = column.surface.forcing_variables
         from ..physics._xarray import forcing_arrays

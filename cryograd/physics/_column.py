@@ -136,6 +136,26 @@ class PermafrostColumn(eqx.Module):
             if reason is not None:
                 raise ValueError(f"solver='native': {reason}")
 
+    def replace(self, **changes) -> "PermafrostColumn":
+        """This column with some of its constructor arguments changed (`solver`,
+        `time_scheme`, `conductivity`, `geothermal_flux`, `surface`, ...), built again
+        through the constructor so the new combination is checked."""
+        arguments = dict(
+            grid=self.grid,
+            layers=self.layers,
+            freeze_curve=self.freeze_curve,
+            surface=self.surface,
+            geothermal_flux=self.geothermal_flux,
+            bottom_temperature=self.bottom_temperature,
+            time_scheme=self.time_scheme,
+            conductivity=self.conductivity,
+            solver=self.solver,
+        )
+        unknown = sorted(set(changes) - set(arguments))
+        if unknown:
+            raise ValueError(f"replace: {unknown} are not PermafrostColumn arguments; use {sorted(arguments)}")
+        return PermafrostColumn(**(arguments | changes))
+
     # --- per-cell views ------------------------------------------------------------------
 
     @property

@@ -314,6 +314,7 @@ class Tabulated(AbstractFreezeCurve):
         fraction = curve_b.liquid_fraction(temperature, expanded)
         _, df = jax.jvp(lambda t: curve_b.liquid_fraction(t, expanded), (below,), (ones,))
         slope, fraction_slope = 1.0 / dh, df / dh
+
         # monotone interpolants (Fritsch & Carlson 1980): on an interval whose end slopes
         # exceed 3 times its secant in the (a, b) sense both are scaled down; a node takes
         # the smaller scale of its two intervals
@@ -359,7 +360,8 @@ class Tabulated(AbstractFreezeCurve):
         u3 = u2 * u
         h00, h10, h01, h11 = 2.0 * u3 - 3.0 * u2 + 1.0, u3 - 2.0 * u2 + u, -2.0 * u3 + 3.0 * u2, u3 - u2
         d00, d10, d01, d11 = 6.0 * u2 - 6.0 * u, 3.0 * u2 - 4.0 * u + 1.0, -6.0 * u2 + 6.0 * u, 3.0 * u2 - 2.0 * u
-        t0, t1, s0, s1, f0, f1, g0, g1 = at(t, k), at(t, k + 1), at(s, k), at(s, k + 1), at(f, k), at(f, k + 1), at(g, k), at(g, k + 1)
+        t0, t1, s0, s1 = at(t, k), at(t, k + 1), at(s, k), at(s, k + 1)
+        f0, f1, g0, g1 = at(f, k), at(f, k + 1), at(g, k), at(g, k + 1)
         temperature = h00 * t0 + h10 * d * s0 + h01 * t1 + h11 * d * s1
         slope = (d00 * t0 + d10 * d * s0 + d01 * t1 + d11 * d * s1) / d
         fraction = h00 * f0 + h10 * d * g0 + h01 * f1 + h11 * d * g1

@@ -63,9 +63,7 @@ def available() -> bool:
         else:
             library = ctypes.cdll.LoadLibrary(str(path))
             jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(library.CryogradHeatRun), platform="cpu")
-            jax.ffi.register_ffi_target(
-                ADJOINT_TARGET, jax.ffi.pycapsule(library.CryogradHeatAdjoint), platform="cpu"
-            )
+            jax.ffi.register_ffi_target(ADJOINT_TARGET, jax.ffi.pycapsule(library.CryogradHeatAdjoint), platform="cpu")
             _registered = True
     return _registered
 
@@ -154,6 +152,19 @@ def _inputs(problem: HeatProblem):
     return stacked, boundary, bottom, _snow_series(problem), table, layer
 
 
+def _scheme(problem: HeatProblem, save_every: int) -> dict:
+    """The attributes both kernel calls take: step [s], output interval, time scheme,
+    conductivity treatment and boundary types."""
+    return dict(
+        dt=float(problem.forcing_dt),
+        save_every=int(save_every),
+        bdf2=int(problem.time_scheme == "bdf2"),
+        predicted=int(problem.conductivity == "predicted"),
+        fixed_surface=int(problem.surface.fixed_temperature),
+        fixed_bottom=int(problem.bottom_temperature is not None),
+    )
+
+
 def _call(
     problem: HeatProblem, initial, save_every: int, keep_first=False, history=None, inputs=None, checkpoint_every=0
 ):
@@ -189,12 +200,7 @@ def _call(
         snow,
         table,
         layer,
-        dt=float(problem.forcing_dt),
-        save_every=int(save_every),
-        bdf2=int(problem.time_scheme == "bdf2"),
-        predicted=int(problem.conductivity == "predicted"),
-        fixed_surface=int(problem.surface.fixed_temperature),
-        fixed_bottom=int(problem.bottom_temperature is not None),
+        **_scheme(problem, save_every),
         snow_cells=int(problem.n_snow),
         keep_first=int(keep_first),
         checkpoint_every=int(checkpoint_every),
@@ -228,12 +234,7 @@ def _adjoint_call(problem: HeatProblem, inputs, checkpoints, cotangents, save_ev
         checkpoints,
         jnp.asarray(ct_enthalpy, jnp.float64),
         jnp.asarray(ct_energy, jnp.float64),
-        dt=float(problem.forcing_dt),
-        save_every=int(save_every),
-        bdf2=int(problem.time_scheme == "bdf2"),
-        predicted=int(problem.conductivity == "predicted"),
-        fixed_surface=int(problem.surface.fixed_temperature),
-        fixed_bottom=int(problem.bottom_temperature is not None),
+        **_scheme(problem, save_every),
         checkpoint_every=int(checkpoint_every),
         threads=0,
     )
@@ -376,7 +377,9 @@ def _trajectory_jvp(primals, tangents):
         full = [jnp.zeros_like(leaf) if t is None else t for leaf, t in zip(leaves, problem_tangents, strict=True)]
         t_initial = jnp.zeros_like(initial) if initial_tangent is None else initial_tangent
         _, out, _ = jax.jvp(
-            lambda d, h: _replay(d, static, h, save_every), (dynamic, initial), (treedef.unflatten(full), t_initial),
+            lambda d, h: _replay(d, static, h, save_every),
+            (dynamic, initial),
+            (treedef.unflatten(full), t_initial),
             has_aux=True,
         )
         return list(out)

@@ -163,7 +163,8 @@ def test_native_reverse_mode_is_the_kernel_adjoint_and_equals_the_jax_solver_s(o
     1e-9 of each leaf's largest entry."""
     pair = columns(**options)
     variable = pair["jax"].surface.forcing_variables[0]
-    values = seasonal(400, seed=1) if variable != "surface_heat_flux" else 40.0 * jnp.sin(2 * np.pi * jnp.arange(400) / 365)
+    flux = variable == "surface_heat_flux"
+    values = 40.0 * jnp.sin(2 * np.pi * jnp.arange(400) / 365) if flux else seasonal(400, seed=1)
 
     def loss(both):
         column, series, initial = both
@@ -299,17 +300,22 @@ def test_native_snow_equals_the_jax_solver(surface, time_scheme, conductivity):
     assert float(jnp.abs(soil + pack - start - supplied).max()) <= 1e-9 * exchanged
 
 
-def test_native_snow_gradients_equal_the_jax_solver_s():
-    """Over 400 days (a checkpointed segment and a tail): derivatives with respect to the
-    snow conductivity scale, the thawing n-factor and a soil conductivity."""
-    pair = snow_columns(SNOW_SURFACES["sturm"], time_scheme="bdf2", conductivity="predicted")
-    forcing = snow_inputs("sturm", 400, seed=4)
-    initial = jnp.linspace(-2.0, -1.0, 40)
+def depth_loss(forcing, initial):
+    """Mean squared temperature at three depths of a 5-day-output run: the loss the
+    gradient tests differentiate."""
 
     def loss(column):
         out = column.run(forcing, initial, DAY, save_every=5)
         return jnp.mean(out["temperature"][:, jnp.array([2, 10, 18])] ** 2)
 
+    return loss
+
+
+def test_native_snow_gradients_equal_the_jax_solver_s():
+    """Over 400 days (a checkpointed segment and a tail): derivatives with respect to the
+    snow conductivity scale, the thawing n-factor and a soil conductivity."""
+    pair = snow_columns(SNOW_SURFACES["sturm"], time_scheme="bdf2", conductivity="predicted")
+    loss = depth_loss(snow_inputs("sturm", 400, seed=4), jnp.linspace(-2.0, -1.0, 40))
     grads = {s: eqx.filter_jit(eqx.filter_grad(loss))(c) for s, c in pair.items()}
     where = {
         "surface.conductivity_scale": lambda c: c.surface.conductivity_scale,
@@ -386,6 +392,13 @@ def test_native_refuses_what_it_does_not_cover():
         P.PermafrostColumn(grid=grid, layers=layers(), freeze_curve=P.FreeWater(width=0.5), solver="native")
     with pytest.raises(ValueError, match="solver must be one of"):
         P.PermafrostColumn(grid=grid, layers=layers(), solver="fortran")
+    # replace() goes through the same checks
+    column = P.PermafrostColumn(grid=grid, layers=layers(), freeze_curve=P.PiecewiseLinear(t_end=-1.0))
+    with pytest.raises(ValueError, match=refused):
+        column.replace(solver="native")
+    with pytest.raises(ValueError, match=r"replace: \['solvr'\] are not PermafrostColumn arguments"):
+        column.replace(solvr="native")
+    assert column.replace(time_scheme="bdf2").time_scheme == "bdf2"
 
 
 SMOOTH_CURVES = {
@@ -444,21 +457,13 @@ def test_native_powerlaw_under_snow_gradients_equal_central_differences():
     (the replay's transpose) with respect to the curve's a and b and a conductivity equals
     central differences of the native run to 1e-4 and the exact-curve JAX solver's gradient to
     1e-3 (the table's approximation)."""
-    grid = P.Grid.geometric(depth=15.0, n=40, dz_top=0.02)
-    options = dict(
-        grid=grid, layers=layers(), surface=SNOW_SURFACES["gipl-like"](), freeze_curve=P.PowerLaw(a=0.05, b=-0.6)
+    pair = snow_columns(
+        SNOW_SURFACES["gipl-like"],
+        freeze_curve=P.PowerLaw(a=0.05, b=-0.6),
+        time_scheme="bdf2",
+        conductivity="predicted",
     )
-    pair = {
-        s: P.PermafrostColumn(solver=s, time_scheme="bdf2", conductivity="predicted", **options)
-        for s in ("jax", "native")
-    }
-    forcing = snow_inputs("gipl-like", 400, seed=5)
-    initial = jnp.linspace(-2.0, -1.0, 40)
-
-    def loss(column):
-        out = column.run(forcing, initial, DAY, save_every=5)
-        return jnp.mean(out["temperature"][:, jnp.array([2, 10, 18])] ** 2)
-
+    loss = depth_loss(snow_inputs("gipl-like", 400, seed=5), jnp.linspace(-2.0, -1.0, 40))
     grads = {s: eqx.filter_jit(eqx.filter_grad(loss))(c) for s, c in pair.items()}
     where = {
         "freeze_curve.a": lambda c: c.freeze_curve.a,
