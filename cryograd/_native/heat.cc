@@ -82,6 +82,7 @@ struct Block {
   double boundary[kLanes], last_input[2][kLanes], energy[3][kLanes];  // energy: surface, bottom, snow mass
   double coupled[kLanes], snow_thickness[kLanes], snow_k[kLanes];  // this step's pack (coupled: 1 with a pack)
   std::vector<double> specific, edge;  // the snow remap's scratch
+  std::vector<double> cell_t, cell_f;  // the summary's scratch: one lane's soil temperatures and liquid fractions
   double dtb[kLanes], mw[kLanes];
   bool started[kLanes];  // the run continues one whose first step was taken (BDF2 history from the start)
   double stats[3][kLanes];
@@ -97,6 +98,7 @@ struct Block {
       v->assign(m, 0.0);
     G.assign(static_cast<size_t>(cells + 1) * kLanes, 0.0);
     specific.assign(cells + 1, 0.0), edge.assign(cells + 1, 0.0);
+    cell_t.assign(cells, 0.0), cell_f.assign(cells, 0.0);
     geothermal.assign(kLanes, 0.0);
     bottom_temperature.assign(kLanes, 0.0);
   }
@@ -240,6 +242,13 @@ struct Io {
   // Tabulated soil freeze curves (Options::nodes > 0): per column `tables` tables of
   // (5, nodes) (see table_state) and each soil cell's table index (as a double).
   const double *table = nullptr, *layer = nullptr;
+  // With periods > 0, each soil cell's temperature summed, largest and smallest over the
+  // steps of each period, and the largest thaw depth (`thaw_depth`), per column
+  // (periods, 3 soil + 2): `period` (nt per column) gives each step's period (steps outside
+  // 0..periods-1 are left out), `edges` (soil + 1 per column) the soil cells' edges [m].
+  const double *period = nullptr, *edges = nullptr;
+  double* summary = nullptr;
+  int64_t periods = 0;
 };
 
 // Where each lane of a block stands: lanes run their own steps, so a lane whose Newton
@@ -442,6 +451,52 @@ void prepare(Block& b, const Options& o, const Io& io, const int64_t* column, La
   }
 }
 
+// Depth [m] of the bottom of the uppermost thawed zone of a soil column with cell
+// temperatures t [degC], liquid fractions f and edges e (soil + 1) [m]: the same rule as
+// `cryograd.physics.thaw_depth` (cells at exactly 0 degC thawed in their upper f share;
+// between a thawed and a frozen cell the 0 degC isotherm interpolated between centres).
+double thaw_depth(const double* t, const double* f, const double* e, int soil) {
+  auto share = [&](int k) { return t[k] > 0.0 ? 1.0 : (t[k] < 0.0 ? 0.0 : f[k]); };
+  int first = -1;
+  for (int k = 0; k < soil && first < 0; ++k)
+    if (share(k) > 0.0) first = k;
+  if (first < 0) return 0.0;
+  int front = -1;
+  for (int k = first; k < soil && front < 0; ++k)
+    if (share(k) < 1.0) front = k;
+  if (front < 0) return e[soil];
+  const double part = share(front);
+  if (part > 0.0) return e[front] + part * (e[front + 1] - e[front]);
+  const int above = std::max(front - 1, 0);
+  const double gap = t[above] - t[front] > 0.0 ? t[above] - t[front] : 1.0;
+  const double centre_above = 0.5 * (e[above + 1] + e[above]), centre = 0.5 * (e[front + 1] + e[front]);
+  return centre_above + (centre - centre_above) * std::clamp(t[above] / gap, 0.0, 1.0);
+}
+
+// Lane l has booked step `step` of `column`: its soil cells' temperatures (those of the
+// accepted state, b.T) and the thaw depth into the step's period of the summary. The
+// liquid fraction matters only at exactly 0 degC (a free-water cell's melting point).
+void summarize(Block& b, const Options& o, const Io& io, int64_t column, int64_t step, int l) {
+  const double p = io.period[column * o.nt + step];
+  if (!(p >= 0.0 && p < static_cast<double>(io.periods))) return;
+  const int ns = static_cast<int>(o.ns), soil = b.n - ns;
+  double *t = b.cell_t.data(), *f = b.cell_f.data();
+  for (int k = 0; k < soil; ++k) {
+    const int j = (k + ns) * kLanes + l;
+    t[k] = b.T[j];
+    f[k] = t[k] != 0.0 ? (t[k] > 0.0 ? 1.0 : 0.0)
+                       : (b.table[j] ? table_state(b.table[j], o.nodes, b.ict[j], b.H[j]).f : b.H[j] * b.iL[j]);
+  }
+  double* out = io.summary + (column * io.periods + static_cast<int64_t>(p)) * (3 * soil + 2);
+  for (int k = 0; k < soil; ++k) {
+    out[k] += t[k];
+    out[soil + k] = std::max(out[soil + k], t[k]);
+    out[2 * soil + k] = std::min(out[2 * soil + k], t[k]);
+  }
+  out[3 * soil] = std::max(out[3 * soil], thaw_depth(t, f, io.edges + column * (soil + 1), soil));
+  out[3 * soil + 1] += 1.0;
+}
+
 // Lane l's pass has ended (converged or out of iterations): start the final pass of the
 // predicted scheme, or book the step (energy, statistics, output); returns whether the
 // lane starts a new step (`prepare`; false when it is done or starts its final pass).
@@ -477,6 +532,7 @@ bool end_pass(Block& b, const Options& o, const Io& io, int64_t column, bool liv
   b.stats[1][l] += z.iterations[l];
   b.stats[2][l] = std::max(b.stats[2][l], z.iterations[l]);
   const int64_t step = z.step[l];
+  if (live && io.summary) summarize(b, o, io, column, step, l);
   if (live && (step + 1) % o.save_every == 0) {
     const int64_t row = (step + 1) / o.save_every - 1;
     double* out = io.enthalpy + (column * o.nsave + row) * n;
@@ -563,6 +619,14 @@ void run_block(int64_t first, int64_t columns, const Options& o, const Io& io, B
     b.stats[0][l] = b.stats[1][l] = b.stats[2][l] = 0.0;
     z.step[l] = 0, z.done[l] = !live[l], z.fresh[l] = false, z.converged[l] = false, z.iteration[l] = 0;
     z.live[l] = live[l];
+    if (live[l] && io.summary) {  // sums from 0, extremes from the first step
+      const int soil = n - static_cast<int>(o.ns);
+      for (int64_t p = 0; p < io.periods; ++p) {
+        double* out = io.summary + (c * io.periods + p) * (3 * soil + 2);
+        std::fill_n(out, soil, 0.0), std::fill_n(out + soil, soil, -INFINITY), std::fill_n(out + 2 * soil, soil, INFINITY);
+        out[3 * soil] = -INFINITY, out[3 * soil + 1] = 0.0;
+      }
+    }
     starting[l] = true;  // padding lanes too, so their step data are defined
   }
   prepare(b, o, io, column, z, starting, false);
@@ -902,11 +966,13 @@ int thread_count(int64_t requested, int64_t blocks) {
 ffi::Error HeatRunImpl(ffi::Buffer<ffi::F64> thickness, ffi::Buffer<ffi::F64> material,
                       ffi::Buffer<ffi::F64> boundary, ffi::Buffer<ffi::F64> bottom, ffi::Buffer<ffi::F64> initial,
                       ffi::Buffer<ffi::F64> history, ffi::Buffer<ffi::F64> snow, ffi::Buffer<ffi::F64> table,
-                      ffi::Buffer<ffi::F64> layer, ffi::ResultBuffer<ffi::F64> enthalpy, ffi::ResultBuffer<ffi::F64> energy,
+                      ffi::Buffer<ffi::F64> layer, ffi::Buffer<ffi::F64> period, ffi::Buffer<ffi::F64> edges,
+                      ffi::ResultBuffer<ffi::F64> enthalpy, ffi::ResultBuffer<ffi::F64> energy,
                       ffi::ResultBuffer<ffi::F64> statistics, ffi::ResultBuffer<ffi::F64> first,
-                      ffi::ResultBuffer<ffi::F64> checkpoints, double dt, int64_t save_every, int64_t bdf2,
-                      int64_t predicted, int64_t fixed_surface, int64_t fixed_bottom, int64_t snow_cells,
-                      int64_t keep_first, int64_t checkpoint_every, int64_t nodes, int64_t threads) {
+                      ffi::ResultBuffer<ffi::F64> checkpoints, ffi::ResultBuffer<ffi::F64> summary, double dt,
+                      int64_t save_every, int64_t bdf2, int64_t predicted, int64_t fixed_surface,
+                      int64_t fixed_bottom, int64_t snow_cells, int64_t keep_first, int64_t checkpoint_every,
+                      int64_t nodes, int64_t periods, int64_t threads) {
   const auto dims = thickness.dimensions();
   if (dims.size() < 1) return ffi::Error::InvalidArgument("heat_run: thickness must have a cell axis");
   Options o;
@@ -945,6 +1011,19 @@ ffi::Error HeatRunImpl(ffi::Buffer<ffi::F64> thickness, ffi::Buffer<ffi::F64> ma
     io.ncheck = (o.nt + checkpoint_every - 1) / checkpoint_every;
     if (o.ns || count(*checkpoints) != columns * io.ncheck * (2 * o.n + 3))
       return ffi::Error::InvalidArgument("heat_run: checkpoints are kept for soil-only columns, one row per segment");
+  }
+  if (periods > 0) {
+    io.period = period.typed_data(), io.edges = edges.typed_data(), io.summary = summary->typed_data();
+    io.periods = periods;
+    if (count(period) != columns * o.nt || count(edges) != columns * (soil + 1) ||
+        count(*summary) != columns * periods * (3 * soil + 2))
+      return ffi::Error::InvalidArgument("heat_run: the summary needs a period per step and the soil's edges per column");
+    if (o.nt == 0)  // no step: sums 0 and counts 0, extremes as in run_block
+      for (int64_t r = 0; r < columns * periods; ++r) {
+        double* out = io.summary + r * (3 * soil + 2);
+        std::fill_n(out, soil, 0.0), std::fill_n(out + soil, soil, -INFINITY), std::fill_n(out + 2 * soil, soil, INFINITY);
+        out[3 * soil] = -INFINITY, out[3 * soil + 1] = 0.0;
+      }
   }
   if (o.nt == 0 || columns == 0) return ffi::Error::Success();  // nothing to step
   const int64_t blocks = (columns + kLanes - 1) / kLanes;
@@ -1024,6 +1103,9 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(CryogradHeatRun, HeatRunImpl,
                                   .Arg<ffi::Buffer<ffi::F64>>()
                                   .Arg<ffi::Buffer<ffi::F64>>()
                                   .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Ret<ffi::Buffer<ffi::F64>>()
                                   .Ret<ffi::Buffer<ffi::F64>>()
                                   .Ret<ffi::Buffer<ffi::F64>>()
                                   .Ret<ffi::Buffer<ffi::F64>>()
@@ -1039,6 +1121,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(CryogradHeatRun, HeatRunImpl,
                                   .Attr<int64_t>("keep_first")
                                   .Attr<int64_t>("checkpoint_every")
                                   .Attr<int64_t>("nodes")
+                                  .Attr<int64_t>("periods")
                                   .Attr<int64_t>("threads"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(CryogradHeatAdjoint, HeatAdjointImpl,

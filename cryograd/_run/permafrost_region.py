@@ -170,19 +170,23 @@ def equilibrium_model(config: dict) -> P.Kudryavtsev:
 
 
 @eqx.filter_jit
+def _equilibrium(model, air_temperature, amplitude, snow_depth):
+    """The Kudryavtsev model of every cell of a chunk (one compiled call)."""
+    return model(air_temperature, amplitude, snow_depth)
+
+
+@eqx.filter_jit
 def _transient(column, forcing, initial, year, n_years):
-    """Every cell's annual statistics (one jitted, vmapped call per chunk)."""
+    """Every cell's annual statistics (one jitted, vmapped call per chunk; with the native
+    solver taken in the kernel as it steps, no daily field kept)."""
 
     def one(cell_forcing, cell_initial):
-        out = column.run(cell_forcing, cell_initial, DAY)  # raises if a step does not converge
-        depth = P.thaw_depth(out["temperature"], out["liquid_water_fraction"], column.grid.edges)
-        temperature = out["temperature"]
-        days = jax.ops.segment_sum(jnp.ones_like(depth), year, n_years)
+        out = column.summarize(cell_forcing, cell_initial, DAY, year, n_years)  # raises if a step does not converge
         return dict(
-            active_layer_thickness=jax.ops.segment_max(depth, year, n_years),
-            mean=jax.ops.segment_sum(temperature, year, n_years) / days[:, None],
-            max=jax.ops.segment_max(temperature, year, n_years),
-            min=jax.ops.segment_min(temperature, year, n_years),
+            active_layer_thickness=out["max_thaw_depth"],
+            mean=out["mean_temperature"],
+            max=out["max_temperature"],
+            min=out["min_temperature"],
         )
 
     return jax.vmap(one)(forcing, initial)
@@ -209,7 +213,9 @@ def run_cells(chunk: xr.Dataset, *, config: dict) -> xr.Dataset:
     snow = forcing.snow_depth.values  # (cell, day) [m]
     snowy = snow > 0
     winter_snow = np.where(snowy.any(axis=1), (snow * snowy).sum(axis=1) / np.maximum(snowy.sum(axis=1), 1), 0.0)
-    equilibrium = equilibrium_model(config)(chunk.mean_air_temperature.values, chunk.amplitude.values, winter_snow)
+    equilibrium = _equilibrium(
+        equilibrium_model(config), chunk.mean_air_temperature.values, chunk.amplitude.values, winter_snow
+    )
     ttop = np.asarray(equilibrium["permafrost_temperature"])
 
     soil = column(config)

@@ -4,6 +4,8 @@ Every random draw takes an explicit `jax.random` key, so a twin is reproducible 
 seed. The generators are NumPy at the edges (they make inputs, they are not differentiated).
 """
 
+import functools
+
 import jax
 import numpy as np
 import pandas as pd
@@ -27,15 +29,30 @@ def _per_site(values: dict) -> tuple[dict, int | None]:
     return {k: np.broadcast_to(v, (n or 1,)).copy() for k, v in arrays.items()}, n
 
 
-def _ar1(key, shape, std, correlation_days):
-    """AR(1) series (site, time) with stationary std `std` and e-folding time `correlation_days`."""
+@functools.partial(jax.jit, static_argnums=1)
+def _weather_draws(key, shape):
+    """The three random fields of `synthetic_permafrost_forcing` in one compiled call:
+    standard normal shocks, uniform wet-day draws, unit exponential amounts (site, time)."""
+    k_weather, k_wet, k_amount = jax.random.split(key, 3)
+    return (
+        jax.random.normal(k_weather, shape),
+        jax.random.uniform(k_wet, shape),
+        jax.random.exponential(k_amount, shape),
+    )
+
+
+def _ar1(normal, std, correlation_days):
+    """AR(1) series (site, time) from standard normal shocks `normal`, with stationary std
+    `std` and e-folding time `correlation_days`."""
+    shape = normal.shape
     phi = np.exp(-1.0 / np.asarray(correlation_days))[:, None]
-    shocks = np.asarray(jax.random.normal(key, shape)) * np.asarray(std)[:, None] * np.sqrt(1.0 - phi**2)
-    out = np.empty(shape)
-    out[:, 0] = shocks[:, 0] / np.sqrt(1.0 - phi[:, 0] ** 2)
+    shocks = normal * np.asarray(std)[:, None] * np.sqrt(1.0 - phi**2)
+    shocks = np.ascontiguousarray(shocks.T)  # (time, site): each step's sites contiguous
+    out = np.empty_like(shocks)
+    out[0] = shocks[0] / np.sqrt(1.0 - phi[:, 0] ** 2)
     for t in range(1, shape[1]):
-        out[:, t] = phi[:, 0] * out[:, t - 1] + shocks[:, t]
-    return out
+        out[t] = phi[:, 0] * out[t - 1] + shocks[t]
+    return out.T
 
 
 def synthetic_permafrost_forcing(
@@ -102,21 +119,22 @@ def synthetic_permafrost_forcing(
         raise ValueError(f"start: {start!r} is not a date") from None
     sites = values["mean_air_temperature"].size
     shape = (sites, times.size)
-    k_weather, k_wet, k_amount = jax.random.split(key, 3)
+    normal, uniform, exponential = (np.asarray(a) for a in _weather_draws(key, shape))
     day = times.day_of_year.values[None, :]
     v = {k: a[:, None] for k, a in values.items()}
     air = v["mean_air_temperature"] + v["amplitude"] * np.cos(2 * np.pi * (day - v["warmest_day"]) / YEAR_DAYS)
-    air = air + _ar1(k_weather, shape, values["anomaly_std"], values["anomaly_days"])
-    wet = np.asarray(jax.random.uniform(k_wet, shape)) < v["wet_day_fraction"]
+    air = air + _ar1(normal, values["anomaly_std"], values["anomaly_days"])
+    wet = uniform < v["wet_day_fraction"]
     mean_amount = v["precipitation"] / (365.0 * v["wet_day_fraction"])
-    precipitation = np.where(wet, np.asarray(jax.random.exponential(k_amount, shape)) * mean_amount, 0.0)
-    swe = np.empty(shape)
+    precipitation = np.where(wet, exponential * mean_amount, 0.0)
+    snowfall = np.where(air < 0.0, precipitation, 0.0).T  # (time, site)
+    melt = (v["melt_factor"] * np.maximum(air, 0.0)).T
+    swe = np.empty_like(snowfall)
     pack = np.zeros(sites)
     for t in range(times.size):
-        snowfall = np.where(air[:, t] < 0.0, precipitation[:, t], 0.0)
-        melt = values["melt_factor"] * np.maximum(air[:, t], 0.0)
-        pack = np.maximum(pack + snowfall - melt, 0.0)
-        swe[:, t] = pack
+        pack = np.maximum(pack + snowfall[t] - melt[t], 0.0)
+        swe[t] = pack
+    swe = swe.T
     depth = swe * WATER_DENSITY / v["snow_density"]
     dims = ("site", "time") if n_site is not None else ("time",)
 

@@ -13,7 +13,7 @@ from . import _constants as const
 from ._freeze_curves import AbstractFreezeCurve, FreeWater, Tabulated
 from ._grid import Grid
 from ._heat import CONDUCTIVITIES, TIME_SCHEMES, HeatProblem, HeatState, ImplicitEnthalpy, explicit_tendency
-from ._native import TABULATED, native_run, unsupported
+from ._native import TABULATED, daily_summary, native_run, native_summary, unsupported
 from ._soil import CellMaterial, SoilLayer, cell_material, layer_index
 from ._surface import AbstractSurface, Prescribed
 from ._validation import as_float_array, is_concrete
@@ -296,6 +296,58 @@ class PermafrostColumn(eqx.Module):
                 snow_heat_input=energy[:, 2],
             )
         return out
+
+    def summarize(
+        self,
+        forcing: dict,
+        initial_temperature: Float[Array, " nz"],
+        dt: float,
+        period,
+        periods: int,
+        *,
+        throw: bool = True,
+    ) -> dict:
+        """Run the column and keep only statistics per period (a year, a month) of each
+        step's state, not the fields of every step: what a regional map needs.
+
+        **Arguments:** `forcing`, `initial_temperature` and `dt` as `run`; `period` (nt,)
+        integers: the period of each step (steps outside 0..periods-1 are left out);
+        `periods`: their number (static); `throw`: raise if a step fails to converge.
+
+        **Returns:** dict with, per period, `mean_temperature`, `max_temperature` and
+        `min_temperature` (periods, nz) [degC] of every cell, `max_thaw_depth` (periods,)
+        [m] (the largest `thaw_depth` of its steps), `steps` (periods,) (NaN means and
+        infinite extremes where a period has none), and over all steps
+        `unconverged_steps`, `mean_iterations` and `max_iterations` as `run`.
+
+        With `solver="native"` the statistics are taken in the kernel as it steps, and no
+        field of every step is stored; derivatives (both modes) are those of the same
+        statistics of `run`'s fields. With `solver="jax"` they are those statistics.
+        """
+        period = jnp.asarray(period)
+        periods = int(periods)
+        problem = self.problem(forcing, dt)
+        nt = jax.tree_util.tree_leaves(problem.forcing)[0].shape[0]
+        if period.shape != (nt,):
+            raise ValueError(f"period: one integer per step, shape ({nt},), got {period.shape}")
+        if periods < 1:
+            raise ValueError(f"periods: must be >= 1, got {periods}")
+        if self.solver != "native":
+            out = self.run(forcing, initial_temperature, dt, throw=throw)
+            summary = daily_summary(out["temperature"], out["liquid_water_fraction"], self.grid.edges, period, periods)
+            statistics = {k: out[k] for k in ("unconverged_steps", "mean_iterations", "max_iterations")}
+            return summary | statistics
+        initial_temperature = jnp.broadcast_to(jnp.asarray(initial_temperature, jnp.float64), (self.grid.n_cells,))
+        initial = jnp.concatenate([problem.initial_snow(), self.enthalpy(initial_temperature)])
+        summary, statistics = native_summary(problem, initial, period, self.grid.edges, periods)
+        missed = statistics[0] > 0
+        if throw:
+            summary = eqx.error_if(
+                summary, missed, "solver='native': a step's Newton iteration did not reach its tolerance"
+            )
+        return summary | dict(
+            unconverged_steps=statistics[0], mean_iterations=statistics[1] / max(nt, 1), max_iterations=statistics[2]
+        )
 
     def _diffrax_run(self, problem, y0, nt, dt, save_every, adjoint, progress_meter, throw):
         """The JAX solver under `diffeqsolve`: (enthalpy, energy, statistics, result)."""

@@ -36,6 +36,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from ._diagnostics import thaw_depth
 from ._freeze_curves import DallAmico, FreeWater, PowerLaw, Tabulated
 from ._heat import HeatProblem, HeatState, advance
 
@@ -166,7 +167,16 @@ def _scheme(problem: HeatProblem, save_every: int) -> dict:
 
 
 def _call(
-    problem: HeatProblem, initial, save_every: int, keep_first=False, history=None, inputs=None, checkpoint_every=0
+    problem: HeatProblem,
+    initial,
+    save_every: int,
+    keep_first=False,
+    history=None,
+    inputs=None,
+    checkpoint_every=0,
+    period=None,
+    periods=0,
+    edges=None,
 ):
     """The kernel: (enthalpy, energy, statistics) every `save_every` steps, with
     `keep_first` the predicted scheme's first solution of every step (else a dummy row),
@@ -176,7 +186,9 @@ def _call(
     earlier run (BDF2 memory [J m-2], the last step's surface and bottom heat [J m-2], 1.0
     once a step was taken; default: a fresh run) and `inputs` the problem's `_inputs`, with
     the boundary and snow series of the steps to take (default: `_inputs(problem)`, all of
-    its steps)."""
+    its steps). With `periods` > 0, also the summary (`native_summary`) of the soil
+    cells over the steps of each period (`period` (nt,), a step's period index; `edges`
+    (nz + 1,) [m]), else a dummy (1, 1)."""
     material, boundary, bottom, snow, table, layer = _inputs(problem) if inputs is None else inputs
     thickness = jnp.asarray(problem.thickness, jnp.float64)
     nt, n = boundary.shape[-1], thickness.shape[-1] + problem.n_snow
@@ -189,7 +201,10 @@ def _call(
         jax.ShapeDtypeStruct((nsave, 3), jnp.float64),
         jax.ShapeDtypeStruct((nt if keep_first else 1, n), jnp.float64),
         jax.ShapeDtypeStruct((ncheck, 2 * n + 3), jnp.float64),
+        jax.ShapeDtypeStruct((periods, 3 * thickness.shape[-1] + 2) if periods else (1, 1), jnp.float64),
     )
+    period = jnp.zeros(1) if period is None else jnp.asarray(period, jnp.float64)
+    edges = jnp.zeros(1) if edges is None else jnp.asarray(edges, jnp.float64)
     return jax.ffi.ffi_call(TARGET, shapes, vmap_method="broadcast_all")(
         thickness,
         material,
@@ -200,11 +215,14 @@ def _call(
         snow,
         table,
         layer,
+        period,
+        edges,
         **_scheme(problem, save_every),
         snow_cells=int(problem.n_snow),
         keep_first=int(keep_first),
         checkpoint_every=int(checkpoint_every),
         nodes=int(table.shape[-1]) if isinstance(problem.freeze_curve, Tabulated) else 0,
+        periods=int(periods),
         threads=0,
     )
 
@@ -276,7 +294,7 @@ def _checkpoint_every(problem: HeatProblem, save_every: int) -> int:
 @eqx.filter_custom_jvp
 def _trajectory(problem: HeatProblem, initial, save_every):
     every = _checkpoint_every(problem, save_every)
-    enthalpy, energy, statistics, _, checkpoints = _call(problem, initial, save_every, checkpoint_every=every)
+    enthalpy, energy, statistics, _, checkpoints, _ = _call(problem, initial, save_every, checkpoint_every=every)
     return enthalpy, energy, statistics, checkpoints
 
 
@@ -300,7 +318,7 @@ def _replay(dynamic, static, initial, save_every):
     def segment(carry, start, steps: int):
         state, totals = carry
         history = jnp.concatenate([state.memory, state.last_input, state.started[None]])
-        every, _, statistics, first, _ = _call(
+        every, _, statistics, first, _, _ = _call(
             constant,
             jax.lax.stop_gradient(state.enthalpy),
             1,
@@ -424,3 +442,70 @@ def _trajectory_jvp(primals, tangents):
     b = (linear, [jnp.broadcast_to(zero, enthalpy.shape), jnp.broadcast_to(zero, energy.shape)])
     _, (tangent_enthalpy, tangent_energy) = jax.lax.custom_linear_solve(matvec, b, solve, transpose_solve)
     return outputs, (tangent_enthalpy, tangent_energy, *zeros)
+
+
+def daily_summary(temperature, liquid_water_fraction, edges, period, periods: int) -> dict:
+    """Per period, from the fields of every step (nt, nz): each cell's mean, largest and
+    smallest temperature [degC] (periods, nz), the largest thaw depth [m] (periods,) and
+    the number of steps (periods,); steps whose `period` lies outside 0..periods-1 are left
+    out. The reference for `native_summary` (and its derivative)."""
+    depth = thaw_depth(temperature, liquid_water_fraction, edges)
+    steps = jax.ops.segment_sum(jnp.ones_like(depth), period, periods)
+    return dict(
+        mean_temperature=jax.ops.segment_sum(temperature, period, periods) / steps[:, None],
+        max_temperature=jax.ops.segment_max(temperature, period, periods),
+        min_temperature=jax.ops.segment_min(temperature, period, periods),
+        max_thaw_depth=jax.ops.segment_max(depth, period, periods),
+        steps=steps,
+    )
+
+
+@eqx.filter_custom_jvp
+def native_summary(problem: HeatProblem, initial_enthalpy, period, edges, periods: int):
+    """(`daily_summary` of the soil cells computed in the kernel as the steps are taken,
+    statistics (3,) over all steps: steps not converged, iterations summed, most in a step).
+    No field of every step is kept. `period` (nt,) int: each step's period; `edges`
+    (nz + 1,) [m] the soil cells' edges. Derivatives: the tangent of `daily_summary` of
+    `native_run`'s fields (the same numbers, kept step by step)."""
+    nt = _steps(problem)
+    _, _, statistics, _, _, summary = _call(
+        problem, jnp.asarray(initial_enthalpy, jnp.float64), nt, period=period, periods=periods, edges=edges
+    )
+    nz = jnp.shape(problem.thickness)[-1]
+    steps = summary[:, 3 * nz + 1]
+    out = dict(
+        mean_temperature=summary[:, :nz] / steps[:, None],
+        max_temperature=summary[:, nz : 2 * nz],
+        min_temperature=summary[:, 2 * nz : 3 * nz],
+        max_thaw_depth=summary[:, 3 * nz],
+        steps=steps,
+    )
+    return out, statistics[-1]
+
+
+@native_summary.def_jvp
+def _native_summary_jvp(primals, tangents):
+    problem, initial, period, edges, periods = primals
+    tangent_problem, tangent_initial, _, tangent_edges, _ = tangents
+    out = native_summary(problem, initial, period, edges, periods)
+    dynamic, static = eqx.partition(problem, eqx.is_inexact_array)
+
+    def reference(dynamic, initial, edges):
+        problem = eqx.combine(dynamic, static)
+        enthalpy, _, _ = native_run(problem, initial, 1)
+        temperature, fraction, _ = jax.vmap(lambda h: problem.freeze_curve.state(h, problem.material))(
+            enthalpy[:, problem.n_snow :]
+        )
+        return daily_summary(temperature, fraction, edges, period, periods)
+
+    leaves, treedef = jax.tree_util.tree_flatten(dynamic)
+    given = (
+        [None] * len(leaves)
+        if tangent_problem is None
+        else treedef.flatten_up_to(eqx.filter(tangent_problem, eqx.is_inexact_array, replace=None))
+    )
+    t_dynamic = treedef.unflatten([jnp.zeros_like(a) if t is None else t for a, t in zip(leaves, given, strict=True)])
+    t_initial = jnp.zeros_like(initial) if tangent_initial is None else tangent_initial
+    t_edges = jnp.zeros_like(edges) if tangent_edges is None else tangent_edges
+    _, tangent = jax.jvp(reference, (dynamic, initial, edges), (t_dynamic, t_initial, t_edges))
+    return out, (tangent, jnp.zeros_like(out[1]))

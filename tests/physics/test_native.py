@@ -6,6 +6,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 
 import cryograd as cg
@@ -481,3 +482,100 @@ def test_native_powerlaw_under_snow_gradients_equal_central_differences():
             jitted(eqx.tree_at(at, pair["native"], base + eps)) - jitted(eqx.tree_at(at, pair["native"], base - eps))
         ) / (2 * eps)
         assert abs(native - float(fd)) <= 1e-4 * abs(float(fd)), (name, native, float(fd))
+
+
+def periods_of(days, start="2015-09-01"):
+    """Each day's calendar year as 0, 1, ... (leap year 2016 included) and their number."""
+    years = pd.date_range(start, periods=days, freq="D").year.values
+    return jnp.asarray(years - years[0]), int(years[-1] - years[0] + 1)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["free water", "powerlaw, bdf2 predicted", "snow", "snow, dallamico, bdf2 predicted"],
+)
+def test_native_summary_is_the_run_s_statistics_without_its_daily_fields(case):
+    """`summarize` with the statistics taken in the kernel: per calendar year (a partial
+    first and last year, a leap year) each cell's mean, largest and smallest temperature
+    and the largest thaw depth equal those of the native run's daily fields to 1e-11 (same
+    steps), and the JAX solver's summary to 1e-9 K / 1e-9 m (1e-4 on smooth curves, which
+    the native solver runs through their tables); days given period -1 are left out; a
+    period without days has NaN means and infinite extremes."""
+    options = {"time_scheme": "bdf2", "conductivity": "predicted"} if "bdf2" in case else {}
+    if "powerlaw" in case:
+        options["freeze_curve"] = P.PowerLaw(a=0.05, b=-0.6)
+    if "dallamico" in case:
+        options["freeze_curve"] = P.DallAmico(alpha=4.0, n=2.0, residual_water_content=0.02)
+    if "snow" in case:
+        pair, forcing = snow_columns(SNOW_SURFACES["sturm"], **options), snow_inputs("sturm", 900, seed=2)
+    else:
+        pair, forcing = columns(**options), {"surface_temperature": seasonal(900, seed=2)}
+    initial = jnp.linspace(-2.0, -1.0, 40)
+    period, periods = periods_of(900)
+    period = period.at[:20].set(-1)  # the first 20 days belong to no period
+    periods += 1  # and the last period has no days
+
+    def summary(column):
+        return column.summarize(forcing, initial, DAY, period, periods)
+
+    out = {s: eqx.filter_jit(summary)(c) for s, c in pair.items()}
+    native = pair["native"]
+    daily = eqx.filter_jit(lambda c: c.run(forcing, initial, DAY))(native)
+    assert float(daily["liquid_water_fraction"].max()) == 1.0  # it thawed
+    expected = P._native.daily_summary(
+        daily["temperature"], daily["liquid_water_fraction"], native.grid.edges, period, periods
+    )
+    counted = np.bincount(np.asarray(period)[np.asarray(period) >= 0], minlength=periods)
+    np.testing.assert_array_equal(out["native"]["steps"], counted)
+    assert counted[0] == 102 and counted[1] == 366 and counted[-1] == 0  # Sep 21 - Dec 31, 2016, none
+    for name in ("mean_temperature", "max_temperature", "min_temperature", "max_thaw_depth"):
+        got, kept = np.asarray(out["native"][name])[:-1], np.asarray(expected[name])[:-1]
+        assert np.abs(got - kept).max() <= 1e-11, name
+        assert np.abs(got - np.asarray(out["jax"][name])[:-1]).max() <= (1e-4 if "freeze_curve" in options else 1e-9), (
+            name
+        )
+    assert float(np.max(out["native"]["max_thaw_depth"][:-1])) > 0.3  # a real active layer
+    assert np.isnan(out["native"]["mean_temperature"][-1]).all()
+    assert np.isneginf(out["native"]["max_temperature"][-1]).all()
+    assert np.isposinf(out["native"]["min_temperature"][-1]).all()
+    assert float(out["native"]["unconverged_steps"]) == 0.0
+    assert float(out["native"]["mean_iterations"]) == pytest.approx(float(daily["mean_iterations"]), rel=1e-12)
+
+
+def test_native_summary_derivatives_are_those_of_the_run_s_statistics():
+    """The derivative of an annual-mean and thaw-depth loss of `summarize` (native) with
+    respect to soil and snow parameters: reverse and forward mode equal the JAX solver's
+    and a central difference of the native summary."""
+    pair = snow_columns(SNOW_SURFACES["sturm"])
+    forcing, initial = snow_inputs("sturm", 500, seed=3), jnp.linspace(-2.0, -1.0, 40)
+    period, periods = periods_of(500)
+
+    def loss(column):
+        out = column.summarize(forcing, initial, DAY, period, periods)
+        return jnp.sum(out["mean_temperature"][:, 5] ** 2) + jnp.sum(out["max_thaw_depth"])
+
+    grads = {s: eqx.filter_jit(eqx.filter_grad(loss))(c) for s, c in pair.items()}
+    native = pair["native"]
+    for name, at in {
+        "layers[0].k_thawed": lambda c: c.layers[0].k_thawed,
+        "surface.conductivity_scale": lambda c: c.surface.conductivity_scale,
+    }.items():
+        expected = float(at(grads["jax"]))
+        assert expected != 0.0, name
+        assert abs(float(at(grads["native"])) - expected) <= 1e-8 * abs(expected), name
+        value = at(native)
+        h = 1e-5 * float(value)
+        up, down = (eqx.tree_at(at, native, value + s * h) for s in (1.0, -1.0))
+        central = (float(eqx.filter_jit(loss)(up)) - float(eqx.filter_jit(loss)(down))) / (2 * h)
+        assert abs(float(at(grads["native"])) - central) <= 1e-5 * abs(central), (name, central)
+        forward = jax.jvp(lambda v, at=at: loss(eqx.tree_at(at, native, v)), (value,), (jnp.ones_like(value),))[1]
+        assert abs(float(forward) - expected) <= 1e-8 * abs(expected), name
+
+
+def test_summarize_refuses_a_period_series_of_the_wrong_length():
+    column = columns()["native"]
+    forcing = {"surface_temperature": seasonal(30)}
+    with pytest.raises(ValueError, match="period"):
+        column.summarize(forcing, -1.0, DAY, jnp.zeros(29, int), 1)
+    with pytest.raises(ValueError, match="periods"):
+        column.summarize(forcing, -1.0, DAY, jnp.zeros(30, int), 0)
