@@ -21,7 +21,8 @@ def _run(args) -> int:
         runner = experiment_runner(kind)  # ValueError naming the kinds for an unknown one
         if args.dry_run:
             problems = runner.validate(config)
-            print(json.dumps(config, indent=2, default=str))
+            resolved = runner.resolve(config) if hasattr(runner, "resolve") and not problems else config
+            print(json.dumps(resolved, indent=2, default=str))  # with every default, where the kind has a typed model
             cfg.refuse(problems)
             return 0
         out = Path(args.out) if args.out else Path("results") / config.get("experiment", {}).get("name", kind)

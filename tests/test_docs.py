@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cryograd._run import KINDS, runner
+from cryograd._run import KINDS, runner, typed
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -76,7 +76,7 @@ def test_config_keys_documented(kind):
     shared_keys, shared_rows = key_rows((GUIDE / "README.md").read_text())
     page_keys, page_rows = key_rows(page_of(kind).read_text())
     keys, rows = shared_keys | page_keys, shared_rows + page_rows
-    schema = set(schema_keys(runner(kind).SCHEMA))
+    schema = kind_keys(kind)
     undocumented = sorted(k for k in schema if k != "parameters" and not documented(k, keys, rows))
     assert not undocumented, f"{kind}: keys without documentation: {', '.join(undocumented)}"
     # the page's own keys (not the shared table, which serves every kind) must exist
@@ -84,6 +84,43 @@ def test_config_keys_documented(kind):
         k for k in page_keys if not k.startswith("parameters.") and not k.endswith(".*") and k not in schema
     )
     assert not unknown, f"{page_of(kind).name} documents keys {kind} does not accept: {', '.join(unknown)}"
+
+
+def kind_keys(kind):
+    """The keys a kind accepts: from its typed config (`MODEL`) or its schema dict."""
+    module = runner(kind)
+    if hasattr(module, "MODEL"):
+        return {key for key, *_ in typed.key_table(module.MODEL)}
+    return set(schema_keys(module.SCHEMA))
+
+
+def default_cell(text):
+    """A key table's default cell as a number, None for '(required)', else the text."""
+    text = text.strip().strip("`")
+    if text == "(required)":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if hasattr(runner(k), "MODEL")])
+def test_typed_kind_s_page_gives_the_model_s_defaults(kind):
+    """Each single-key row of a typed kind's page states its model's default: the number, or
+    '(required)' for a key without one."""
+    model = {key: default for key, _, default, _ in typed.key_table(runner(kind).MODEL)}
+    _, rows = key_rows(page_of(kind).read_text())
+    checked = 0
+    for keys, line in rows:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(keys) != 1 or keys[0] not in model:
+            continue
+        stated, default = default_cell(cells[2]), model[keys[0]]
+        if stated is None or isinstance(stated, float):
+            assert stated == (None if default is None else float(default)), (keys[0], cells[2], default)
+            checked += 1
+    assert checked >= 8, checked
 
 
 def test_key_check_can_fail():

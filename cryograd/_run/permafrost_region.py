@@ -29,98 +29,201 @@ import functools
 import json
 import time
 from pathlib import Path
+from typing import Annotated, Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+import pydantic
 import xarray as xr
+from pydantic import AfterValidator
 
 from .. import data as cgdata, physics as P
 from .._chunked import run_chunked
 from ..physics import _diagnostics as diagnostics
-from . import report
-from .config import LAYER_KEYS, SNOW_COLUMN_KEYS, check, column_option_problems, refuse, snow_column
+from ..physics._column import SOLVERS
+from ..physics._heat import CONDUCTIVITIES, TIME_SCHEMES
+from . import report, typed
+from .config import refuse, snow_column
+from .typed import Config, Field, Section
 
 DAY = 86400.0
-SCHEMA = {
-    "experiment": {"name": str, "kind": str, "description": str, "seed": int},
-    "region": {
-        "cells": int,
-        "rows": int,
-        "mean_air_temperature": list,
-        "amplitude": list,
-        "precipitation": list,
-        "jitter": float,
-    },
-    "forcing": {
-        "start": str,
-        "years": int,
-        "anomaly_std": float,
-        "anomaly_days": float,
-        "wet_day_fraction": float,
-        "melt_factor": float,
-    },
-    "model": SNOW_COLUMN_KEYS | {"initial_gradient": float, "magt_depths": list},
-    "equilibrium": {"layer": int},
-    "run": {"chunk_size": int, "workers": int},
-}
 XLA_SINGLE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+
+class Experiment(Section):
+    name: str = Field("permafrost_region", description="label of the run, used in figure titles and the output folder")
+    kind: Literal["permafrost_region"] = Field(description="`permafrost_region`")
+    description: str = Field("", description="free text, copied into the summary")
+    seed: int = Field(0, description="seed of every random draw (each chunk's weather, the cells' offsets)")
+
+
+def _pair(value: list[float]) -> list[float]:
+    if len(value) != 2:
+        raise ValueError(f"give [first, last], two numbers, got {value!r}")
+    return value
+
+
+def _pair_not_negative(value: list[float]) -> list[float]:
+    if min(_pair(value)) < 0:
+        raise ValueError(f"must not be negative, got {value}")
+    return value
+
+
+class Region(Section):
+    cells: int = Field(ge=1, description="number of cells")
+    rows: int = Field(1, ge=1, description="grid rows; must divide `cells`")
+    mean_air_temperature: Annotated[list[float], AfterValidator(_pair)] = Field(
+        description="[south, north] [degC]: mean annual air temperature of the southern and northern rows, "
+        "linear between"
+    )
+    amplitude: Annotated[list[float], AfterValidator(_pair_not_negative)] = Field(
+        description="[west, east] [K]: half the annual range of air temperature"
+    )
+    precipitation: Annotated[list[float], AfterValidator(_pair_not_negative)] = Field(
+        description="[west, east] [m water yr-1]: annual precipitation (snow below 0 degC)"
+    )
+    jitter: float = Field(
+        0.0, description="[K] standard deviation of each cell's random offset of the mean air temperature"
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _rows_divide_cells(self):
+        if self.cells % self.rows:
+            raise ValueError(f"region.rows: must divide region.cells = {self.cells} (the grid is rows x cells/rows)")
+        return self
+
+
+def _date(value: str) -> str:
+    try:
+        pd.Timestamp(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a date") from None
+    return value
+
+
+class Forcing(Section):
+    start: Annotated[str, AfterValidator(_date)] = Field(description="first day of the daily forcing (a date)")
+    years: int = Field(ge=1, description="years of daily forcing: the transient run")
+    anomaly_std: float = Field(3.5, description="[K] stationary std of the day-to-day AR(1) weather anomaly")
+    anomaly_days: float = Field(3.0, gt=0, description="[day] e-folding time of the AR(1) anomaly")
+    wet_day_fraction: float = Field(0.35, gt=0, le=1, description="[1] share of days with precipitation")
+    melt_factor: float = Field(0.004, ge=0, description="[m water K-1 day-1] degree-day snowmelt of the synthetic snow")
+
+
+class Layer(Section):
+    top: float = Field(description="[m] top of the layer")
+    water_content: float = Field(description="[m3 m-3]")
+    k_thawed: float = Field(description="[W m-1 K-1]")
+    k_frozen: float = Field(description="[W m-1 K-1]")
+    c_thawed: float = Field(description="[J m-3 K-1]")
+    c_frozen: float = Field(description="[J m-3 K-1]")
+
+    @pydantic.model_validator(mode="after")
+    def _soil(self):
+        P.SoilLayer(**self.model_dump())  # the soil values themselves (positive conductivities, ...)
+        return self
+
+
+def _one_of(choices):
+    def check(value: str) -> str:
+        if value not in choices:
+            raise ValueError(f"{value!r}; use one of {', '.join(choices)}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _native_built(value: str) -> str:
+    if value == "native":
+        from ..physics import _native
+
+        if not _native.available():
+            raise ValueError("'native', but the native kernel was not built with this installation")
+    return value
+
+
+class Model(Section):
+    depth: float = Field(20.0, gt=0, description="[m] depth of the column's geometric grid")
+    cells: int = Field(30, ge=2, description="cells of the grid")
+    dz_top: float = Field(0.05, gt=0, description="[m] thickness of the top cell")
+    geothermal_flux: float = Field(0.05, description="[W m-2] heat flux into the bottom")
+    snow_density: float = Field(
+        250.0, gt=0, description="[kg m-3] the `Snow` surface's (and Kudryavtsev's) snow density"
+    )
+    snow_min_depth: float = Field(0.02, ge=0, description="[m] snow thinner than this is not resolved")
+    snow_cells: int = Field(3, ge=1, description="snow cells of the implicit solve")
+    solver: Annotated[str, _one_of(SOLVERS), AfterValidator(_native_built)] = Field(
+        "jax", description="`jax` or `native` (the C++ kernel built at install)"
+    )
+    time_scheme: Annotated[str, _one_of(TIME_SCHEMES)] = Field("euler", description="`euler` or `bdf2`")
+    conductivity: Annotated[str, _one_of(CONDUCTIVITIES)] = Field("lagged", description="`lagged` or `predicted`")
+    layers: list[Layer] = Field(
+        min_length=1,
+        description="soil layers: `top` [m], `water_content` [m3 m-3], `k_thawed`, `k_frozen` [W m-1 K-1], "
+        "`c_thawed`, `c_frozen` [J m-3 K-1]",
+    )
+    initial_gradient: float = Field(
+        0.02, description="[K m-1] the start profile: TTOP at the surface, warming downwards by this"
+    )
+    magt_depths: list[float] = Field(
+        [0.0, 1.0, 2.0, 5.0, 10.0], description="[m] depths of the mean annual ground temperature"
+    )
+
+
+class Equilibrium(Section):
+    layer: int = Field(0, description="the layer whose soil the Kudryavtsev model takes")
+
+
+class Run(Section):
+    chunk_size: int = Field(250, ge=1, description="cells per jitted, vmapped call and per file")
+    workers: int = Field(
+        0, description="0: the chunks run in this process; N: on a LocalCluster of N single-threaded worker processes"
+    )
+
+    @pydantic.field_validator("workers")
+    @classmethod
+    def _workers(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("0 (this process) or the number of Dask worker processes")
+        return value
+
+
+class RegionConfig(Config):
+    """A `permafrost_region` experiment."""
+
+    experiment: Experiment
+    region: Region
+    forcing: Forcing
+    model: Model
+    equilibrium: Equilibrium = Equilibrium()
+    run: Run = Run()
+
+    @pydantic.model_validator(mode="after")
+    def _layer_exists(self):
+        n = len(self.model.layers)
+        if not 0 <= self.equilibrium.layer < n:
+            raise ValueError(f"equilibrium.layer: {self.equilibrium.layer} is not a layer index (0-{n - 1})")
+        return self
+
+
+MODEL = RegionConfig
+"""The kind's typed config (its keys, types, defaults and meanings; docs/experiments/permafrost_region.md
+is tested against it)."""
 
 
 def validate(config: dict) -> list[str]:
     """Every problem of a regional permafrost config, without running."""
-    problems = check(config, SCHEMA)
-    problems += column_option_problems(config.get("model", {}))
-    region = config.get("region", {})
-    cells, rows = region.get("cells"), region.get("rows", 1)
-    if not isinstance(cells, int) or cells < 1:
-        problems.append("region.cells: give the number of cells (>= 1)")
-    elif not isinstance(rows, int) or rows < 1 or cells % rows:
-        problems.append(f"region.rows: must divide region.cells = {cells} (the grid is rows x cells/rows)")
-    for key in ("mean_air_temperature", "amplitude", "precipitation"):
-        value = region.get(key)
-        if value is None:
-            problems.append(f"region.{key}: missing ([first, last] across the region)")
-        elif len(value) != 2 or not all(isinstance(v, (int, float)) for v in value):
-            problems.append(f"region.{key}: give [first, last], two numbers, got {value!r}")
-    for key in ("amplitude", "precipitation"):
-        value = region.get(key)
-        if isinstance(value, list) and len(value) == 2 and min(value) < 0:
-            problems.append(f"region.{key}: must not be negative, got {value}")
-    forcing = config.get("forcing", {})
-    if "start" not in forcing or "years" not in forcing:
-        problems.append("forcing: give start (a date) and years")
-    else:
-        try:
-            pd.Timestamp(forcing["start"])
-        except ValueError:
-            problems.append(f"forcing.start: {forcing['start']!r} is not a date")
-        if isinstance(forcing["years"], int) and forcing["years"] < 1:
-            problems.append("forcing.years: must be >= 1")
-    model = config.get("model", {})
-    layers = model.get("layers")
-    if not layers:
-        problems.append("model.layers: give at least one soil layer")
-    else:
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, dict) or set(layer) != LAYER_KEYS:
-                problems.append(f"model.layers.{i}: needs exactly {', '.join(sorted(LAYER_KEYS))}")
-                continue
-            try:  # the soil values themselves (positive conductivities, ...)
-                P.SoilLayer(**layer)
-            except (TypeError, ValueError) as error:
-                problems.append(f"model.layers.{i}: {error}")
-        chosen = config.get("equilibrium", {}).get("layer", 0)
-        if isinstance(chosen, int) and not 0 <= chosen < len(layers):
-            problems.append(f"equilibrium.layer: {chosen} is not a layer index (0-{len(layers) - 1})")
-    run = config.get("run", {})
-    if isinstance(run.get("chunk_size"), int) and run["chunk_size"] < 1:
-        problems.append("run.chunk_size: must be >= 1")
-    if isinstance(run.get("workers"), int) and run["workers"] < 0:
-        problems.append("run.workers: 0 (this process) or the number of Dask worker processes")
-    return problems
+    return typed.problems(RegionConfig, config)[1]
+
+
+def resolve(config: dict) -> dict:
+    """The config with every default filled in (it must be valid)."""
+    instance, problems = typed.problems(RegionConfig, config)
+    refuse(problems)
+    return typed.resolved(instance) | {k: v for k, v in config.items() if k.startswith("_")}
 
 
 def cells(config: dict) -> xr.Dataset:
@@ -274,7 +377,7 @@ def run_cells(chunk: xr.Dataset, *, config: dict) -> xr.Dataset:
 def run(config: dict, out: Path, progress: bool = True) -> dict:
     """Run every cell, chunk by chunk into `out/cells/`, and write result.nc, summary.json
     and figures to `out`."""
-    refuse(validate(config))
+    config = resolve(config)
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     region = cells(config)
