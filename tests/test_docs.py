@@ -120,7 +120,7 @@ def test_typed_kind_s_page_gives_the_model_s_defaults(kind):
         if stated is None or isinstance(stated, float):
             assert stated == (None if default is None else float(default)), (keys[0], cells[2], default)
             checked += 1
-    assert checked >= 8, checked
+    assert checked >= 5, checked  # the check itself is not empty
 
 
 def test_key_check_can_fail():

@@ -11,98 +11,146 @@ Parameter paths are leaves of the `PermafrostColumn`: `surface.thawing`,
 import json
 import time
 from pathlib import Path
+from typing import Annotated, Literal
 
 import diffrax
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+import pydantic
 import xarray as xr
 
 from .. import assimilation as A, data as cgdata, physics as P
-from . import report
+from ..physics._column import SOLVERS
+from ..physics._heat import CONDUCTIVITIES, TIME_SCHEMES
+from . import report, typed
 from .config import (
-    COLUMN_OPTION_KEYS,
     calibrate,
-    check,
     check_files,
     column_option_problems,
     column_options,
     data_path,
     parameter,
-    parameter_problems,
     refuse,
     remove_checkpoint,
 )
+from .typed import Config, Field, Section
 
 DAY = 86400.0
-SCHEMA = {
-    "experiment": {"name": str, "kind": str, "description": str, "seed": int},
-    "data": {"station": str, "start": str},
-    "model": {
-        "snow_conductivity": str,
-        "snow_heat_capacity": float,
-        "snow_min_depth": float,
-        "snow_cells": int,
-        "geothermal_flux": float,
-        **COLUMN_OPTION_KEYS,
-    },
-    "initial": {"deep_depth": float, "deep_temperature": (float, str)},
-    "parameters": dict,
-    "observations": {"ground_temperature": {"sigma": float, "likelihood": str}},
-    "calibration": {"start": str, "end": str},
-    "validation": {"start": str, "end": str},
-    "fit": {"method": str, "max_steps": int, "rtol": float, "atol": float, "checkpoint_every": int},
-    "uncertainty": {"hessian": str},
-}
 FIGURE_DEPTHS = (0.0, 0.14, 0.44, 1.15)
+
+
+class Experiment(Section):
+    name: str = Field("permafrost", description="label of the run, used in figure titles and the output folder")
+    kind: Literal["permafrost"] = Field(description="`permafrost`")
+    description: str = Field("", description="free text, copied into the summary")
+    seed: int = Field(0, description="seed of the Laplace draws")
+
+
+class Data(Section):
+    station: str = Field(description="a GIPL2 station folder or sample:gipl_station")
+    start: Annotated[str, typed.date_text] = Field(
+        description="the date of forcing day 1; GIPL files carry day numbers only"
+    )
+
+
+class Model(Section):
+    snow_conductivity: Annotated[str, typed.one_of(("prescribed", "sturm", "yen"))] = Field(
+        "prescribed", description="the snow's conductivity: the station's (prescribed), Sturm's or Yen's"
+    )
+    snow_heat_capacity: float | None = Field(None, gt=0, description="[J m-3 K-1] (default GIPL2's)")
+    snow_min_depth: float = Field(0.01, ge=0, description="[m] snow thinner than this is not resolved")
+    snow_cells: int = Field(5, ge=1, description="snow cells of the implicit solve")
+    geothermal_flux: float | None = Field(None, description="[W m-2] (default the station's)")
+    solver: Annotated[str, typed.one_of(SOLVERS)] | None = Field(None, description="`jax` or `native`")
+    time_scheme: Annotated[str, typed.one_of(TIME_SCHEMES)] | None = Field(None, description="`euler` or `bdf2`")
+    conductivity: Annotated[str, typed.one_of(CONDUCTIVITIES)] | None = Field(
+        None, description="`lagged` or `predicted`"
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _native_built(self):
+        problems = column_option_problems({"solver": self.solver} if self.solver == "native" else {})
+        if problems:
+            raise ValueError(problems[0])
+        return self
+
+
+def _deep(value):
+    if isinstance(value, str) and value != "calibration_mean":
+        raise ValueError(f"{value!r}; give degC or 'calibration_mean'")
+    return value
+
+
+class Initial(Section):
+    deep_depth: float = Field(10.0, description="[m] depth of deep_temperature")
+    deep_temperature: Annotated[float | str, pydantic.AfterValidator(_deep)] | None = Field(
+        None, description="[degC] or 'calibration_mean': below the profile, linear to this at deep_depth"
+    )
+
+
+class GroundTemperature(Section):
+    sigma: float = Field(0.5, gt=0, description="[K] observation error")
+    likelihood: Annotated[str, typed.one_of(("gaussian", "student_t"))] = Field(
+        "gaussian", description="`gaussian` or `student_t` (heavy tails for sensor spikes)"
+    )
+
+
+class Observations(Section):
+    ground_temperature: GroundTemperature = Field(description="sigma in K")
+
+
+class Validation(Section):
+    start: Annotated[str, typed.date_text] | None = Field(None, description="first day (default: after calibration)")
+    end: Annotated[str, typed.date_text] | None = Field(None, description="last day (default: the forcing's last)")
+
+
+class Uncertainty(Section):
+    hessian: str = Field("gauss_newton", description="the Laplace approximation's Hessian: only 'gauss_newton'")
+
+    @pydantic.field_validator("hessian")
+    @classmethod
+    def _gauss_newton(cls, value: str) -> str:
+        if value != "gauss_newton":
+            raise ValueError(
+                "only 'gauss_newton' for permafrost runs (the column is differentiated in forward mode, which gives "
+                "the Jacobian, not the exact Hessian)"
+            )
+        return value
+
+
+class PermafrostConfig(Config):
+    """A `permafrost` experiment (a GIPL2 station)."""
+
+    experiment: Experiment
+    data: Data
+    model: Model = Model()
+    initial: Initial = Initial()
+    parameters: Annotated[
+        dict[str, typed.ParameterTable], pydantic.AfterValidator(lambda t: typed.parameter_tables(t, "n_thawing"))
+    ] = Field(description="[parameters.NAME] tables; path: a leaf of the column such as 'surface.thawing'")
+    observations: Observations
+    calibration: typed.DatePeriod
+    validation: Validation = Validation()
+    fit: typed.Fit = typed.Fit()
+    uncertainty: Uncertainty = Uncertainty()
+
+
+MODEL = PermafrostConfig
+"""The kind's typed config (docs/experiments/permafrost_gipl_station.md is tested against it)."""
 
 
 def validate(config: dict) -> list[str]:
     """Every problem of a permafrost config (keys, types, files, parameters), without running."""
-    problems = check(config, SCHEMA)
-    data = config.get("data", {})
-    if "station" not in data:
-        problems.append("data.station: missing (a GIPL2 station folder or sample:gipl_station)")
-    if "start" not in data:
-        problems.append("data.start: missing (the date of forcing day 1; GIPL files carry day numbers only)")
-    problems += check_files(config, ("station",))
-    dates = {}
-    for section in ("calibration", "validation"):
-        for key in ("start", "end"):
-            value = config.get(section, {}).get(key)
-            if isinstance(value, str):
-                try:
-                    dates[(section, key)] = pd.Timestamp(value)
-                except ValueError:
-                    problems.append(f"{section}.{key}: {value!r} is not a date (write YYYY-MM-DD)")
-    if {"start", "end"} - set(config.get("calibration", {})):
-        problems.append("calibration: give start and end (dates)")
-    elif ("calibration", "start") in dates and ("calibration", "end") in dates:
-        if dates[("calibration", "start")] > dates[("calibration", "end")]:
-            problems.append("calibration: start is after end; swap them")
-    deep = config.get("initial", {}).get("deep_temperature")
-    if isinstance(deep, str) and deep != "calibration_mean":
-        problems.append(f"initial.deep_temperature: {deep!r}; give degC or 'calibration_mean'")
-    conductivity = config.get("model", {}).get("snow_conductivity", "prescribed")
-    if conductivity not in ("prescribed", "sturm", "yen"):
-        problems.append(f"model.snow_conductivity: {conductivity!r}; use 'prescribed', 'sturm' or 'yen'")
-    problems += column_option_problems(config.get("model", {}))
-    problems += parameter_problems(config, "n_thawing")
-    for name, spec in config.get("parameters", {}).items():
-        if isinstance(spec, dict) and "path" not in spec:
-            problems.append(f"parameters.{name}: give path=, a leaf of the column such as 'surface.thawing'")
-    method = config.get("fit", {}).get("method", "levenberg_marquardt")
-    if method not in A.METHODS:
-        problems.append(f"fit.method: {method!r} is not one of {', '.join(A.METHODS)}")
-    if config.get("uncertainty", {}).get("hessian", "gauss_newton") != "gauss_newton":
-        problems.append(
-            "uncertainty.hessian: only 'gauss_newton' for permafrost runs (the column is differentiated in "
-            "forward mode, which gives the Jacobian, not the exact Hessian)"
-        )
-    if "observations" not in config or "ground_temperature" not in config.get("observations", {}):
-        problems.append("observations.ground_temperature: missing (sigma in K)")
-    return problems
+    return typed.problems(PermafrostConfig, config)[1] + check_files(config, ("station",))
+
+
+def resolve(config: dict) -> dict:
+    """The config with every default filled in (it must be valid)."""
+    instance, problems = typed.problems(PermafrostConfig, config)
+    refuse(problems + check_files(config, ("station",)))
+    return typed.resolved(instance) | {k: v for k, v in config.items() if k.startswith("_")}
 
 
 def _station(config) -> xr.Dataset:
@@ -263,7 +311,7 @@ def depth_metrics(operator: A.GroundTemperature, temperature) -> dict:
 
 def run(config: dict, out: Path, progress: bool = True) -> dict:
     """Fit, validate, and write summary.json, result.nc and figures to `out`."""
-    refuse(validate(config))
+    config = resolve(config)
     started = time.perf_counter()
     experiment = PermafrostExperiment(config)
     seed = int(config.get("experiment", {}).get("seed", 0))

@@ -14,12 +14,25 @@ strings are not converted (strict validation otherwise).
 import difflib
 import types
 import typing
-from typing import Any
+from typing import Annotated, Any
 
 import pydantic
 from pydantic import ConfigDict, Field
 
-__all__ = ["Config", "Field", "Section", "key_table", "problems", "resolved"]
+__all__ = [
+    "Config",
+    "DatePeriod",
+    "Field",
+    "Fit",
+    "ParameterTable",
+    "Section",
+    "Uncertainty",
+    "date_text",
+    "key_table",
+    "one_of",
+    "problems",
+    "resolved",
+]
 
 
 class Section(pydantic.BaseModel):
@@ -43,8 +56,107 @@ def problems(model: type[Config], config: dict) -> tuple[Config | None, list[str
 
 
 def resolved(instance: Config) -> dict:
-    """The config with every default filled in, as plain TOML-like values."""
-    return instance.model_dump(mode="json")
+    """The config with every default filled in, as plain TOML-like values (keys whose
+    default is None, "not given", left out)."""
+    return instance.model_dump(mode="json", exclude_none=True)
+
+
+# --- values -------------------------------------------------------------------------------
+
+
+def one_of(choices):
+    """A validator: the value must be one of `choices` ('...; use one of a, b')."""
+
+    def check(value):
+        if value not in choices:
+            raise ValueError(f"{value!r}; use one of {', '.join(map(str, choices))}")
+        return value
+
+    return pydantic.AfterValidator(check)
+
+
+def _date(value: str) -> str:
+    import pandas as pd
+
+    try:
+        pd.Timestamp(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a date (write YYYY-MM-DD)") from None
+    return value
+
+
+date_text = pydantic.AfterValidator(_date)
+"""A validator: the string must be a date."""
+
+
+# --- sections several kinds share ----------------------------------------------------------
+
+
+class ParameterTable(Section):
+    """A [parameters.NAME] table: one parameter to fit (`config.parameter` builds it)."""
+
+    path: str | None = Field(None, description="the model leaf, e.g. 'surface.thawing' (default: NAME)")
+    init: float | None = Field(None, description="start value [units]")
+    bounds: list[float] | None = Field(None, description="[low, high] [units]")
+    prior: dict | None = Field(None, description="{dist = 'normal' | 'lognormal' | 'uniform', ...}")
+    scope: str = Field("shared", description="'shared' or 'per_site' / 'per_glacier' where the kind has them")
+    units: str | None = Field(None, description="units of init, bounds and prior (converted to the model's)")
+
+
+def parameter_tables(tables: dict[str, ParameterTable], example: str) -> dict[str, ParameterTable]:
+    """Each table built as a `Parameter` (bounds, priors, units checked); at least one."""
+    from .config import parameter
+
+    if not tables:
+        raise ValueError(f"name at least one parameter to fit, e.g. [parameters.{example}]")
+    problems = []
+    for name, table in tables.items():
+        try:
+            parameter(name, table.model_dump(exclude_none=True))
+        except (TypeError, ValueError) as error:
+            text = str(error).removeprefix(f"parameters.{name}: ")
+            problems.append(f"{name}: {text}")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return tables
+
+
+class Fit(Section):
+    method: str = Field(
+        "levenberg_marquardt", description="levenberg_marquardt, gauss_newton, lbfgs or adam (cg.assimilation.METHODS)"
+    )
+    max_steps: int = Field(200, ge=1, description="iteration limit")
+    rtol: float = Field(1e-6, gt=0, description="optimistix's Cauchy criterion on the parameters")
+    atol: float = Field(1e-6, gt=0, description="optimistix's Cauchy criterion on the loss")
+    checkpoint_every: int = Field(20, ge=1, description="steps between checkpoints (and per compiled chunk)")
+
+    @pydantic.field_validator("method")
+    @classmethod
+    def _method(cls, value: str) -> str:
+        from ..assimilation import METHODS
+
+        if value not in METHODS:
+            raise ValueError(f"{value!r} is not one of {', '.join(METHODS)}")
+        return value
+
+
+class Uncertainty(Section):
+    hessian: str = Field("exact", description="the Laplace approximation's Hessian: 'exact' or 'gauss_newton'")
+
+
+class DatePeriod(Section):
+    """A period of days: start and end dates, in order."""
+
+    start: Annotated[str, date_text] = Field(description="first day (YYYY-MM-DD)")
+    end: Annotated[str, date_text] = Field(description="last day (YYYY-MM-DD)")
+
+    @pydantic.model_validator(mode="after")
+    def _in_order(self):
+        import pandas as pd
+
+        if pd.Timestamp(self.start) > pd.Timestamp(self.end):
+            raise ValueError(f"start {self.start} is after end {self.end}; swap them")
+        return self
 
 
 def _message(model: type[Config], error: dict) -> str:
@@ -56,24 +168,42 @@ def _message(model: type[Config], error: dict) -> str:
         hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(sorted(allowed))}"
         return f"{key}: unknown key; {hint}"
     if error["type"] == "missing":
-        return f"{key}: missing"
+        description = _description_at(model, error["loc"])
+        return f"{key}: missing ({description})" if description else f"{key}: missing"
     message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
     if error["type"] not in ("value_error", "assertion_error"):
         message = f"{message}, got {error.get('input')!r}"
     return f"{key}: {message}" if key else message
 
 
-def _fields_at(model, loc) -> list[str]:
-    """The field names of the section at `loc` (list indices skipped)."""
-    current = model
+def _walk(model, loc):
+    """(the section at `loc`, the field that leads there): list indices and the keys of
+    tables of tables (such as [parameters.NAME]) are skipped."""
+    current, field, table_keys = model, None, False
     for part in loc:
         if isinstance(part, int):
             continue
-        field = current.model_fields.get(part) if _is_model(current) else None
-        if field is None:
-            return []
+        if table_keys:  # a NAME of a dict of sections
+            table_keys = False
+            continue
+        if not _is_model(current) or part not in current.model_fields:
+            return None, None
+        field = current.model_fields[part]
         current = _section_type(field.annotation)
+        table_keys = typing.get_origin(field.annotation) is dict
+    return current, field
+
+
+def _fields_at(model, loc) -> list[str]:
+    """The field names of the section at `loc`."""
+    current, _ = _walk(model, loc)
     return list(current.model_fields) if _is_model(current) else []
+
+
+def _description_at(model, loc) -> str:
+    """The description of the field at `loc`, or ''."""
+    _, field = _walk(model, loc)
+    return (field.description or "") if field is not None else ""
 
 
 def _is_model(value) -> bool:
