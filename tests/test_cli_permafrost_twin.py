@@ -63,7 +63,7 @@ def test_twin_recovers_every_parameter(tmp_path, capsys):
         ('validation.start="2023-06-01"', "validation.start: inside the calibration period"),
         ("synthetic.precipitation=[0.3, 0.2]", "synthetic.precipitation: 2 values for 3 sites"),
         ('uncertainty.hessian="exact"', "only 'gauss_newton'"),
-        ("model.layers=[{top = 0.0}]", "model.layers.0: give exactly"),
+        ("model.layers=[{top = 0.0}]", "model.layers.0.water_content: missing"),
         ("parameters.n_thawing.bounds=[2.0, 0.3]", "bounds [2.0, 0.3] are reversed"),
         ("synthetic.sitez=1", "synthetic.sitez: unknown key; did you mean 'sites'?"),
         ("observations.boreholes={sigma = 0.1}", "observations.boreholes.depths: missing"),

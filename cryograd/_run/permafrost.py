@@ -22,13 +22,10 @@ import pydantic
 import xarray as xr
 
 from .. import assimilation as A, data as cgdata, physics as P
-from ..physics._column import SOLVERS
-from ..physics._heat import CONDUCTIVITIES, TIME_SCHEMES
 from . import report, typed
 from .config import (
     calibrate,
     check_files,
-    column_option_problems,
     column_options,
     data_path,
     parameter,
@@ -50,12 +47,10 @@ class Experiment(Section):
 
 class Data(Section):
     station: str = Field(description="a GIPL2 station folder or sample:gipl_station")
-    start: Annotated[str, typed.date_text] = Field(
-        description="the date of forcing day 1; GIPL files carry day numbers only"
-    )
+    start: typed.Date = Field(description="the date of forcing day 1; GIPL files carry day numbers only")
 
 
-class Model(Section):
+class Model(typed.ColumnOptions):
     snow_conductivity: Annotated[str, typed.one_of(("prescribed", "sturm", "yen"))] = Field(
         "prescribed", description="the snow's conductivity: the station's (prescribed), Sturm's or Yen's"
     )
@@ -63,18 +58,6 @@ class Model(Section):
     snow_min_depth: float = Field(0.01, ge=0, description="[m] snow thinner than this is not resolved")
     snow_cells: int = Field(5, ge=1, description="snow cells of the implicit solve")
     geothermal_flux: float | None = Field(None, description="[W m-2] (default the station's)")
-    solver: Annotated[str, typed.one_of(SOLVERS)] | None = Field(None, description="`jax` or `native`")
-    time_scheme: Annotated[str, typed.one_of(TIME_SCHEMES)] | None = Field(None, description="`euler` or `bdf2`")
-    conductivity: Annotated[str, typed.one_of(CONDUCTIVITIES)] | None = Field(
-        None, description="`lagged` or `predicted`"
-    )
-
-    @pydantic.model_validator(mode="after")
-    def _native_built(self):
-        problems = column_option_problems({"solver": self.solver} if self.solver == "native" else {})
-        if problems:
-            raise ValueError(problems[0])
-        return self
 
 
 def _deep(value):
@@ -102,8 +85,8 @@ class Observations(Section):
 
 
 class Validation(Section):
-    start: Annotated[str, typed.date_text] | None = Field(None, description="first day (default: after calibration)")
-    end: Annotated[str, typed.date_text] | None = Field(None, description="last day (default: the forcing's last)")
+    start: typed.Date | None = Field(None, description="first day (default: after calibration)")
+    end: typed.Date | None = Field(None, description="last day (default: the forcing's last)")
 
 
 class Uncertainty(Section):

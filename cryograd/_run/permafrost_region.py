@@ -43,8 +43,6 @@ from pydantic import AfterValidator
 from .. import data as cgdata, physics as P
 from .._chunked import run_chunked
 from ..physics import _diagnostics as diagnostics
-from ..physics._column import SOLVERS
-from ..physics._heat import CONDUCTIVITIES, TIME_SCHEMES
 from . import report, typed
 from .config import refuse, snow_column
 from .typed import Config, Field, Section
@@ -96,16 +94,8 @@ class Region(Section):
         return self
 
 
-def _date(value: str) -> str:
-    try:
-        pd.Timestamp(value)
-    except ValueError:
-        raise ValueError(f"{value!r} is not a date") from None
-    return value
-
-
 class Forcing(Section):
-    start: Annotated[str, AfterValidator(_date)] = Field(description="first day of the daily forcing (a date)")
+    start: typed.Date = Field(description="first day of the daily forcing (a date)")
     years: int = Field(ge=1, description="years of daily forcing: the transient run")
     anomaly_std: float = Field(3.5, description="[K] stationary std of the day-to-day AR(1) weather anomaly")
     anomaly_days: float = Field(3.0, gt=0, description="[day] e-folding time of the AR(1) anomaly")
@@ -113,57 +103,12 @@ class Forcing(Section):
     melt_factor: float = Field(0.004, ge=0, description="[m water K-1 day-1] degree-day snowmelt of the synthetic snow")
 
 
-class Layer(Section):
-    top: float = Field(description="[m] top of the layer")
-    water_content: float = Field(description="[m3 m-3]")
-    k_thawed: float = Field(description="[W m-1 K-1]")
-    k_frozen: float = Field(description="[W m-1 K-1]")
-    c_thawed: float = Field(description="[J m-3 K-1]")
-    c_frozen: float = Field(description="[J m-3 K-1]")
-
-    @pydantic.model_validator(mode="after")
-    def _soil(self):
-        P.SoilLayer(**self.model_dump())  # the soil values themselves (positive conductivities, ...)
-        return self
-
-
-def _one_of(choices):
-    def check(value: str) -> str:
-        if value not in choices:
-            raise ValueError(f"{value!r}; use one of {', '.join(choices)}")
-        return value
-
-    return AfterValidator(check)
-
-
-def _native_built(value: str) -> str:
-    if value == "native":
-        from ..physics import _native
-
-        if not _native.available():
-            raise ValueError("'native', but the native kernel was not built with this installation")
-    return value
-
-
-class Model(Section):
+class Model(typed.SnowColumn):
     depth: float = Field(20.0, gt=0, description="[m] depth of the column's geometric grid")
     cells: int = Field(30, ge=2, description="cells of the grid")
     dz_top: float = Field(0.05, gt=0, description="[m] thickness of the top cell")
-    geothermal_flux: float = Field(0.05, description="[W m-2] heat flux into the bottom")
     snow_density: float = Field(
         250.0, gt=0, description="[kg m-3] the `Snow` surface's (and Kudryavtsev's) snow density"
-    )
-    snow_min_depth: float = Field(0.02, ge=0, description="[m] snow thinner than this is not resolved")
-    snow_cells: int = Field(3, ge=1, description="snow cells of the implicit solve")
-    solver: Annotated[str, _one_of(SOLVERS), AfterValidator(_native_built)] = Field(
-        "jax", description="`jax` or `native` (the C++ kernel built at install)"
-    )
-    time_scheme: Annotated[str, _one_of(TIME_SCHEMES)] = Field("euler", description="`euler` or `bdf2`")
-    conductivity: Annotated[str, _one_of(CONDUCTIVITIES)] = Field("lagged", description="`lagged` or `predicted`")
-    layers: list[Layer] = Field(
-        min_length=1,
-        description="soil layers: `top` [m], `water_content` [m3 m-3], `k_thawed`, `k_frozen` [W m-1 K-1], "
-        "`c_thawed`, `c_frozen` [J m-3 K-1]",
     )
     initial_gradient: float = Field(
         0.02, description="[K m-1] the start profile: TTOP at the surface, warming downwards by this"

@@ -21,138 +21,180 @@ against the noise-free truth. Config sections: [experiment], [synthetic], [model
 import json
 import time
 from pathlib import Path
+from typing import Annotated, Literal
 
 import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+import pydantic
 import xarray as xr
 
 from .. import assimilation as A, data as cgdata, physics as P
-from . import report
+from . import report, typed
 from .config import (
-    LAYER_KEYS,
-    SNOW_COLUMN_KEYS,
     calibrate,
-    check,
-    column_option_problems,
     in_model_units,
     parameter,
-    parameter_problems,
     refuse,
     remove_checkpoint,
     snow_column,
     with_leaves,
 )
+from .typed import Config, Field, Section
 
 DAY = 86400.0
 BOREHOLE_SIGMA = 0.1  # [K], default borehole noise and error
-SCHEMA = {
-    "experiment": {"name": str, "kind": str, "description": str, "seed": int},
-    "synthetic": {
-        "start": str,
-        "years": int,
-        "sites": list,
-        "mean_air_temperature": (float, list),
-        "amplitude": (float, list),
-        "anomaly_std": (float, list),
-        "precipitation": (float, list),
-        "melt_factor": (float, list),
-        "initial_surface_offset": float,
-        "initial_gradient": float,
-    },
-    "model": SNOW_COLUMN_KEYS,
-    "parameters": dict,
-    "observations": {
-        "lst": {"sigma": float, "offset": str, "clear_fraction": float, "persistence": float},
-        "boreholes": {"depths": list, "sigma": float},
-        "alt": {"sigma": float},
-    },
-    "calibration": {"end": str},
-    "validation": {"start": str},
-    "fit": {"method": str, "max_steps": int, "rtol": float, "atol": float, "checkpoint_every": int},
-    "uncertainty": {"hessian": str},
-}
 SITE_KEYS = ("mean_air_temperature", "amplitude", "anomaly_std", "precipitation", "melt_factor")
+
+PerSite = float | list[float]
+
+
+class Experiment(Section):
+    name: str = Field("permafrost_twin", description="label of the run, used in figure titles and the output folder")
+    kind: Literal["permafrost_twin"] = Field(description="`permafrost_twin`")
+    description: str = Field("", description="free text, copied into the summary")
+    seed: int = Field(0, description="seed of every random draw (weather, clouds, noise, Laplace draws)")
+
+
+class Synthetic(Section):
+    start: typed.Date = Field(description="first day of the synthetic record")
+    years: int = Field(ge=1, description="its length")
+    sites: list[str] = Field(min_length=1, description='site names, e.g. ["warm", "cold"]')
+    mean_air_temperature: PerSite = Field(-8.0, description="[degC] number or one per site")
+    amplitude: PerSite = Field(18.0, description="[K] number or one per site: half the annual range")
+    anomaly_std: PerSite = Field(3.5, description="[K] number or one per site: day-to-day weather (AR(1))")
+    precipitation: PerSite = Field(0.25, description="[m water yr-1] number or one per site")
+    melt_factor: PerSite = Field(0.004, description="[m water K-1 day-1] number or one per site")
+    initial_surface_offset: float = Field(3.0, description="[K] the initial profile: mean air temperature + this")
+    initial_gradient: float = Field(0.02, description="[K m-1] ... warming by this downwards")
+
+    @pydantic.model_validator(mode="after")
+    def _one_per_site(self):
+        wrong = [
+            f"synthetic.{key}: {len(value)} values for {len(self.sites)} sites"
+            for key in SITE_KEYS
+            if isinstance(value := getattr(self, key), list) and len(value) != len(self.sites)
+        ]
+        if wrong:
+            raise ValueError("\n".join(wrong))
+        return self
+
+
+class TwinParameter(typed.ParameterTable):
+    truth: float = Field(description="the value the synthetic data are made with")
+
+    @pydantic.field_validator("truth")
+    @classmethod
+    def _truth_in_bounds(cls, value: float, info: pydantic.ValidationInfo) -> float:
+        bounds = info.data.get("bounds")
+        if bounds is not None and not bounds[0] < value < bounds[1]:
+            raise ValueError(f"{value} lies outside the bounds {bounds}")
+        return value
+
+
+class Lst(Section):
+    sigma: float = Field(2.0, gt=0, description="[K] noise and assumed error of each LST retrieval")
+    offset: str | None = Field(None, description='the parameter (path = "") that is the LST\'s bias')
+    clear_fraction: float = Field(0.35, gt=0, le=1, description="[1] share of clear-sky days")
+    persistence: float = Field(0.5, ge=0, lt=1, description="[1] lag-1 correlation of the cloud mask")
+
+
+class Boreholes(Section):
+    depths: list[float] = Field(min_length=1, description="the sensor depths [m]")
+    sigma: float = Field(BOREHOLE_SIGMA, gt=0, description="[K] noise and error of each daily value")
+
+
+class Alt(Section):
+    sigma: float = Field(0.05, gt=0, description="[m] noise and error of each yearly active-layer thickness")
+
+
+class Observations(Section):
+    lst: Lst | None = Field(None, description="clear-sky land-surface temperature")
+    boreholes: Boreholes | None = Field(None, description="daily temperatures at fixed depths")
+    alt: Alt | None = Field(None, description="active-layer thickness per year")
+
+    @pydantic.model_validator(mode="after")
+    def _any(self):
+        if self.lst is None and self.boreholes is None and self.alt is None:
+            raise ValueError("observations: give at least one of lst, boreholes, alt")
+        return self
+
+
+class Calibration(Section):
+    end: typed.Date = Field(description="the last day of the calibration period")
+
+
+class Validation(Section):
+    start: typed.Date | None = Field(None, description="first day (default: the next day)")
+
+
+class Uncertainty(Section):
+    hessian: str = Field("gauss_newton", description="only 'gauss_newton'")
+
+    @pydantic.field_validator("hessian")
+    @classmethod
+    def _gauss_newton(cls, value: str) -> str:
+        if value != "gauss_newton":
+            raise ValueError("only 'gauss_newton' (the column is differentiated in forward mode)")
+        return value
+
+
+class TwinConfig(Config):
+    """A `permafrost_twin` experiment."""
+
+    experiment: Experiment
+    synthetic: Synthetic
+    model: typed.SnowColumn
+    parameters: Annotated[
+        dict[str, TwinParameter], pydantic.AfterValidator(lambda t: typed.parameter_tables(t, "n_thawing"))
+    ] = Field(description="[parameters.NAME] tables, each with its truth")
+    observations: Observations
+    calibration: Calibration
+    validation: Validation = Validation()
+    fit: typed.Fit = typed.Fit()
+    uncertainty: Uncertainty = Uncertainty()
+
+    @pydantic.model_validator(mode="after")
+    def _consistent(self):
+        problems = []
+        start, end = pd.Timestamp(self.synthetic.start), pd.Timestamp(self.calibration.end)
+        last = start + pd.DateOffset(years=self.synthetic.years) - pd.Timedelta(days=1)
+        if end <= start:
+            problems.append("calibration.end: before the synthetic record starts")
+        elif end >= last:
+            problems.append(f"calibration.end: leaves no validation day (the record ends {last.date()})")
+        if self.validation.start is not None and pd.Timestamp(self.validation.start) <= end:
+            problems.append("validation.start: inside the calibration period")
+        offset = self.observations.lst.offset if self.observations.lst else None
+        if offset is not None and (offset not in self.parameters or self.parameters[offset].path != ""):
+            problems.append(
+                f'observations.lst.offset: {offset!r} must name a parameter with path = "" (read by the LST operator)'
+            )
+        if self.observations.boreholes is not None:
+            depths, bottom = self.observations.boreholes.depths, self.model.depth
+            if any(d < 0 or d >= bottom for d in depths):
+                problems.append(f"observations.boreholes.depths: give depths [m] within the column (0 to {bottom} m)")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+MODEL = TwinConfig
+"""The kind's typed config (docs/experiments/permafrost_twin_lst.md is tested against it)."""
 
 
 def validate(config: dict) -> list[str]:
     """Every problem of a twin config (keys, types, parameters, truths, dates), without running."""
-    problems = check(config, SCHEMA)
-    problems += column_option_problems(config.get("model", {}))
-    synthetic = config.get("synthetic", {})
-    sites = synthetic.get("sites")
-    if not isinstance(sites, list) or not sites:
-        problems.append('synthetic.sites: give the site names, e.g. ["warm", "cold"]')
-        sites = []
-    for key in SITE_KEYS:
-        value = synthetic.get(key)
-        if isinstance(value, list) and len(value) != len(sites):
-            problems.append(f"synthetic.{key}: {len(value)} values for {len(sites)} sites")
-    for key in ("start", "years"):
-        if key not in synthetic:
-            problems.append(f"synthetic.{key}: missing")
-    dates = {}
-    for where in (("synthetic", "start"), ("calibration", "end"), ("validation", "start")):
-        value = config.get(where[0], {}).get(where[1])
-        if isinstance(value, str):
-            try:
-                dates[where] = pd.Timestamp(value)
-            except ValueError:
-                problems.append(f"{where[0]}.{where[1]}: {value!r} is not a date (write YYYY-MM-DD)")
-    if ("calibration", "end") not in dates and "end" not in config.get("calibration", {}):
-        problems.append("calibration.end: missing (the last day of the calibration period)")
-    if ("synthetic", "start") in dates and ("calibration", "end") in dates:
-        if dates[("calibration", "end")] <= dates[("synthetic", "start")]:
-            problems.append("calibration.end: before the synthetic record starts")
-        elif isinstance(synthetic.get("years"), int):
-            last = dates[("synthetic", "start")] + pd.DateOffset(years=synthetic["years"]) - pd.Timedelta(days=1)
-            if dates[("calibration", "end")] >= last:
-                problems.append(f"calibration.end: leaves no validation day (the record ends {last.date()})")
-    if ("validation", "start") in dates and ("calibration", "end") in dates:
-        if dates[("validation", "start")] <= dates[("calibration", "end")]:
-            problems.append("validation.start: inside the calibration period")
-    layers = config.get("model", {}).get("layers")
-    if not isinstance(layers, list) or not layers:
-        problems.append("model.layers: give the soil layers, e.g. [{top = 0.0, water_content = 0.4, ...}]")
-    else:
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, dict) or set(layer) != LAYER_KEYS:
-                problems.append(f"model.layers.{i}: give exactly {', '.join(sorted(LAYER_KEYS))}")
-    problems += parameter_problems(config, "n_thawing", extra={"truth": float})
-    for name, spec in config.get("parameters", {}).items():
-        if not isinstance(spec, dict):
-            continue
-        if "truth" not in spec:
-            problems.append(f"parameters.{name}.truth: missing (the value the synthetic data are made with)")
-            continue
-        low, high = (spec.get("bounds") or [None, None]) + [None] * (2 - len(spec.get("bounds") or []))
-        if (low is not None and spec["truth"] <= low) or (high is not None and spec["truth"] >= high):
-            problems.append(f"parameters.{name}.truth: {spec['truth']} lies outside the bounds {spec['bounds']}")
-    observations = config.get("observations", {})
-    if not observations:
-        problems.append("observations: give at least one of lst, boreholes, alt")
-    offset = observations.get("lst", {}).get("offset")
-    if offset is not None:
-        spec = config.get("parameters", {}).get(offset)
-        if not isinstance(spec, dict) or spec.get("path", None) != "":
-            problems.append(
-                f'observations.lst.offset: {offset!r} must name a parameter with path = "" (read by the LST operator)'
-            )
-    depths = observations.get("boreholes", {}).get("depths")
-    if "boreholes" in observations and depths is None:
-        problems.append("observations.boreholes.depths: missing (the sensor depths [m])")
-    if depths is not None:
-        bottom = config.get("model", {}).get("depth", 30.0)
-        if not depths or any(not isinstance(d, (int, float)) or d < 0 or d >= bottom for d in depths):
-            problems.append(f"observations.boreholes.depths: give depths [m] within the column (0 to {bottom} m)")
-    method = config.get("fit", {}).get("method", "levenberg_marquardt")
-    if method not in A.METHODS:
-        problems.append(f"fit.method: {method!r} is not one of {', '.join(A.METHODS)}")
-    if config.get("uncertainty", {}).get("hessian", "gauss_newton") != "gauss_newton":
-        problems.append("uncertainty.hessian: only 'gauss_newton' (the column is differentiated in forward mode)")
-    return problems
+    return typed.problems(TwinConfig, config)[1]
+
+
+def resolve(config: dict) -> dict:
+    """The config with every default filled in (it must be valid)."""
+    instance, problems = typed.problems(TwinConfig, config)
+    refuse(problems)
+    return typed.resolved(instance) | {k: v for k, v in config.items() if k.startswith("_")}
 
 
 class TwinExperiment:
@@ -352,7 +394,7 @@ def kind_metrics(operators: dict, outputs: dict, values: dict) -> dict:
 
 def run(config: dict, out: Path, progress: bool = True) -> dict:
     """Make the synthetic world, fit it, and write summary.json, result.nc and figures to `out`."""
-    refuse(validate(config))
+    config = resolve(config)
     started = time.perf_counter()
     experiment = TwinExperiment(config)
     problem = experiment.problem()

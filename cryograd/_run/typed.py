@@ -12,6 +12,7 @@ strings are not converted (strict validation otherwise).
 """
 
 import difflib
+import re
 import types
 import typing
 from typing import Annotated, Any
@@ -21,13 +22,13 @@ from pydantic import ConfigDict, Field
 
 __all__ = [
     "Config",
+    "Date",
     "DatePeriod",
     "Field",
     "Fit",
     "ParameterTable",
     "Section",
     "Uncertainty",
-    "date_text",
     "key_table",
     "one_of",
     "problems",
@@ -52,7 +53,7 @@ def problems(model: type[Config], config: dict) -> tuple[Config | None, list[str
     try:
         return model.model_validate(data), []
     except pydantic.ValidationError as error:
-        return None, [_message(model, e) for e in error.errors(include_url=False)]
+        return None, [line for e in error.errors(include_url=False) for line in _message(model, e)]
 
 
 def resolved(instance: Config) -> dict:
@@ -85,8 +86,15 @@ def _date(value: str) -> str:
     return value
 
 
-date_text = pydantic.AfterValidator(_date)
-"""A validator: the string must be a date."""
+def _iso(value):
+    import datetime
+
+    return value.isoformat() if isinstance(value, datetime.date) else value
+
+
+Date = Annotated[str, pydantic.BeforeValidator(_iso), pydantic.AfterValidator(_date)]
+"""A date: a string that is one ("2015-01-01"), or a TOML date (2015-01-01), kept as its
+ISO text."""
 
 
 # --- sections several kinds share ----------------------------------------------------------
@@ -102,6 +110,15 @@ class ParameterTable(Section):
     scope: str = Field("shared", description="'shared' or 'per_site' / 'per_glacier' where the kind has them")
     units: str | None = Field(None, description="units of init, bounds and prior (converted to the model's)")
 
+    @pydantic.field_validator("bounds")
+    @classmethod
+    def _bounds(cls, value):
+        if value is not None and len(value) != 2:
+            raise ValueError(f"bounds must be [low, high], got {value!r}")
+        if value is not None and value[0] >= value[1]:
+            raise ValueError(f"bounds [{value[0]}, {value[1]}] are reversed; write [{value[1]}, {value[0]}]")
+        return value
+
 
 def parameter_tables(tables: dict[str, ParameterTable], example: str) -> dict[str, ParameterTable]:
     """Each table built as a `Parameter` (bounds, priors, units checked); at least one."""
@@ -115,9 +132,9 @@ def parameter_tables(tables: dict[str, ParameterTable], example: str) -> dict[st
             parameter(name, table.model_dump(exclude_none=True))
         except (TypeError, ValueError) as error:
             text = str(error).removeprefix(f"parameters.{name}: ")
-            problems.append(f"{name}: {text}")
+            problems.append(f"parameters.{name}: {text}")
     if problems:
-        raise ValueError("; ".join(problems))
+        raise ValueError("\n".join(problems))
     return tables
 
 
@@ -147,8 +164,8 @@ class Uncertainty(Section):
 class DatePeriod(Section):
     """A period of days: start and end dates, in order."""
 
-    start: Annotated[str, date_text] = Field(description="first day (YYYY-MM-DD)")
-    end: Annotated[str, date_text] = Field(description="last day (YYYY-MM-DD)")
+    start: Date = Field(description="first day (YYYY-MM-DD)")
+    end: Date = Field(description="last day (YYYY-MM-DD)")
 
     @pydantic.model_validator(mode="after")
     def _in_order(self):
@@ -159,21 +176,27 @@ class DatePeriod(Section):
         return self
 
 
-def _message(model: type[Config], error: dict) -> str:
+def _message(model: type[Config], error: dict) -> list[str]:
+    """The lines of one validation error: 'dotted.key: message'. A validator's message may
+    hold several lines, each already naming its own key (left as it is)."""
     location = [str(part) for part in error["loc"]]
     key = ".".join(location)
     if error["type"] == "extra_forbidden":
         allowed = _fields_at(model, error["loc"][:-1])
         close = difflib.get_close_matches(location[-1], allowed, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(sorted(allowed))}"
-        return f"{key}: unknown key; {hint}"
+        return [f"{key}: unknown key; {hint}"]
     if error["type"] == "missing":
         description = _description_at(model, error["loc"])
-        return f"{key}: missing ({description})" if description else f"{key}: missing"
+        return [f"{key}: missing ({description})" if description else f"{key}: missing"]
     message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
     if error["type"] not in ("value_error", "assertion_error"):
         message = f"{message}, got {error.get('input')!r}"
-    return f"{key}: {message}" if key else message
+    lines = []
+    for line in message.split("\n"):
+        named = bool(location) and re.match(rf"{re.escape(location[0])}[.:]", line)
+        lines.append(line if not key or named else f"{key}: {line}")
+    return lines
 
 
 def _walk(model, loc):
@@ -228,6 +251,9 @@ def key_table(model: type[Section], prefix: str = "") -> list[tuple[str, str, An
     for name, field in model.model_fields.items():
         key = f"{prefix}{name}"
         annotation = field.annotation
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType):  # an optional section
+            options = [a for a in typing.get_args(annotation) if a is not type(None)]
+            annotation = options[0] if len(options) == 1 and _is_model(options[0]) else annotation
         if _is_model(annotation):
             rows.extend(key_table(annotation, f"{key}."))
             continue
@@ -254,3 +280,79 @@ def _type_name(annotation) -> str:
         names = [_type_name(a) for a in typing.get_args(annotation) if a is not type(None)]
         return " or ".join(dict.fromkeys(names))
     return getattr(annotation, "__name__", str(annotation))
+
+
+# --- the soil column of the permafrost kinds ------------------------------------------------
+
+
+class SoilLayerTable(Section):
+    """One soil layer (`cg.physics.SoilLayer` arguments)."""
+
+    top: float = Field(description="[m] top of the layer")
+    water_content: float = Field(description="[m3 m-3]")
+    k_thawed: float = Field(description="[W m-1 K-1]")
+    k_frozen: float = Field(description="[W m-1 K-1]")
+    c_thawed: float = Field(description="[J m-3 K-1]")
+    c_frozen: float = Field(description="[J m-3 K-1]")
+
+    @pydantic.model_validator(mode="after")
+    def _soil(self):
+        from .. import physics as P
+
+        P.SoilLayer(**self.model_dump())  # the soil values themselves (positive conductivities, ...)
+        return self
+
+
+def _solver(value: str) -> str:
+    from ..physics._column import SOLVERS
+
+    one_of(SOLVERS).func(value)
+    if value == "native":
+        from ..physics import _native
+
+        if not _native.available():
+            raise ValueError("'native', but the native kernel was not built with this installation")
+    return value
+
+
+def _time_scheme(value: str) -> str:
+    from ..physics._heat import TIME_SCHEMES
+
+    return one_of(TIME_SCHEMES).func(value)
+
+
+def _conductivity(value: str) -> str:
+    from ..physics._heat import CONDUCTIVITIES
+
+    return one_of(CONDUCTIVITIES).func(value)
+
+
+class ColumnOptions(Section):
+    """How a `PermafrostColumn` is solved (not given: the column's defaults)."""
+
+    solver: Annotated[str, pydantic.AfterValidator(_solver)] | None = Field(
+        None, description="`jax` or `native` (the C++ kernel built at install)"
+    )
+    time_scheme: Annotated[str, pydantic.AfterValidator(_time_scheme)] | None = Field(
+        None, description="`euler` or `bdf2`"
+    )
+    conductivity: Annotated[str, pydantic.AfterValidator(_conductivity)] | None = Field(
+        None, description="`lagged` or `predicted`"
+    )
+
+
+class SnowColumn(ColumnOptions):
+    """A soil column under a snowpack (`config.snow_column`): geometric grid, layers, `Snow`."""
+
+    depth: float = Field(30.0, gt=0, description="[m] depth of the column's geometric grid")
+    cells: int = Field(40, ge=2, description="cells of the grid")
+    dz_top: float = Field(0.02, gt=0, description="[m] thickness of the top cell")
+    geothermal_flux: float = Field(0.05, description="[W m-2] heat flux into the bottom")
+    snow_density: float = Field(250.0, gt=0, description="[kg m-3] snow density")
+    snow_min_depth: float = Field(0.02, ge=0, description="[m] snow thinner than this is not resolved")
+    snow_cells: int = Field(3, ge=1, description="snow cells of the implicit solve")
+    layers: list[SoilLayerTable] = Field(
+        min_length=1,
+        description="soil layers: `top` [m], `water_content` [m3 m-3], `k_thawed`, `k_frozen` [W m-1 K-1], "
+        "`c_thawed`, `c_frozen` [J m-3 K-1]",
+    )
