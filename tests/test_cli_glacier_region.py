@@ -124,10 +124,16 @@ def test_geodetic_periods_map_to_hydrological_years():
         ("validation.end=1990", "validation: its years overlap the calibration years"),
         ("validation.start=1700", "the climate covers mass-balance years 1802-2014"),
         ('parameters.temperature_bias.scope="site"', "parameters.temperature_bias.scope: 'site'"),
-        ("observations.regional.representativeness=-1.0", "observations.regional.representativeness: must be >= 0"),
+        (
+            "observations.regional.representativeness=-1.0",
+            "observations.regional.representativeness: Input should be greater than or equal to 0",
+        ),
         ('uncertainty.sampler="mcmc"', "uncertainty.sampler: 'mcmc'"),
-        ("observations.wgms_annual.sigma=abc", "observations.wgms_annual.sigma: expected float, got str 'abc'"),
-        ("observations.wgms_annual.sigma=0", "observations.wgms_annual.sigma: must be positive"),
+        (
+            "observations.wgms_annual.sigma=abc",
+            "observations.wgms_annual.sigma: Input should be a valid number, got 'abc'",
+        ),
+        ("observations.wgms_annual.sigma=0", "observations.wgms_annual.sigma: Input should be greater than 0"),
     ],
 )
 def test_bad_oetztal_configs_fail_before_computing(tmp_path, capsys, override, message):

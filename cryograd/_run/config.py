@@ -10,8 +10,6 @@ import tomllib
 from pathlib import Path
 
 from .. import data as cgdata
-from ..physics._column import SOLVERS
-from ..physics._heat import CONDUCTIVITIES, TIME_SCHEMES
 
 NOT_PATHS = {"data.start", "data.id_column", "data.period", "data.wgms_outline"}
 """[data] keys that hold values, not file references."""
@@ -117,47 +115,6 @@ def open_climate_noting(reference: str, notes: list, **kwargs):
     return climate
 
 
-def check(config: dict, schema: dict, where: str = "") -> list[str]:
-    """Problems of `config` against `schema` (nested dicts of key -> type or tuple of types,
-    `dict` for free tables); unknown keys and wrong types, each with the dotted key."""
-    problems = []
-    for key, value in config.items():
-        if key.startswith("_"):
-            continue
-        name = f"{where}{key}"
-        if key not in schema:
-            close = _closest(key, schema)
-            hint = f"; did you mean {close!r}?" if close else f"; allowed: {', '.join(sorted(schema))}"
-            problems.append(f"{name}: unknown key{hint}")
-            continue
-        expected = schema[key]
-        if isinstance(expected, dict):
-            if not isinstance(value, dict):
-                problems.append(f"{name}: expected a table, got {type(value).__name__}")
-            else:
-                problems.extend(check(value, expected, f"{name}."))
-        elif not _is_instance(value, expected):
-            names = " or ".join(t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,)))
-            problems.append(f"{name}: expected {names}, got {type(value).__name__} {value!r}")
-    return problems
-
-
-def _is_instance(value, expected) -> bool:
-    types = expected if isinstance(expected, tuple) else (expected,)
-    if isinstance(value, bool) and bool not in types:
-        return False
-    if isinstance(value, int) and float in types:
-        return True
-    return isinstance(value, types)
-
-
-def _closest(key: str, schema: dict) -> str | None:
-    import difflib
-
-    matches = difflib.get_close_matches(key, list(schema), n=1, cutoff=0.6)
-    return matches[0] if matches else None
-
-
 def check_files(config: dict, keys) -> list[str]:
     """Problems with data references: missing files or unknown samples."""
     problems = []
@@ -175,9 +132,6 @@ def check_files(config: dict, keys) -> list[str]:
                 problems.append(f"data.{key}: {reference} does not exist")
     return problems
 
-
-PARAMETER_KEYS = {"path": str, "init": float, "bounds": list, "prior": dict, "scope": str, "units": str}
-"""The keys of a [parameters.NAME] table."""
 
 MODEL_UNITS = {
     # MonthlyTemperatureIndex
@@ -282,62 +236,6 @@ def parameter(name: str, spec: dict, units: str = ""):
     )
 
 
-def parameter_problems(config: dict, example: str, extra: dict | None = None) -> list[str]:
-    """Problems of the [parameters.*] tables: none given, keys, types, bounds, priors
-    (`extra`: further keys a runner allows, key -> type)."""
-    parameters = config.get("parameters", {})
-    if not parameters:
-        return [f"parameters: name at least one parameter to fit, e.g. [parameters.{example}]"]
-    problems = []
-    for name, spec in parameters.items():
-        if not isinstance(spec, dict):
-            problems.append(f"parameters.{name}: expected a table")
-            continue
-        problems += check(spec, PARAMETER_KEYS | (extra or {}), f"parameters.{name}.")
-        try:
-            parameter(name, spec)
-        except (TypeError, ValueError) as error:
-            text = str(error)
-            problems.append(text if text.startswith(f"parameters.{name}:") else f"parameters.{name}: {text}")
-    return problems
-
-
-def year_spans(config: dict) -> tuple[list[str], dict]:
-    """Problems of the [calibration] and [validation] mass-balance years (both needed,
-    start <= end, no overlap), and their sets of years by section."""
-    problems, years = [], {}
-    for section in ("calibration", "validation"):
-        value = config.get(section, {})
-        if {"start", "end"} - set(value):
-            problems.append(f"{section}: give start and end (mass-balance years)")
-        elif all(isinstance(value[k], int) for k in ("start", "end")):
-            if value["start"] > value["end"]:
-                problems.append(f"{section}: start {value['start']} is after end {value['end']}; swap them")
-            years[section] = set(range(value["start"], value["end"] + 1))
-    if len(years) == 2 and years["calibration"] & years["validation"]:
-        problems.append("validation: its years overlap the calibration years")
-    return problems, years
-
-
-def method_problems(config: dict, samplers=None, hessians=("exact", "gauss_newton")) -> list[str]:
-    """Problems of [fit] method and [uncertainty] hessian (one of `hessians`; and sampler,
-    where a runner has one)."""
-    from ..assimilation import METHODS
-
-    problems = []
-    method = config.get("fit", {}).get("method", "levenberg_marquardt")
-    if method not in METHODS:
-        problems.append(f"fit.method: {method!r} is not one of {', '.join(METHODS)}")
-    uncertainty = config.get("uncertainty", {})
-    hessian = uncertainty.get("hessian", "exact")
-    if hessian not in hessians:
-        problems.append(f"uncertainty.hessian: {hessian!r}; use {' or '.join(repr(h) for h in hessians)}")
-    sampler = uncertainty.get("sampler", "none")
-    if samplers is not None and sampler not in samplers:
-        problems.append(f"uncertainty.sampler: {sampler!r}; use {' or '.join(repr(s) for s in samplers)}")
-    return problems
-
-
 def laplace_and_sampler(problem, u, config: dict):
     """The Laplace posterior at `u` with the config's [uncertainty] hessian, and NUTS draws
     when `sampler = "nuts"` (else None)."""
@@ -436,47 +334,13 @@ def with_leaves(model, values: dict):
     return model
 
 
-COLUMN_OPTIONS = {"solver": SOLVERS, "time_scheme": TIME_SCHEMES, "conductivity": CONDUCTIVITIES}
-"""[model] keys that choose how a `PermafrostColumn` is solved, with their values (its
-arguments of the same names; defaults: jax, euler, lagged)."""
-COLUMN_OPTION_KEYS = dict.fromkeys(COLUMN_OPTIONS, str)
-"""Their schema entries."""
+COLUMN_OPTIONS = ("solver", "time_scheme", "conductivity")
+"""[model] keys that choose how a `PermafrostColumn` is solved (`typed.ColumnOptions`)."""
 
 
 def column_options(model: dict) -> dict:
     """The `PermafrostColumn` solver arguments given in a [model] table (`COLUMN_OPTIONS`)."""
-    return {key: model[key] for key in COLUMN_OPTIONS if key in model}
-
-
-def column_option_problems(model: dict) -> list[str]:
-    """Problems with a [model] table's solver keys: values outside `COLUMN_OPTIONS`, and
-    solver='native' where this installation has no native kernel."""
-    problems = []
-    for key, values in COLUMN_OPTIONS.items():
-        if key in model and model[key] not in values:
-            problems.append(f"model.{key}: {model[key]!r}; use one of {', '.join(values)}")
-    if model.get("solver") == "native":
-        from ..physics import _native
-
-        if not _native.available():
-            problems.append("model.solver: 'native', but the native kernel was not built with this installation")
-    return problems
-
-
-SNOW_COLUMN_KEYS = {
-    "depth": float,
-    "cells": int,
-    "dz_top": float,
-    "geothermal_flux": float,
-    "snow_density": float,
-    "snow_min_depth": float,
-    "snow_cells": int,
-    "layers": list,
-    **COLUMN_OPTION_KEYS,
-}
-"""The [model] keys of a soil column under a snowpack (`snow_column`)."""
-LAYER_KEYS = {"top", "water_content", "k_thawed", "k_frozen", "c_thawed", "c_frozen"}
-"""The keys of each of its `layers`."""
+    return {key: model[key] for key in COLUMN_OPTIONS if model.get(key) is not None}
 
 
 def snow_column(model: dict, *, depth: float = 30.0, cells: int = 40, dz_top: float = 0.02):

@@ -8,89 +8,111 @@ Config sections: [experiment], [data], [model], [parameters.NAME], [observations
 import json
 import time
 from pathlib import Path
+from typing import Annotated, Literal
 
 import jax
 import numpy as np
+import pydantic
 import xarray as xr
 
 from .. import assimilation as A, data as cgdata, physics as P
-from . import report
+from . import report, typed
 from .config import (
     calibrate,
-    check,
     check_files,
     data_path,
     fit_settings,
     laplace_and_sampler,
-    method_problems,
     parameter,
-    parameter_problems,
     refuse,
     remove_checkpoint,
 )
-
-MODEL_PARAMETERS = (
-    "melt_factor",
-    "precipitation_factor",
-    "temperature_bias",
-    "melt_threshold",
-    "solid_threshold",
-    "liquid_threshold",
-    "lapse_rate",
-)
-"""The `MonthlyTemperatureIndex` parameters a config may set and fit."""
-SCHEMA = {
-    "experiment": {"name": str, "kind": str, "description": str, "seed": int},
-    "data": {
-        "climate": (str, list),
-        "flowline": str,
-        "dem": str,
-        "outline": str,
-        "wgms": str,
-        "wgms_profile": str,
-        "wgms_glacier": int,
-        "latitude": float,
-        "longitude": float,
-        "bin_size": float,
-    },
-    "model": {name: float for name in MODEL_PARAMETERS} | {"days_per_month": str, "year_start_month": int},
-    "parameters": dict,
-    "observations": {
-        "wgms_annual": {"sigma": float},
-        "wgms_winter": {"sigma": float},
-        "geodetic": {"value": float, "sigma": float, "start": int, "end": int, "source": str},
-    },
-    "calibration": {"start": int, "end": int},
-    "validation": {"scheme": str, "folds": int},
-    "fit": {"method": str, "max_steps": int, "rtol": float, "atol": float, "gtol": float, "checkpoint_every": int},
-    "uncertainty": {"hessian": str, "sampler": str, "num_warmup": int, "num_samples": int, "band_draws": int},
-}
+from .typed import Config, Field, Section
 
 
-def model_parameter_problems(config: dict) -> list[str]:
-    """[parameters.NAME] tables whose path is not a `MonthlyTemperatureIndex` parameter."""
-    problems = []
-    for name, spec in config.get("parameters", {}).items():
-        if isinstance(spec, dict) and spec.get("path", name) not in MODEL_PARAMETERS:
-            problems.append(
-                f"parameters.{name}: the model has no parameter {spec.get('path', name)!r}; "
-                f"fit one of {', '.join(MODEL_PARAMETERS)} (or set path=)"
-            )
-    return problems
+class Experiment(Section):
+    name: str = Field("glacier", description="label of the run, used in figure titles and the output folder")
+    kind: Literal["glacier"] = Field(description="`glacier`")
+    description: str = Field("", description="free text, copied into the summary")
+    seed: int = Field(0, description="seed of the Laplace and NUTS draws")
+
+
+class Data(Section):
+    climate: str | list[str] = Field(description="a path or sample:NAME (or a list of paths)")
+    flowline: str | None = Field(None, description="OGGM elevation bands; or give dem and outline")
+    dem: str | None = Field(None, description="a GeoTIFF DEM")
+    outline: str | None = Field(None, description="the glacier's outline")
+    wgms: str = Field(description="a path or sample:NAME")
+    wgms_profile: str | None = Field(None, description="a WGMS altitudinal balance table")
+    wgms_glacier: int | None = Field(None, description="the WGMS id where the file holds several glaciers")
+    latitude: float | None = Field(None, description="[degrees] the grid point of a gridded climate file")
+    longitude: float | None = Field(None, description="[degrees] the grid point of a gridded climate file")
+    bin_size: float = Field(50.0, gt=0, description="[m] band height when bands come from a DEM")
+
+    @pydantic.model_validator(mode="after")
+    def _bands(self):
+        if self.flowline is None and (self.dem is None or self.outline is None):
+            raise ValueError("data: give either flowline, or dem and outline")
+        return self
+
+
+class Model(typed.TemperatureIndexModel):
+    year_start_month: int = Field(10, ge=1, le=12, description="first month of the mass-balance year")
+
+
+class Sigma(Section):
+    sigma: float = Field(200.0, gt=0, description="[kg m-2] error of each balance")
+
+
+class Geodetic(Section):
+    value: float = Field(description="[kg m-2 yr-1] a period-mean specific balance")
+    sigma: float = Field(gt=0, description="[kg m-2 yr-1] its error")
+    start: int | None = Field(None, description="first mass-balance year of the period (default the calibration's)")
+    end: int | None = Field(None, description="last mass-balance year of the period (default the calibration's)")
+    source: str | None = Field(None, description="where the value comes from (copied to the summary)")
+
+
+class Observations(Section):
+    wgms_annual: Sigma | None = Field(None, description="the WGMS annual balances")
+    wgms_winter: Sigma | None = Field(None, description="the WGMS winter balances")
+    geodetic: Geodetic | None = Field(None, description="a geodetic period-mean balance")
+
+
+class Validation(Section):
+    scheme: Annotated[str, typed.one_of(("leave_years_out", "none"))] = Field(
+        "leave_years_out", description="`leave_years_out` (interleaved folds) or `none`"
+    )
+    folds: int = Field(5, ge=2, description="number of folds")
+
+
+class GlacierConfig(Config):
+    """A `glacier` experiment (one glacier)."""
+
+    experiment: Experiment
+    data: Data
+    model: Model = Model()
+    parameters: Annotated[dict[str, typed.ParameterTable], pydantic.AfterValidator(typed.model_parameters)] = Field(
+        description="[parameters.NAME] tables; path (default NAME): a MonthlyTemperatureIndex parameter"
+    )
+    observations: Observations = Observations()
+    calibration: typed.YearSpan
+    validation: Validation = Validation()
+    fit: typed.GlacierFit = typed.GlacierFit()
+    uncertainty: typed.GlacierUncertainty = typed.GlacierUncertainty()
+
+
+MODEL = GlacierConfig
+"""The kind's typed config (docs/experiments/glacier_hintereisferner.md is tested against it)."""
+FILES = ("climate", "flowline", "dem", "outline", "wgms", "wgms_profile")
 
 
 def validate(config: dict) -> list[str]:
     """Every problem of a glacier config (keys, types, files, parameters), without running."""
-    problems = check(config, SCHEMA)
-    data = config.get("data", {})
-    for key in ("climate", "wgms"):
-        if key not in data:
-            problems.append(f"data.{key}: missing (a path or sample:NAME)")
-    if "flowline" not in data and not ("dem" in data and "outline" in data):
-        problems.append("data: give either flowline, or dem and outline")
-    files = check_files(config, ("climate", "flowline", "dem", "outline", "wgms", "wgms_profile"))
+    _, problems = typed.problems(GlacierConfig, config)
+    files = check_files(config, FILES)
     problems += files
-    if "wgms_profile" in data and not any(p.startswith("data.wgms_profile") for p in files):
+    data = config.get("data", {})
+    if isinstance(data.get("wgms_profile"), str) and not any(p.startswith("data.wgms_profile") for p in files):
         try:
             profile_years = _open_profile(data["wgms_profile"]).year.values
         except (OSError, ValueError) as error:
@@ -104,21 +126,14 @@ def validate(config: dict) -> list[str]:
                     f"data.wgms_profile: no year between calibration.start {span['start']} and end {span['end']} "
                     f"(the file has {profile_years.min()}-{profile_years.max()})"
                 )
-    problems += parameter_problems(config, "melt_factor")
-    problems += model_parameter_problems(config)
-    calibration = config.get("calibration", {})
-    if {"start", "end"} - set(calibration):
-        problems.append("calibration: give start and end (mass-balance years)")
-    elif all(isinstance(calibration[k], int) for k in ("start", "end")) and calibration["start"] > calibration["end"]:
-        problems.append(f"calibration: start {calibration['start']} is after end {calibration['end']}; swap them")
-    problems += method_problems(config, samplers=("none", "nuts"))
-    scheme = config.get("validation", {}).get("scheme", "leave_years_out")
-    if scheme not in ("leave_years_out", "none"):
-        problems.append(f"validation.scheme: {scheme!r}; use 'leave_years_out' or 'none'")
-    folds = config.get("validation", {}).get("folds", 5)
-    if isinstance(folds, int) and folds < 2:
-        problems.append("validation.folds: needs at least 2")
     return problems
+
+
+def resolve(config: dict) -> dict:
+    """The config with every default filled in (it must be valid)."""
+    instance, _ = typed.problems(GlacierConfig, config)
+    refuse(validate(config))
+    return typed.resolved(instance) | {k: v for k, v in config.items() if k.startswith("_")}
 
 
 def _climate(config):
@@ -246,7 +261,7 @@ class GlacierExperiment:
 
 def run(config: dict, out: Path, progress: bool = True) -> dict:
     """Fit, validate, and write summary.json, result.nc and figures to `out`."""
-    refuse(validate(config))
+    config = resolve(config)
     started = time.perf_counter()
     experiment = GlacierExperiment(config)
     method, fit_config = fit_settings(config)

@@ -22,60 +22,32 @@ import json
 import re
 import time
 from pathlib import Path
+from typing import Annotated, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+import pydantic
 import xarray as xr
 
 from .. import assimilation as A, data as cgdata, physics as P
-from . import report
+from . import report, typed
 from .config import (
     calibrate,
-    check,
     check_files,
     data_path,
     fit_settings,
     laplace_and_sampler,
-    method_problems,
     open_climate_noting,
     parameter,
-    parameter_problems,
     refuse,
     remove_checkpoint,
-    year_spans,
 )
-from .glacier import MODEL_PARAMETERS, model_parameter_problems
+from .typed import Config, Field, Section
 
 YEAR_START_MONTH = 10
 """Hydrological years (October-September), as WGMS reports them."""
-SCHEMA = {
-    "experiment": {"name": str, "kind": str, "description": str, "seed": int},
-    "data": {
-        "dem": str,
-        "outlines": str,
-        "id_column": str,
-        "climate": str,
-        "regional": str,
-        "region": int,
-        "period": str,
-        "wgms": str,
-        "wgms_glacier": int,
-        "wgms_outline": str,
-        "bin_size": float,
-    },
-    "model": {key: float for key in MODEL_PARAMETERS} | {"days_per_month": str},
-    "parameters": dict,
-    "observations": {
-        "regional": {"representativeness": float},
-        "wgms_annual": {"sigma": float},
-    },
-    "calibration": {"start": int, "end": int},
-    "validation": {"start": int, "end": int},
-    "fit": {"method": str, "max_steps": int, "rtol": float, "atol": float, "gtol": float, "checkpoint_every": int},
-    "uncertainty": {"hessian": str, "sampler": str, "num_warmup": int, "num_samples": int, "band_draws": int},
-}
 FILES = ("dem", "outlines", "climate", "regional", "wgms")
 
 
@@ -98,44 +70,103 @@ def period_years(period: str) -> tuple[int, int]:
     return first, last
 
 
-def validate(config: dict) -> list[str]:
-    """Every problem of a regional glacier config, without running."""
-    problems = check(config, SCHEMA)
-    data = config.get("data", {})
-    for key in (*FILES, "region", "period"):
-        if key not in data:
-            what = "an RGI region number" if key == "region" else "a path or sample:NAME"
-            what = "'YYYY-MM-DD_YYYY-MM-DD'" if key == "period" else what
-            problems.append(f"data.{key}: missing ({what})")
-    problems += check_files(config, FILES)
-    problems += parameter_problems(config, "melt_factor")
-    problems += model_parameter_problems(config)
-    for name, spec in config.get("parameters", {}).items():
-        if isinstance(spec, dict) and spec.get("scope", "shared") not in ("shared", "glacier"):
-            problems.append(f"parameters.{name}.scope: {spec['scope']!r}; use 'shared' or 'glacier'")
-    observations = config.get("observations", {})
-    if not observations:
-        problems.append("observations: give regional and/or wgms_annual")
-    sigma = observations.get("wgms_annual", {}).get("sigma", 1.0)
-    if isinstance(sigma, (int, float)) and sigma <= 0:
-        problems.append("observations.wgms_annual.sigma: must be positive [kg m-2]")
-    representativeness = observations.get("regional", {}).get("representativeness", 0.0)
-    if isinstance(representativeness, (int, float)) and representativeness < 0:
-        problems.append("observations.regional.representativeness: must be >= 0 [kg m-2 yr-1]")
-    span_problems, years = year_spans(config)
-    problems += span_problems
-    if isinstance(data.get("period"), str) and "regional" in observations:
-        try:
-            first, last = period_years(data["period"])
-        except ValueError as error:
-            problems.append(str(error))
-        else:
-            if "calibration" in years and not set(range(first, last + 1)) <= years["calibration"]:
+class Experiment(Section):
+    name: str = Field("glacier_region", description="label of the run, used in figure titles and the output folder")
+    kind: Literal["glacier_region"] = Field(description="`glacier_region`")
+    description: str = Field("", description="free text, copied into the summary")
+    seed: int = Field(0, description="seed of the Laplace and NUTS draws")
+
+
+def _period(value: str) -> str:
+    period_years(value)
+    return value
+
+
+class Data(Section):
+    dem: str = Field(description="a path or sample:NAME: a GeoTIFF DEM")
+    outlines: str = Field(description="a path or sample:NAME: the glaciers' outlines")
+    id_column: str = Field("RGIId", description="the outlines' column of glacier ids")
+    climate: str = Field(description="a path or sample:NAME: monthly climate")
+    regional: str = Field(description="a path or sample:NAME: a regional mass-change table")
+    region: int = Field(description="an RGI region number")
+    period: Annotated[str, pydantic.AfterValidator(_period)] = Field(description="'YYYY-MM-DD_YYYY-MM-DD'")
+    wgms: str = Field(description="a path or sample:NAME: a WGMS mbdata file")
+    wgms_glacier: int | None = Field(None, description="the WGMS id of the monitored glacier")
+    wgms_outline: str | None = Field(None, description="its outline's id (default: the one matched by position)")
+    bin_size: float = Field(50.0, gt=0, description="[m] band height")
+
+
+class Regional(Section):
+    representativeness: float = Field(0.0, ge=0, description="[kg m-2 yr-1] error added to the regional rate's")
+
+
+class WgmsAnnual(Section):
+    sigma: float = Field(300.0, gt=0, description="[kg m-2] error of each annual balance")
+
+
+class Observations(Section):
+    regional: Regional | None = Field(None, description="the regional geodetic rate")
+    wgms_annual: WgmsAnnual | None = Field(None, description="the monitored glacier's WGMS annual balances")
+
+    @pydantic.model_validator(mode="after")
+    def _any(self):
+        if self.regional is None and self.wgms_annual is None:
+            raise ValueError("observations: give regional and/or wgms_annual")
+        return self
+
+
+class RegionParameter(typed.ParameterTable):
+    scope: Annotated[str, typed.one_of(("shared", "glacier"))] = Field(
+        "shared", description="'shared' (one value) or 'glacier' (one per glacier)"
+    )
+
+
+class GlacierRegionConfig(Config):
+    """A `glacier_region` experiment (real glaciers from a DEM and outlines)."""
+
+    experiment: Experiment
+    data: Data
+    model: typed.TemperatureIndexModel = typed.TemperatureIndexModel()
+    parameters: Annotated[dict[str, RegionParameter], pydantic.AfterValidator(typed.model_parameters)] = Field(
+        description="[parameters.NAME] tables; path (default NAME): a MonthlyTemperatureIndex parameter"
+    )
+    observations: Observations
+    calibration: typed.YearSpan
+    validation: typed.YearSpan
+    fit: typed.GlacierFit = typed.GlacierFit()
+    uncertainty: typed.GlacierUncertainty = typed.GlacierUncertainty()
+
+    @pydantic.model_validator(mode="after")
+    def _years(self):
+        problems = []
+        calibration = set(range(self.calibration.start, self.calibration.end + 1))
+        if calibration & set(range(self.validation.start, self.validation.end + 1)):
+            problems.append("validation: its years overlap the calibration years")
+        if self.observations.regional is not None:
+            first, last = period_years(self.data.period)
+            if not set(range(first, last + 1)) <= calibration:
                 problems.append(
                     f"data.period: its mass-balance years {first}-{last} must lie inside the calibration years"
                 )
-    problems += method_problems(config, samplers=("none", "nuts"))
-    return problems
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+MODEL = GlacierRegionConfig
+"""The kind's typed config (docs/experiments/glacier_oetztal.md is tested against it)."""
+
+
+def validate(config: dict) -> list[str]:
+    """Every problem of a regional glacier config, without running."""
+    return typed.problems(GlacierRegionConfig, config)[1] + check_files(config, FILES)
+
+
+def resolve(config: dict) -> dict:
+    """The config with every default filled in (it must be valid)."""
+    instance, _ = typed.problems(GlacierRegionConfig, config)
+    refuse(validate(config))
+    return typed.resolved(instance) | {k: v for k, v in config.items() if k.startswith("_")}
 
 
 def _outlines(config):
@@ -346,7 +377,7 @@ def _months(arrays: dict, years, first: int, last: int) -> dict:
 
 def run(config: dict, out: Path, progress: bool = True) -> dict:
     """Fit the region, validate, and write summary.json, result.nc and figures to `out`."""
-    refuse(validate(config))
+    config = resolve(config)
     started = time.perf_counter()
     region = Region(config)
     problem = region.problem()

@@ -23,109 +23,163 @@ import hashlib
 import json
 import time
 from pathlib import Path
+from typing import Annotated, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+import pydantic
 import xarray as xr
 
 from .. import assimilation as A, data as cgdata, physics as P
 from .._chunked import run_chunked
-from . import report
+from . import report, typed
 from .config import (
     calibrate,
-    check,
     check_files,
     fit_settings,
     in_model_units,
-    method_problems,
     open_climate_noting,
     parameter,
-    parameter_problems,
     refuse,
     remove_checkpoint,
     with_leaves,
-    year_spans,
 )
-from .glacier import MODEL_PARAMETERS, model_parameter_problems
+from .typed import Config, Field, Section
 
-SCHEMA = {
-    "experiment": {"name": str, "kind": str, "description": str, "seed": int},
-    "synthetic": {
-        "glaciers": int,
-        "median_area": float,
-        "area_spread": float,
-        "median_elevation": float,
-        "elevation_spread": float,
-        "bin_size": float,
-    },
-    "data": {"climate": str, "latitude": float, "longitude": float},
-    "model": {key: float for key in MODEL_PARAMETERS} | {"days_per_month": str},
-    "parameters": dict,
-    "observations": {
-        "grace": {"sigma": float},
-        "geodetic": {"dh_sigma": float, "start": int, "end": int},
-    },
-    "calibration": {"start": int, "end": int},
-    "validation": {"start": int, "end": int},
-    "fit": {"method": str, "max_steps": int, "rtol": float, "atol": float, "checkpoint_every": int},
-    "uncertainty": {"hessian": str},
-    "output": {"chunk_size": int},
-}
 HESSIANS = ("exact", "gauss_newton", "members")
+
+
+class Experiment(Section):
+    name: str = Field(
+        "glacier_region_twin", description="label of the run, used in figure titles and the output folder"
+    )
+    kind: Literal["glacier_region_twin"] = Field(description="`glacier_region_twin`")
+    description: str = Field("", description="free text, copied into the summary")
+    seed: int = Field(0, description="seed of every random draw (glaciers, truths, noise)")
+
+
+class Synthetic(Section):
+    """`cg.data.synthetic_glacier_region` arguments (the defaults are its own)."""
+
+    glaciers: int = Field(ge=1, description="the number of glaciers")
+    median_area: float = Field(2.0e6, gt=0, description="[m2] median glacier area")
+    area_spread: float = Field(0.9, ge=0, description="[1] log-normal spread of the areas")
+    median_elevation: float = Field(3080.0, description="[m] median glacier elevation")
+    elevation_spread: float = Field(80.0, ge=0, description="[m] spread of the median elevations")
+    bin_size: float = Field(50.0, gt=0, description="[m] band height")
+
+
+class Data(Section):
+    climate: str = Field(description="a monthly climate file or sample:NAME")
+    latitude: float | None = Field(None, description="[degrees] the grid point of a gridded climate file")
+    longitude: float | None = Field(None, description="[degrees] the grid point of a gridded climate file")
+
+
+class TruthDraw(Section):
+    mean: float = Field(description="mean of the per-glacier truths")
+    std: float = Field(ge=0, description="their standard deviation")
+
+
+class TwinParameter(typed.ParameterTable):
+    truth: float | TruthDraw = Field(description="a number, or {mean, std} per glacier")
+
+    @pydantic.field_validator("truth")
+    @classmethod
+    def _truth(cls, value, info: pydantic.ValidationInfo):
+        bounds = info.data.get("bounds")
+        if isinstance(value, TruthDraw):
+            if info.data.get("scope", "shared") == "shared":
+                raise ValueError("a drawn truth needs scope = 'glacier'")
+        elif bounds is not None and not bounds[0] < value < bounds[1]:
+            raise ValueError(f"{value} lies outside the bounds {bounds}")
+        return value
+
+
+class Grace(Section):
+    sigma: float = Field(gt=0, description="[Gt] error of each yearly cumulative mass")
+
+
+class Geodetic(Section):
+    dh_sigma: float = Field(0.15, gt=0, description="[m yr-1] error of each glacier's thinning rate")
+    start: int | None = Field(None, description="first mass-balance year (default the calibration's)")
+    end: int | None = Field(None, description="last mass-balance year (default the calibration's)")
+
+
+class Observations(Section):
+    grace: Grace | None = Field(None, description="a GRACE-like regional series")
+    geodetic: Geodetic | None = Field(None, description="per-glacier geodetic rates")
+
+    @pydantic.model_validator(mode="after")
+    def _any(self):
+        if self.grace is None and self.geodetic is None:
+            raise ValueError("observations: give grace and/or geodetic")
+        return self
+
+
+class Uncertainty(Section):
+    hessian: Annotated[str, typed.one_of(HESSIANS)] = Field(
+        "exact", description="'exact', 'gauss_newton' or 'members' (exact per-glacier blocks)"
+    )
+
+
+class Output(Section):
+    chunk_size: int = Field(1000, ge=1, description="glaciers per chunk of the per-glacier output")
+
+
+class RegionTwinConfig(Config):
+    """A `glacier_region_twin` experiment."""
+
+    experiment: Experiment
+    synthetic: Synthetic
+    data: Data
+    model: typed.TemperatureIndexModel = typed.TemperatureIndexModel()
+    parameters: Annotated[dict[str, TwinParameter], pydantic.AfterValidator(typed.model_parameters)] = Field(
+        description="[parameters.NAME] tables, each with its truth"
+    )
+    observations: Observations
+    calibration: typed.YearSpan
+    validation: typed.YearSpan
+    fit: typed.Fit = typed.Fit()
+    uncertainty: Uncertainty = Uncertainty()
+    output: Output = Output()
+
+    @pydantic.model_validator(mode="after")
+    def _consistent(self):
+        problems = []
+        calibration = set(range(self.calibration.start, self.calibration.end + 1))
+        if calibration & set(range(self.validation.start, self.validation.end + 1)):
+            problems.append("validation: its years overlap the calibration years")
+        geodetic = self.observations.geodetic
+        if geodetic is not None and geodetic.start is not None and geodetic.end is not None:
+            if not set(range(geodetic.start, geodetic.end + 1)) <= calibration:
+                problems.append("observations.geodetic: its period must lie inside the calibration years")
+        shared = [name for name, table in self.parameters.items() if table.scope == "shared"]
+        if self.uncertainty.hessian == "members" and shared:
+            problems.append(
+                "uncertainty.hessian: 'members' needs every parameter per glacier (scope = 'glacier'); "
+                f"shared: {shared}"
+            )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+MODEL = RegionTwinConfig
+"""The kind's typed config (docs/experiments/glacier_region_twin_grace.md is tested against it)."""
 
 
 def validate(config: dict) -> list[str]:
     """Every problem of a regional twin config, without running."""
-    problems = check(config, SCHEMA)
-    if "climate" not in config.get("data", {}):
-        problems.append("data.climate: missing (a monthly climate file or sample:NAME)")
-    problems += check_files(config, ("climate",))
-    glaciers = config.get("synthetic", {}).get("glaciers")
-    if not isinstance(glaciers, int) or glaciers < 1:
-        problems.append("synthetic.glaciers: give the number of glaciers (>= 1)")
-    problems += parameter_problems(config, "melt_factor", extra={"truth": (float, dict)})
-    problems += model_parameter_problems(config)
-    for name, spec in config.get("parameters", {}).items():
-        if not isinstance(spec, dict):
-            continue
-        truth = spec.get("truth")
-        if truth is None:
-            problems.append(f"parameters.{name}.truth: missing (a number, or {{mean, std}} per glacier)")
-        elif isinstance(truth, dict):
-            if set(truth) != {"mean", "std"} or not all(isinstance(v, (int, float)) for v in truth.values()):
-                problems.append(f"parameters.{name}.truth: a table needs exactly mean and std (numbers)")
-            elif spec.get("scope", "shared") == "shared":
-                problems.append(f"parameters.{name}.truth: a drawn truth needs scope = 'glacier'")
-        else:
-            bounds = spec.get("bounds")
-            if bounds and len(bounds) == 2 and not bounds[0] < truth < bounds[1]:
-                problems.append(f"parameters.{name}.truth: {truth} lies outside the bounds {bounds}")
-    observations = config.get("observations", {})
-    if not observations:
-        problems.append("observations: give grace and/or geodetic")
-    span_problems, years = year_spans(config)
-    problems += span_problems
-    geodetic = observations.get("geodetic", {})
-    if "calibration" in years and {"start", "end"} <= set(geodetic):
-        if not set(range(geodetic["start"], geodetic["end"] + 1)) <= years["calibration"]:
-            problems.append("observations.geodetic: its period must lie inside the calibration years")
-    problems += method_problems(config, hessians=HESSIANS)
-    hessian = config.get("uncertainty", {}).get("hessian", "exact")
-    shared = [
-        name
-        for name, spec in config.get("parameters", {}).items()
-        if isinstance(spec, dict) and spec.get("scope", "shared") == "shared"
-    ]
-    if hessian == "members" and shared:
-        problems.append(
-            f"uncertainty.hessian: 'members' needs every parameter per glacier (scope = 'glacier'); shared: {shared}"
-        )
-    chunk_size = config.get("output", {}).get("chunk_size")
-    if isinstance(chunk_size, int) and chunk_size < 1:
-        problems.append("output.chunk_size: must be >= 1")
-    return problems
+    return typed.problems(RegionTwinConfig, config)[1] + check_files(config, ("climate",))
+
+
+def resolve(config: dict) -> dict:
+    """The config with every default filled in (it must be valid)."""
+    instance, _ = typed.problems(RegionTwinConfig, config)
+    refuse(validate(config))
+    return typed.resolved(instance) | {k: v for k, v in config.items() if k.startswith("_")}
 
 
 def _climate(config, notes) -> xr.Dataset:
@@ -283,7 +337,7 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
     """Make the synthetic region, fit it, and write summary.json, result.nc, the per-glacier
     results (glaciers/, one netCDF per chunk of glaciers, written as each is done) and
     figures to `out`."""
-    refuse(validate(config))
+    config = resolve(config)
     started = time.perf_counter()
     report.stage(progress, "making the synthetic region and its observations")
     twin = RegionTwin(config)

@@ -53,7 +53,22 @@ def problems(model: type[Config], config: dict) -> tuple[Config | None, list[str
     try:
         return model.model_validate(data), []
     except pydantic.ValidationError as error:
-        return None, [line for e in error.errors(include_url=False) for line in _message(model, e)]
+        lines = [line for e in error.errors(include_url=False) for line in _message(model, e)]
+        return None, _first_type_error_per_key(lines)
+
+
+def _first_type_error_per_key(lines: list[str]) -> list[str]:
+    """The first 'Input should be a valid ...' line of each key (a value of the wrong type
+    for every member of a union, such as a number or a list, gives one line per member)."""
+    seen, kept = set(), []
+    for line in lines:
+        key, _, message = line.partition(": ")
+        if message.startswith("Input should be a valid"):
+            if key in seen:
+                continue
+            seen.add(key)
+        kept.append(line)
+    return kept
 
 
 def resolved(instance: Config) -> dict:
@@ -179,7 +194,11 @@ class DatePeriod(Section):
 def _message(model: type[Config], error: dict) -> list[str]:
     """The lines of one validation error: 'dotted.key: message'. A validator's message may
     hold several lines, each already naming its own key (left as it is)."""
-    location = [str(part) for part in error["loc"]]
+    loc, branch = _without_union_tags(model, error["loc"])
+    if branch is not None and branch != isinstance(error.get("input"), dict):
+        return []  # the branch of a union (a number or a table) the value was not written as
+    error = error | {"loc": loc}
+    location = [str(part) for part in loc]
     key = ".".join(location)
     if error["type"] == "extra_forbidden":
         allowed = _fields_at(model, error["loc"][:-1])
@@ -197,6 +216,40 @@ def _message(model: type[Config], error: dict) -> list[str]:
         named = bool(location) and re.match(rf"{re.escape(location[0])}[.:]", line)
         lines.append(line if not key or named else f"{key}: {line}")
     return lines
+
+
+def _without_union_tags(model, loc) -> tuple[tuple, bool | None]:
+    """(`loc` without pydantic's union-member tags such as 'float' or 'TruthDraw', and None
+    outside a union of values, else whether the error is that of a table (section) member).
+    An optional section (`Section | None`) has no tag."""
+    parts, current, options, table_keys, branch = [], model, (), False, None
+    for part in loc:
+        if isinstance(part, int) or table_keys:
+            parts.append(part)
+            table_keys = False
+            continue
+        if current is None and options:
+            models = [m for m in options if _is_model(m)]
+            named = [m for m in models if m.__name__ == part]
+            optional = len(models) == 1 and len(options) == 2 and type(None) in options
+            options = ()
+            if optional:
+                current = models[0]
+            else:  # a member's tag
+                branch = bool(named)
+                current = named[0] if named else None
+                continue
+        parts.append(part)
+        field = current.model_fields.get(part) if _is_model(current) else None
+        if field is None:
+            current = None
+            continue
+        annotation = field.annotation
+        table_keys = typing.get_origin(annotation) is dict
+        union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        options = typing.get_args(annotation) if union else ()
+        current = None if union else _section_type(annotation)
+    return tuple(parts), branch
 
 
 def _walk(model, loc):
@@ -356,3 +409,62 @@ class SnowColumn(ColumnOptions):
         description="soil layers: `top` [m], `water_content` [m3 m-3], `k_thawed`, `k_frozen` [W m-1 K-1], "
         "`c_thawed`, `c_frozen` [J m-3 K-1]",
     )
+
+
+# --- the glacier kinds -----------------------------------------------------------------------
+
+
+class GlacierFit(Fit):
+    gtol: float = Field(1e-6, gt=0, description="L-BFGS/Adam stop below this gradient norm [loss units]")
+
+
+class GlacierUncertainty(Section):
+    hessian: Annotated[str, one_of(("exact", "gauss_newton"))] = Field(
+        "exact", description="the Laplace approximation's Hessian: 'exact' or 'gauss_newton'"
+    )
+    sampler: Annotated[str, one_of(("none", "nuts"))] = Field(
+        "none", description="`nuts` checks the Laplace approximation with blackjax NUTS"
+    )
+    num_warmup: int = Field(500, ge=1, description="NUTS warm-up draws")
+    num_samples: int = Field(1000, ge=1, description="NUTS kept draws")
+    band_draws: int = Field(200, ge=2, description="Laplace draws for the figures' 5-95 % bands")
+
+
+class YearSpan(Section):
+    """Mass-balance years, first and last."""
+
+    start: int = Field(description="first mass-balance year")
+    end: int = Field(description="last mass-balance year")
+
+    @pydantic.model_validator(mode="after")
+    def _in_order(self):
+        if self.start > self.end:
+            raise ValueError(f"start {self.start} is after end {self.end}; swap them")
+        return self
+
+
+class TemperatureIndexModel(Section):
+    """Fixed values of `MonthlyTemperatureIndex` arguments (not given: OGGM 1.6.3's)."""
+
+    melt_factor: float | None = Field(None, description="[kg m-2 day-1 K-1]")
+    precipitation_factor: float | None = Field(None, description="[1]")
+    temperature_bias: float | None = Field(None, description="[K]")
+    melt_threshold: float | None = Field(None, description="[degC]")
+    solid_threshold: float | None = Field(None, description="[degC]")
+    liquid_threshold: float | None = Field(None, description="[degC]")
+    lapse_rate: float | None = Field(None, description="[K m-1]")
+    days_per_month: str | None = Field(None, description="how days per month are counted (the model's argument)")
+
+
+def model_parameters(tables: dict[str, ParameterTable], example: str = "melt_factor") -> dict[str, ParameterTable]:
+    """`parameter_tables`, each path (default NAME) a `MonthlyTemperatureIndex` parameter."""
+    names = [n for n in TemperatureIndexModel.model_fields if n != "days_per_month"]
+    wrong = [
+        f"parameters.{name}: the model has no parameter {table.path or name!r}; fit one of {', '.join(names)} "
+        "(or set path=)"
+        for name, table in tables.items()
+        if (table.path if table.path is not None else name) not in names
+    ]
+    if wrong:
+        raise ValueError("\n".join(wrong))
+    return parameter_tables(tables, example)
