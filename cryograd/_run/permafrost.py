@@ -75,6 +75,12 @@ class Initial(Section):
 
 class GroundTemperature(Section):
     sigma: float = Field(0.5, gt=0, description="[K] observation error")
+    correlation_time: float | None = Field(
+        None,
+        gt=0,
+        description="[day] each depth's errors serially correlated, exp(-|dt| / correlation_time) (AR(1) for "
+        "daily values); not given: independent",
+    )
     likelihood: Annotated[str, typed.one_of(("gaussian", "student_t"))] = Field(
         "gaussian", description="`gaussian` or `student_t` (heavy tails for sensor spikes)"
     )
@@ -199,6 +205,7 @@ class PermafrostExperiment:
             sigma=sigma,
             end=str(self.calibration[1].date()),
             likelihood=likelihood,
+            correlation_time=config["observations"]["ground_temperature"].get("correlation_time"),
         )
         self.validation_operator = A.ground_temperature(
             measured,

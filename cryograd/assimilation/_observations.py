@@ -50,6 +50,14 @@ class ErrorModel(eqx.Module):
     observation's units]; `labels` (n strings, e.g. the years, for reports; default
     0..n-1); `units`; `likelihood` (`"gaussian"` or `"student_t"`); `dof` (Student-t
     degrees of freedom); `covariance` (n, n) or None, kept as its Cholesky factor.
+
+    Serially correlated errors without a dense covariance: `correlation_time` tau with
+    `times` (n,) (same units, e.g. days) and optionally `series` (n,) (e.g. the sensor
+    depth; errors of different series are independent) give each series the covariance
+    sigma_i sigma_j exp(-|t_i - t_j| / tau) (`exponential_covariance`: AR(1) with lag-1
+    correlation exp(-1 / tau) for daily values, gaps included). Its Cholesky whitening is
+    sparse: in time order, e_i = (z_i - phi_i z_prev) / sqrt(1 - phi_i^2) with z = residual
+    / sigma and phi_i = exp(-(t_i - t_prev) / tau); the first value of a series is z_i.
     """
 
     name: str = eqx.field(static=True)
@@ -60,6 +68,9 @@ class ErrorModel(eqx.Module):
     likelihood: str = eqx.field(static=True)
     dof: float = eqx.field(static=True)
     covariance_cholesky: Float[Array, "n n"] | None
+    previous: Int[Array, " n"] | None  # serial errors: each value's predecessor in its series (itself at a start)
+    persistence: Float[Array, " n"] | None  # and phi_i = exp(-(t_i - t_prev) / tau) (0 at a start)
+    correlation_time: float | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -72,6 +83,9 @@ class ErrorModel(eqx.Module):
         likelihood: Likelihood = "gaussian",
         dof=4.0,
         covariance=None,
+        correlation_time=None,
+        times=None,
+        series=None,
     ):
         values = _values(values, name, "values")
         sigma = np.broadcast_to(np.asarray(sigma, dtype=float), values.shape).copy()
@@ -92,10 +106,42 @@ class ErrorModel(eqx.Module):
                 cholesky = jnp.asarray(np.linalg.cholesky(covariance))
             except np.linalg.LinAlgError:
                 raise ValueError(f"observation {name!r}: covariance is not positive definite") from None
+        self.previous = self.persistence = None
+        self.correlation_time = None
+        if correlation_time is not None:
+            if cholesky is not None:
+                raise ValueError(f"observation {name!r}: give covariance or correlation_time, not both")
+            previous, persistence = _serial(name, values.size, correlation_time, times, series)
+            self.previous, self.persistence = jnp.asarray(previous), jnp.asarray(persistence)
+            self.correlation_time = float(correlation_time)
         self.name = str(name)
         self.values, self.sigma, self.covariance_cholesky = jnp.asarray(values), jnp.asarray(sigma), cholesky
         self.labels = tuple(str(x) for x in (labels if labels is not None else range(values.size)))
         self.units, self.likelihood, self.dof = units, likelihood, float(dof)
+
+
+def _serial(name, n, correlation_time, times, series):
+    """(previous (n,) int, persistence (n,)) of serially correlated errors (see `ErrorModel`)."""
+    if not (np.isscalar(correlation_time) and np.isfinite(correlation_time) and correlation_time > 0):
+        raise ValueError(f"observation {name!r}: correlation_time must be a positive number, got {correlation_time!r}")
+    if times is None:
+        raise ValueError(f"observation {name!r}: correlation_time needs the values' times")
+    t = np.asarray(times, dtype=float)
+    groups = np.zeros(n) if series is None else np.asarray(series)
+    if t.shape != (n,) or groups.shape != (n,):
+        raise ValueError(f"observation {name!r}: times and series must have one entry per value ({n})")
+    if not np.all(np.isfinite(t)):
+        raise ValueError(f"observation {name!r}: times has NaN or infinite entries")
+    order = np.lexsort((t, groups))  # by series, then time
+    previous, persistence = np.arange(n), np.zeros(n)
+    same = groups[order][1:] == groups[order][:-1]
+    gap = np.diff(t[order])
+    if np.any(same & (gap <= 0)):
+        raise ValueError(f"observation {name!r}: a series has two values at the same time")
+    later = order[1:][same]
+    previous[later] = order[:-1][same]
+    persistence[later] = np.exp(-gap[same] / correlation_time)
+    return previous, persistence
 
 
 class AbstractObservation(eqx.Module):
@@ -147,9 +193,14 @@ class AbstractObservation(eqx.Module):
     def residuals(self, predicted):
         """Whitened residuals (n,) [1]."""
         difference = predicted - self.values
-        if self.error.covariance_cholesky is None:
+        error = self.error
+        if getattr(error, "previous", None) is not None:  # serially correlated (sparse whitening)
+            z = difference / self.sigma
+            phi = error.persistence
+            return (z - phi * z[error.previous]) / jnp.sqrt(1.0 - phi**2)
+        if error.covariance_cholesky is None:
             return difference / self.sigma
-        return jsl.solve_triangular(self.error.covariance_cholesky, difference, lower=True)
+        return jsl.solve_triangular(error.covariance_cholesky, difference, lower=True)
 
     def neg_log_likelihood(self, predicted):
         """-log likelihood of the values given `predicted` (the operator's `predict` output), up to a constant."""
@@ -432,10 +483,15 @@ class GroundTemperature(AbstractObservation):
         labels=None,
         likelihood: Likelihood = "gaussian",
         dof=4.0,
+        correlation_time=None,
+        times=None,
     ):
-        self.error = ErrorModel(name, values, sigma, labels=labels, units="degC", likelihood=likelihood, dof=dof)
+        depth = np.broadcast_to(np.asarray(depth, dtype=float), np.shape(values))
+        serial = {} if correlation_time is None else dict(correlation_time=correlation_time, times=times, series=depth)
+        self.error = ErrorModel(
+            name, values, sigma, labels=labels, units="degC", likelihood=likelihood, dof=dof, **serial
+        )
         centres = np.asarray(centres, dtype=float)
-        depth = np.broadcast_to(np.asarray(depth, dtype=float), self.values.shape)
         if np.any(depth < 0) or np.any(depth > centres[-1] + (centres[-1] - centres[-2])):
             raise ValueError(f"observation {name!r}: depths {depth.min()}..{depth.max()} m lie outside the column")
         cell = np.clip(np.searchsorted(centres, depth) - 1, 0, centres.size - 2)
@@ -812,12 +868,16 @@ def ground_temperature(
     start=None,
     end=None,
     likelihood: Likelihood = "gaussian",
+    correlation_time: float | None = None,
 ) -> GroundTemperature:
     """Measured ground temperatures (time, depth) [degC] as a `GroundTemperature` operator.
 
     `model_times` the model's saved times (one per row of `outputs["temperature"]`);
     `centres` the cell centres [m]; only times present in the model and inside
-    `start`..`end` are used; NaN entries are skipped; `sigma` [K].
+    `start`..`end` are used; NaN entries are skipped; `sigma` [K]. `correlation_time`
+    [day]: each depth's errors serially correlated, exp(-|t_i - t_j| / correlation_time)
+    (AR(1) with lag-1 correlation exp(-1 / correlation_time) for daily series, gaps
+    included; see `ErrorModel`), instead of independent.
     """
     if not isinstance(measured, xr.DataArray) or set(measured.dims) != {"time", "depth"}:
         raise ValueError(f"observation {name!r}: measured must be a DataArray (time, depth)")
@@ -833,8 +893,19 @@ def ground_temperature(
     depth = measured.depth.values[cols]
     time_index = np.array([lookup[t] for t in kept_times[rows]])
     labels = [f"{kept_times[r].date()}@{d:g}m" for r, d in zip(rows, depth, strict=True)]
+    days = np.asarray((kept_times[rows] - kept_times[0]) / pd.Timedelta(days=1), dtype=float)
     return GroundTemperature(
-        name, time_index, depth, centres, values[rows, cols], sigma, member=member, labels=labels, likelihood=likelihood
+        name,
+        time_index,
+        depth,
+        centres,
+        values[rows, cols],
+        sigma,
+        member=member,
+        labels=labels,
+        likelihood=likelihood,
+        correlation_time=correlation_time,
+        times=days,
     )
 
 

@@ -253,4 +253,4 @@ def laplace_by_members(problem: Problem, u) -> Posterior:
 
 def _independent(observation) -> bool:
     error = getattr(observation, "error", None)
-    return getattr(error, "covariance_cholesky", None) is None
+    return getattr(error, "covariance_cholesky", None) is None and getattr(error, "previous", None) is None

@@ -132,3 +132,62 @@ def test_parameters_paths_bounds_and_priors():
         A.Parameter("melt_factor", prior={"type": "gamma", "a": 1})
     with pytest.raises(ValueError, match="sigma must be positive"):
         A.Series("y", "y", [0], [1.0], 0.0)
+
+
+def test_serially_correlated_errors_whiten_as_the_dense_exponential_covariance():
+    """`ErrorModel(..., correlation_time, times, series)`: the sparse whitening of each
+    series (gaps, unequal sigma, values given out of time order, two series interleaved)
+    gives the same -log likelihood as the dense covariance sigma_i sigma_j exp(-|dt| / tau)
+    per series through its Cholesky factor, and the same whitened residuals in time order."""
+    import jax.numpy as jnp
+
+    from cryograd.assimilation._observations import ErrorModel, exponential_covariance
+
+    rng = np.random.default_rng(3)
+    days = np.array([0, 1, 2, 5, 6, 7, 8, 20, 21, 22], dtype=float)  # gaps of 3 and 12 days
+    times = np.concatenate([days, days[:7] + 0.5])
+    series = np.array([0.4] * 10 + [1.2] * 7)  # two sensor depths
+    sigma = rng.uniform(0.2, 0.6, times.size)
+    values = rng.normal(size=times.size)
+    shuffle = rng.permutation(times.size)
+    times, series, sigma, values = times[shuffle], series[shuffle], sigma[shuffle], values[shuffle]
+    predicted = values + rng.normal(0, 0.5, times.size)
+    tau = 3.0
+    serial = ErrorModel("t", values, sigma, correlation_time=tau, times=times, series=series)
+    dense = {}
+    for depth in (0.4, 1.2):
+        mask = np.flatnonzero(series == depth)
+        order = mask[np.argsort(times[mask])]
+        covariance = exponential_covariance(sigma[order], times[order], tau)
+        dense[depth] = (order, ErrorModel("d", values[order], sigma[order], covariance=covariance))
+
+    from cryograd.assimilation._observations import AbstractObservation
+
+    class Values(AbstractObservation):
+        error: ErrorModel
+
+        def predict(self, outputs, parameters):
+            return outputs
+
+    whitened = np.asarray(Values(serial).residuals(jnp.asarray(predicted)))
+    total = 0.0
+    for order, error in dense.values():
+        expected = np.asarray(Values(error).residuals(jnp.asarray(predicted[order])))
+        np.testing.assert_allclose(whitened[order], expected, rtol=0, atol=1e-12)
+        total += 0.5 * float(np.sum(expected**2))
+    assert float(Values(serial).neg_log_likelihood(jnp.asarray(predicted))) == pytest.approx(total, rel=1e-12)
+    independent = 0.5 * np.sum(((predicted - values) / sigma) ** 2)
+    assert abs(total - independent) > 1e-3 * independent  # the correlation matters here
+
+
+def test_serially_correlated_errors_refuse_bad_times():
+    from cryograd.assimilation._observations import ErrorModel
+
+    with pytest.raises(ValueError, match="correlation_time must be a positive number"):
+        ErrorModel("t", [1.0, 2.0], 0.5, correlation_time=0.0, times=[0.0, 1.0])
+    with pytest.raises(ValueError, match="needs the values' times"):
+        ErrorModel("t", [1.0, 2.0], 0.5, correlation_time=2.0)
+    with pytest.raises(ValueError, match="two values at the same time"):
+        ErrorModel("t", [1.0, 2.0], 0.5, correlation_time=2.0, times=[1.0, 1.0])
+    with pytest.raises(ValueError, match="not both"):
+        ErrorModel("t", [1.0, 2.0], 0.5, correlation_time=2.0, times=[0.0, 1.0], covariance=np.eye(2))
