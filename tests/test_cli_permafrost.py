@@ -4,6 +4,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import xarray as xr
 
@@ -46,6 +47,19 @@ def test_gipl_station_validation_beats_gipl2(tmp_path, capsys):
     assert result.sizes == {"time": 757, "depth": 12, "parameter": 12, "step": result.sizes["step"]}
     assert int(result.calibration.sum()) == 365
     assert not (out / "checkpoint.eqx").exists()
+    # the predictive band: recomputed from result.nc, the share of validation values inside it
+    coverage = summary["predictive_coverage"]
+    validation_days = ~result.calibration.values
+    measured = result.measured_temperature.values[validation_days]
+    lower, upper = (result[f"temperature_p{q}"].values[validation_days] for q in ("05", "95"))
+    known = np.isfinite(measured)
+    inside = (lower[known] <= measured[known]) & (measured[known] <= upper[known])
+    assert coverage["n"] == known.sum() == 4704
+    assert coverage["validation_share_inside"] == pytest.approx(inside.mean(), abs=1e-12)
+    assert 0.6 < coverage["validation_share_inside"] < 0.98  # the residual error makes the band (79.8 % shipped)
+    assert coverage["validation_share_inside_parameters_only"] < 0.2  # independent-error Laplace: far too narrow
+    fitted = result.temperature.values
+    assert np.mean((result.temperature_p05.values <= fitted) & (fitted <= result.temperature_p95.values)) > 0.99
 
 
 @pytest.mark.parametrize(
