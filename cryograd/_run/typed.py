@@ -28,7 +28,6 @@ __all__ = [
     "Fit",
     "ParameterTable",
     "Section",
-    "Uncertainty",
     "key_table",
     "one_of",
     "problems",
@@ -170,10 +169,6 @@ class Fit(Section):
         if value not in METHODS:
             raise ValueError(f"{value!r} is not one of {', '.join(METHODS)}")
         return value
-
-
-class Uncertainty(Section):
-    hessian: str = Field("exact", description="the Laplace approximation's Hessian: 'exact' or 'gauss_newton'")
 
 
 class DatePeriod(Section):
