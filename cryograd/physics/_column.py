@@ -328,8 +328,10 @@ class PermafrostColumn(eqx.Module):
         periods = int(periods)
         problem = self.problem(forcing, dt)
         nt = jax.tree_util.tree_leaves(problem.forcing)[0].shape[0]
-        if period.shape != (nt,):
-            raise ValueError(f"period: one integer per step, shape ({nt},), got {period.shape}")
+        if nt < 1:
+            raise ValueError("forcing: summarize needs at least one step")
+        if period.shape != (nt,) or not jnp.issubdtype(period.dtype, jnp.integer):
+            raise ValueError(f"period: one integer per step, shape ({nt},), got {period.dtype} {period.shape}")
         if periods < 1:
             raise ValueError(f"periods: must be >= 1, got {periods}")
         if self.solver != "native":

@@ -580,5 +580,9 @@ def test_summarize_refuses_a_period_series_of_the_wrong_length():
     forcing = {"surface_temperature": seasonal(30)}
     with pytest.raises(ValueError, match="period"):
         column.summarize(forcing, -1.0, DAY, jnp.zeros(29, int), 1)
+    with pytest.raises(ValueError, match="period: one integer per step"):
+        column.summarize(forcing, -1.0, DAY, jnp.zeros(30), 1)  # floats
     with pytest.raises(ValueError, match="periods"):
         column.summarize(forcing, -1.0, DAY, jnp.zeros(30, int), 0)
+    with pytest.raises(ValueError, match="at least one step"):
+        column.summarize({"surface_temperature": jnp.zeros(0)}, -1.0, DAY, jnp.zeros(0, int), 1)
