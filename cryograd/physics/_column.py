@@ -21,6 +21,12 @@ from ._validation import as_float_array, is_concrete
 SOLVERS = ("jax", "native")
 
 
+def _refuse_unconverged(value, missed):
+    """`value`, raising (`eqx.error_if`) where the native kernel counted a step that
+    missed its tolerance."""
+    return eqx.error_if(value, missed, "solver='native': a step's Newton iteration did not reach its tolerance")
+
+
 class PermafrostColumn(eqx.Module):
     """A 1-D soil column with freeze/thaw, solved by an implicit enthalpy scheme.
 
@@ -247,18 +253,14 @@ class PermafrostColumn(eqx.Module):
         """
         problem = self.problem(forcing, dt)
         nt = jax.tree_util.tree_leaves(problem.forcing)[0].shape[0]
-        initial_temperature = jnp.broadcast_to(jnp.asarray(initial_temperature, jnp.float64), (self.grid.n_cells,))
-        y0 = HeatState.initial(jnp.concatenate([problem.initial_snow(), self.enthalpy(initial_temperature)]))
+        y0 = HeatState.initial(self._start(problem, initial_temperature))
 
         if self.solver == "native":
             enthalpy, energy, statistics = native_run(problem, y0.enthalpy, save_every)
             missed = statistics[-1, 0] > 0 if statistics.shape[0] else jnp.zeros((), bool)
             failed, successful = diffrax.RESULTS.nonlinear_max_steps_reached, diffrax.RESULTS.successful
             result = diffrax.RESULTS.where(missed, failed, successful)
-            if throw:
-                enthalpy = eqx.error_if(
-                    enthalpy, missed, "solver='native': a step's Newton iteration did not reach its tolerance"
-                )
+            enthalpy = _refuse_unconverged(enthalpy, missed) if throw else enthalpy
         else:
             enthalpy, energy, statistics, result = self._diffrax_run(
                 problem, y0, nt, dt, save_every, adjoint, progress_meter, throw
@@ -339,17 +341,19 @@ class PermafrostColumn(eqx.Module):
             summary = daily_summary(out["temperature"], out["liquid_water_fraction"], self.grid.edges, period, periods)
             statistics = {k: out[k] for k in ("unconverged_steps", "mean_iterations", "max_iterations")}
             return summary | statistics
-        initial_temperature = jnp.broadcast_to(jnp.asarray(initial_temperature, jnp.float64), (self.grid.n_cells,))
-        initial = jnp.concatenate([problem.initial_snow(), self.enthalpy(initial_temperature)])
-        summary, statistics = native_summary(problem, initial, period, self.grid.edges, periods)
-        missed = statistics[0] > 0
-        if throw:
-            summary = eqx.error_if(
-                summary, missed, "solver='native': a step's Newton iteration did not reach its tolerance"
-            )
+        summary, statistics = native_summary(
+            problem, self._start(problem, initial_temperature), period, self.grid.edges, periods
+        )
+        summary = _refuse_unconverged(summary, statistics[0] > 0) if throw else summary
         return summary | dict(
             unconverged_steps=statistics[0], mean_iterations=statistics[1] / max(nt, 1), max_iterations=statistics[2]
         )
+
+    def _start(self, problem: HeatProblem, initial_temperature):
+        """The start enthalpies [J m-3] of the snow (fresh snow of the first step's pack)
+        and soil cells (from `initial_temperature` [degC], a number or one per cell)."""
+        initial_temperature = jnp.broadcast_to(jnp.asarray(initial_temperature, jnp.float64), (self.grid.n_cells,))
+        return jnp.concatenate([problem.initial_snow(), self.enthalpy(initial_temperature)])
 
     def _diffrax_run(self, problem, y0, nt, dt, save_every, adjoint, progress_meter, throw):
         """The JAX solver under `diffeqsolve`: (enthalpy, energy, statistics, result)."""

@@ -368,6 +368,14 @@ def _kernel_inputs(dynamic, static):
     return jnp.asarray(problem.thickness, jnp.float64), material, boundary, bottom
 
 
+def _given_tangents(treedef, leaves, tangent_problem) -> list:
+    """The tangent of each inexact-array leaf of a problem (`leaves`, flattened by
+    `treedef`), None where there is none (a symbolic zero)."""
+    if tangent_problem is None:
+        return [None] * len(leaves)
+    return treedef.flatten_up_to(eqx.filter(tangent_problem, eqx.is_inexact_array, replace=None))
+
+
 @_trajectory.def_jvp
 def _trajectory_jvp(primals, tangents):
     """Tangents by the replay (`_replay`): the implicit-function tangent of each step, one
@@ -384,11 +392,7 @@ def _trajectory_jvp(primals, tangents):
 
     dynamic, static = eqx.partition(problem, eqx.is_inexact_array)
     leaves, treedef = jax.tree_util.tree_flatten(dynamic)
-    given = (
-        [None] * len(leaves)
-        if tangent_problem is None
-        else treedef.flatten_up_to(eqx.filter(tangent_problem, eqx.is_inexact_array, replace=None))
-    )
+    given = _given_tangents(treedef, leaves, tangent_problem)
 
     def tangent_of(problem_tangents, initial_tangent):
         """The replay's (enthalpy, energy) tangents; None for a zero tangent."""
@@ -499,11 +503,7 @@ def _native_summary_jvp(primals, tangents):
         return daily_summary(temperature, fraction, edges, period, periods)
 
     leaves, treedef = jax.tree_util.tree_flatten(dynamic)
-    given = (
-        [None] * len(leaves)
-        if tangent_problem is None
-        else treedef.flatten_up_to(eqx.filter(tangent_problem, eqx.is_inexact_array, replace=None))
-    )
+    given = _given_tangents(treedef, leaves, tangent_problem)
     t_dynamic = treedef.unflatten([jnp.zeros_like(a) if t is None else t for a, t in zip(leaves, given, strict=True)])
     t_initial = jnp.zeros_like(initial) if tangent_initial is None else tangent_initial
     t_edges = jnp.zeros_like(edges) if tangent_edges is None else tangent_edges
