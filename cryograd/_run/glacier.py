@@ -8,7 +8,7 @@ Config sections: [experiment], [data], [model], [parameters.NAME], [observations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import jax
 import numpy as np
@@ -24,17 +24,11 @@ from .config import (
     fit_settings,
     laplace_and_sampler,
     parameter,
-    refuse,
     remove_checkpoint,
 )
 from .typed import Config, Field, Section
 
-
-class Experiment(Section):
-    name: str = Field("glacier", description="label of the run, used in figure titles and the output folder")
-    kind: Literal["glacier"] = Field(description="`glacier`")
-    description: str = Field("", description="free text, copied into the summary")
-    seed: int = Field(0, description="seed of the Laplace and NUTS draws")
+Experiment = typed.experiment("glacier", seed="seed of the Laplace and NUTS draws")
 
 
 class Data(Section):
@@ -106,13 +100,12 @@ MODEL = GlacierConfig
 FILES = ("climate", "flowline", "dem", "outline", "wgms", "wgms_profile")
 
 
-def validate(config: dict) -> list[str]:
-    """Every problem of a glacier config (keys, types, files, parameters), without running."""
-    _, problems = typed.problems(GlacierConfig, config)
-    files = check_files(config, FILES)
-    problems += files
+def _data_problems(config: dict) -> list[str]:
+    """Problems of the data the config names: missing files, a WGMS profile without a
+    calibration year."""
+    problems = check_files(config, FILES)
     data = config.get("data", {})
-    if isinstance(data.get("wgms_profile"), str) and not any(p.startswith("data.wgms_profile") for p in files):
+    if isinstance(data.get("wgms_profile"), str) and not any(p.startswith("data.wgms_profile") for p in problems):
         try:
             profile_years = _open_profile(data["wgms_profile"]).year.values
         except (OSError, ValueError) as error:
@@ -129,11 +122,14 @@ def validate(config: dict) -> list[str]:
     return problems
 
 
+def validate(config: dict) -> list[str]:
+    """Every problem of a glacier config (keys, types, files, parameters), without running."""
+    return typed.problems(GlacierConfig, config)[1] + _data_problems(config)
+
+
 def resolve(config: dict) -> dict:
-    """The config with every default filled in (it must be valid)."""
-    instance, _ = typed.problems(GlacierConfig, config)
-    refuse(validate(config))
-    return typed.resolved(instance) | {k: v for k, v in config.items() if k.startswith("_")}
+    """The config with every default filled in (refused with every problem if it has any)."""
+    return typed.resolve(GlacierConfig, config, _data_problems(config))
 
 
 def _climate(config):

@@ -22,7 +22,7 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import jax
 import jax.numpy as jnp
@@ -41,7 +41,6 @@ from .config import (
     laplace_and_sampler,
     open_climate_noting,
     parameter,
-    refuse,
     remove_checkpoint,
 )
 from .typed import Config, Field, Section
@@ -70,11 +69,7 @@ def period_years(period: str) -> tuple[int, int]:
     return first, last
 
 
-class Experiment(Section):
-    name: str = Field("glacier_region", description="label of the run, used in figure titles and the output folder")
-    kind: Literal["glacier_region"] = Field(description="`glacier_region`")
-    description: str = Field("", description="free text, copied into the summary")
-    seed: int = Field(0, description="seed of the Laplace and NUTS draws")
+Experiment = typed.experiment("glacier_region", seed="seed of the Laplace and NUTS draws")
 
 
 def _period(value: str) -> str:
@@ -139,8 +134,8 @@ class GlacierRegionConfig(Config):
     @pydantic.model_validator(mode="after")
     def _years(self):
         problems = []
-        calibration = set(range(self.calibration.start, self.calibration.end + 1))
-        if calibration & set(range(self.validation.start, self.validation.end + 1)):
+        calibration = self.calibration.years
+        if calibration & self.validation.years:
             problems.append("validation: its years overlap the calibration years")
         if self.observations.regional is not None:
             first, last = period_years(self.data.period)
@@ -163,10 +158,8 @@ def validate(config: dict) -> list[str]:
 
 
 def resolve(config: dict) -> dict:
-    """The config with every default filled in (it must be valid)."""
-    instance, _ = typed.problems(GlacierRegionConfig, config)
-    refuse(validate(config))
-    return typed.resolved(instance) | {k: v for k, v in config.items() if k.startswith("_")}
+    """The config with every default filled in (refused with every problem if it has any)."""
+    return typed.resolve(GlacierRegionConfig, config, check_files(config, FILES))
 
 
 def _outlines(config):

@@ -23,7 +23,7 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import jax
 import jax.numpy as jnp
@@ -42,7 +42,6 @@ from .config import (
     in_model_units,
     open_climate_noting,
     parameter,
-    refuse,
     remove_checkpoint,
     with_leaves,
 )
@@ -51,13 +50,7 @@ from .typed import Config, Field, Section
 HESSIANS = ("exact", "gauss_newton", "members")
 
 
-class Experiment(Section):
-    name: str = Field(
-        "glacier_region_twin", description="label of the run, used in figure titles and the output folder"
-    )
-    kind: Literal["glacier_region_twin"] = Field(description="`glacier_region_twin`")
-    description: str = Field("", description="free text, copied into the summary")
-    seed: int = Field(0, description="seed of every random draw (glaciers, truths, noise)")
+Experiment = typed.experiment("glacier_region_twin", seed="seed of every random draw (glaciers, truths, noise)")
 
 
 class Synthetic(Section):
@@ -148,8 +141,8 @@ class RegionTwinConfig(Config):
     @pydantic.model_validator(mode="after")
     def _consistent(self):
         problems = []
-        calibration = set(range(self.calibration.start, self.calibration.end + 1))
-        if calibration & set(range(self.validation.start, self.validation.end + 1)):
+        calibration = self.calibration.years
+        if calibration & self.validation.years:
             problems.append("validation: its years overlap the calibration years")
         geodetic = self.observations.geodetic
         if geodetic is not None and geodetic.start is not None and geodetic.end is not None:
@@ -176,10 +169,8 @@ def validate(config: dict) -> list[str]:
 
 
 def resolve(config: dict) -> dict:
-    """The config with every default filled in (it must be valid)."""
-    instance, _ = typed.problems(RegionTwinConfig, config)
-    refuse(validate(config))
-    return typed.resolved(instance) | {k: v for k, v in config.items() if k.startswith("_")}
+    """The config with every default filled in (refused with every problem if it has any)."""
+    return typed.resolve(RegionTwinConfig, config, check_files(config, ("climate",)))
 
 
 def _climate(config, notes) -> xr.Dataset:

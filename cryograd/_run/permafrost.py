@@ -11,7 +11,7 @@ Parameter paths are leaves of the `PermafrostColumn`: `surface.thawing`,
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import diffrax
 import equinox as eqx
@@ -29,7 +29,6 @@ from .config import (
     column_options,
     data_path,
     parameter,
-    refuse,
     remove_checkpoint,
 )
 from .typed import Config, Field, Section
@@ -38,11 +37,7 @@ DAY = 86400.0
 FIGURE_DEPTHS = (0.0, 0.14, 0.44, 1.15)
 
 
-class Experiment(Section):
-    name: str = Field("permafrost", description="label of the run, used in figure titles and the output folder")
-    kind: Literal["permafrost"] = Field(description="`permafrost`")
-    description: str = Field("", description="free text, copied into the summary")
-    seed: int = Field(0, description="seed of the Laplace draws")
+Experiment = typed.experiment("permafrost", seed="seed of the Laplace draws")
 
 
 class Data(Section):
@@ -139,10 +134,8 @@ def validate(config: dict) -> list[str]:
 
 
 def resolve(config: dict) -> dict:
-    """The config with every default filled in (it must be valid)."""
-    instance, problems = typed.problems(PermafrostConfig, config)
-    refuse(problems + check_files(config, ("station",)))
-    return typed.resolved(instance) | {k: v for k, v in config.items() if k.startswith("_")}
+    """The config with every default filled in (refused with every problem if it has any)."""
+    return typed.resolve(PermafrostConfig, config, check_files(config, ("station",)))
 
 
 def _station(config) -> xr.Dataset:

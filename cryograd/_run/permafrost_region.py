@@ -29,7 +29,7 @@ import functools
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import equinox as eqx
 import jax
@@ -44,18 +44,16 @@ from .. import data as cgdata, physics as P
 from .._chunked import run_chunked
 from ..physics import _diagnostics as diagnostics
 from . import report, typed
-from .config import refuse, snow_column
+from .config import snow_column
 from .typed import Config, Field, Section
 
 DAY = 86400.0
 XLA_SINGLE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
-class Experiment(Section):
-    name: str = Field("permafrost_region", description="label of the run, used in figure titles and the output folder")
-    kind: Literal["permafrost_region"] = Field(description="`permafrost_region`")
-    description: str = Field("", description="free text, copied into the summary")
-    seed: int = Field(0, description="seed of every random draw (each chunk's weather, the cells' offsets)")
+Experiment = typed.experiment(
+    "permafrost_region", seed="seed of every random draw (each chunk's weather, the cells' offsets)"
+)
 
 
 def _pair(value: list[float]) -> list[float]:
@@ -165,10 +163,8 @@ def validate(config: dict) -> list[str]:
 
 
 def resolve(config: dict) -> dict:
-    """The config with every default filled in (it must be valid)."""
-    instance, problems = typed.problems(RegionConfig, config)
-    refuse(problems)
-    return typed.resolved(instance) | {k: v for k, v in config.items() if k.startswith("_")}
+    """The config with every default filled in (refused with every problem if it has any)."""
+    return typed.resolve(RegionConfig, config)
 
 
 def cells(config: dict) -> xr.Dataset:

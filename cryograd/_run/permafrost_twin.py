@@ -21,7 +21,7 @@ against the noise-free truth. Config sections: [experiment], [synthetic], [model
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import diffrax
 import jax
@@ -37,7 +37,6 @@ from .config import (
     calibrate,
     in_model_units,
     parameter,
-    refuse,
     remove_checkpoint,
     snow_column,
     with_leaves,
@@ -51,11 +50,9 @@ SITE_KEYS = ("mean_air_temperature", "amplitude", "anomaly_std", "precipitation"
 PerSite = float | list[float]
 
 
-class Experiment(Section):
-    name: str = Field("permafrost_twin", description="label of the run, used in figure titles and the output folder")
-    kind: Literal["permafrost_twin"] = Field(description="`permafrost_twin`")
-    description: str = Field("", description="free text, copied into the summary")
-    seed: int = Field(0, description="seed of every random draw (weather, clouds, noise, Laplace draws)")
+Experiment = typed.experiment(
+    "permafrost_twin", seed="seed of every random draw (weather, clouds, noise, Laplace draws)"
+)
 
 
 class Synthetic(Section):
@@ -191,10 +188,8 @@ def validate(config: dict) -> list[str]:
 
 
 def resolve(config: dict) -> dict:
-    """The config with every default filled in (it must be valid)."""
-    instance, problems = typed.problems(TwinConfig, config)
-    refuse(problems)
-    return typed.resolved(instance) | {k: v for k, v in config.items() if k.startswith("_")}
+    """The config with every default filled in (refused with every problem if it has any)."""
+    return typed.resolve(TwinConfig, config)
 
 
 class TwinExperiment:

@@ -15,7 +15,7 @@ import difflib
 import re
 import types
 import typing
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pydantic
 from pydantic import ConfigDict, Field
@@ -28,9 +28,11 @@ __all__ = [
     "Fit",
     "ParameterTable",
     "Section",
+    "experiment",
     "key_table",
     "one_of",
     "problems",
+    "resolve",
     "resolved",
 ]
 
@@ -74,6 +76,30 @@ def resolved(instance: Config) -> dict:
     """The config with every default filled in, as plain TOML-like values (keys whose
     default is None, "not given", left out)."""
     return instance.model_dump(mode="json", exclude_none=True)
+
+
+def resolve(model: type[Config], config: dict, further: list[str] = ()) -> dict:
+    """`config` checked against `model` and refused (`config.refuse`) with every problem,
+    the model's and `further` (a kind's checks of files and data); else the config with
+    every default filled in (`resolved`), the keys starting with "_" kept."""
+    from .config import refuse
+
+    instance, found = problems(model, config)
+    refuse(found + list(further))
+    return resolved(instance) | {k: v for k, v in config.items() if str(k).startswith("_")}
+
+
+def experiment(kind: str, seed: str) -> type[Section]:
+    """The [experiment] section of `kind`: `name` (default: the kind), `kind`,
+    `description` and `seed` (`seed`: what the seed draws)."""
+    return pydantic.create_model(
+        "Experiment",
+        __base__=Section,
+        name=(str, Field(kind, description="label of the run, used in figure titles and the output folder")),
+        kind=(Literal[kind], Field(description=f"`{kind}`")),
+        description=(str, Field("", description="free text, copied into the summary")),
+        seed=(int, Field(0, description=seed)),
+    )
 
 
 # --- values -------------------------------------------------------------------------------
@@ -436,6 +462,11 @@ class YearSpan(Section):
         if self.start > self.end:
             raise ValueError(f"start {self.start} is after end {self.end}; swap them")
         return self
+
+    @property
+    def years(self) -> set[int]:
+        """The mass-balance years, first to last."""
+        return set(range(self.start, self.end + 1))
 
 
 class TemperatureIndexModel(Section):
