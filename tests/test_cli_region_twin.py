@@ -53,6 +53,10 @@ def test_region_twin_recovers_the_melt_factor_and_the_biases(tmp_path, capsys):
         ("parameters.melt_factor.truth=20.0", "parameters.melt_factor.truth: 20.0 lies outside the bounds"),
         ("parameters.melt_factor.truth={mean = 6.0, std = 1.0}", "a drawn truth needs scope = 'glacier'"),
         ("parameters.temperature_bias.truth={mean = 0.0}", "parameters.temperature_bias.truth.std: missing"),
+        (
+            "parameters.temperature_bias.truth={mean = 0.0, std = 1.0, sd = 1.0}",
+            "parameters.temperature_bias.truth.sd: unknown key; did you mean 'std'?",
+        ),
         ('parameters.melt_factor.path="melt_facto"', "the model has no parameter 'melt_facto'"),
         ("validation.end=1975", "validation: start 1981 is after end 1975"),
         ("validation.end=2003", "validation: its years overlap the calibration years"),

@@ -215,7 +215,7 @@ class DatePeriod(Section):
 def _message(model: type[Config], error: dict) -> list[str]:
     """The lines of one validation error: 'dotted.key: message'. A validator's message may
     hold several lines, each already naming its own key (left as it is)."""
-    loc, branch = _without_union_tags(model, error["loc"])
+    loc, _, _, branch = _walk(model, error["loc"])
     if branch is not None and branch != isinstance(error.get("input"), dict):
         return []  # the branch of a union (a number or a table) the value was not written as
     error = error | {"loc": loc}
@@ -239,27 +239,37 @@ def _message(model: type[Config], error: dict) -> list[str]:
     return lines
 
 
-def _without_union_tags(model, loc) -> tuple[tuple, bool | None]:
-    """(`loc` without pydantic's union-member tags such as 'float' or 'TruthDraw', and None
-    outside a union of values, else whether the error is that of a table (section) member).
-    An optional section (`Section | None`) has no tag."""
-    parts, current, options, table_keys, branch = [], model, (), False, None
+def _walk(model, loc) -> tuple[tuple, type | None, object, bool | None]:
+    """Follow an error's `loc` through the model. Returns (`loc` without pydantic's
+    union-member tags such as 'float' or 'TruthDraw'; the section at its end, or None; the
+    field that leads there, or None; for an error of a union member as a whole, whether
+    that member is a table (section), else None).
+
+    List indices and the NAMEs of tables of tables (such as [parameters.NAME]) are kept
+    and stepped over. An optional section (`Section | None`) has no tag, and a loc whose
+    tags were taken out already is followed into the union's section."""
+    parts, current, options, table_keys, branch, field = [], model, (), False, None, None
+    inside = False  # whether the loc goes on past the last union member's tag
+
+    def only_section():
+        models = [m for m in options if _is_model(m)]
+        return models[0] if len(models) == 1 else None
+
     for part in loc:
         if isinstance(part, int) or table_keys:
             parts.append(part)
-            table_keys = False
+            table_keys, inside = False, True
             continue
         if current is None and options:
-            models = [m for m in options if _is_model(m)]
-            named = [m for m in models if m.__name__ == part]
-            optional = len(models) == 1 and len(options) == 2 and type(None) in options
+            section, optional = only_section(), len(options) == 2 and type(None) in options
+            named = [m for m in options if _is_model(m) and m.__name__ == part]
             options = ()
-            if optional:
-                current = models[0]
-            else:  # a member's tag
-                branch = bool(named)
+            if named or not (section is not None and (optional or part in section.model_fields)):
+                branch, inside = bool(named), False  # a member's tag
                 current = named[0] if named else None
                 continue
+            current = section
+        inside = True
         parts.append(part)
         field = current.model_fields.get(part) if _is_model(current) else None
         if field is None:
@@ -270,36 +280,20 @@ def _without_union_tags(model, loc) -> tuple[tuple, bool | None]:
         union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
         options = typing.get_args(annotation) if union else ()
         current = None if union else _section_type(annotation)
-    return tuple(parts), branch
-
-
-def _walk(model, loc):
-    """(the section at `loc`, the field that leads there): list indices and the keys of
-    tables of tables (such as [parameters.NAME]) are skipped."""
-    current, field, table_keys = model, None, False
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        if table_keys:  # a NAME of a dict of sections
-            table_keys = False
-            continue
-        if not _is_model(current) or part not in current.model_fields:
-            return None, None
-        field = current.model_fields[part]
-        current = _section_type(field.annotation)
-        table_keys = typing.get_origin(field.annotation) is dict
-    return current, field
+    if current is None and options:
+        current = only_section()
+    return tuple(parts), current, field, (None if branch is None or inside else branch)
 
 
 def _fields_at(model, loc) -> list[str]:
     """The field names of the section at `loc`."""
-    current, _ = _walk(model, loc)
-    return list(current.model_fields) if _is_model(current) else []
+    _, section, _, _ = _walk(model, loc)
+    return list(section.model_fields) if _is_model(section) else []
 
 
 def _description_at(model, loc) -> str:
     """The description of the field at `loc`, or ''."""
-    _, field = _walk(model, loc)
+    _, _, field, _ = _walk(model, loc)
     return (field.description or "") if field is not None else ""
 
 
