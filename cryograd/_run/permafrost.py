@@ -281,12 +281,17 @@ def _temperature(column, forcing, initial):
     return column.run(forcing, initial, DAY)["temperature"]
 
 
+def _label_depths(operator: A.GroundTemperature) -> np.ndarray:
+    """The sensor depth [m] of each of the operator's values (its labels read 'DATE@DEPTHm')."""
+    return np.array([float(label.split("@")[1].removesuffix("m")) for label in operator.labels])
+
+
 def depth_metrics(operator: A.GroundTemperature, temperature) -> dict:
     """Per-depth metrics of a (time, cell) run against `operator`'s measurements, and the
     mean MAE over depths."""
     predicted = np.asarray(operator.predict(dict(temperature=jnp.asarray(temperature)), None))
     observed = np.asarray(operator.values)
-    depths = np.array([float(label.split("@")[1].removesuffix("m")) for label in operator.labels])
+    depths = _label_depths(operator)
     table = {f"{d:g}": report.metrics(predicted[depths == d], observed[depths == d]) for d in np.unique(depths)}
     return dict(
         mean_mae_over_depths=float(np.mean([m["mae"] for m in table.values()])),
@@ -295,11 +300,12 @@ def depth_metrics(operator: A.GroundTemperature, temperature) -> dict:
     )
 
 
-def predictive_band(experiment, problem, result, posterior, draws: int, seed: int):
+def predictive_band(experiment, problem, result, posterior, fitted, draws: int, seed: int):
     """The 5-95 % predictive band of the daily temperatures at the sensors and its coverage.
 
     Parameters: `draws` Laplace draws (Gaussian in the unconstrained space), each run over
-    the whole record. Error: for each depth, the RMS of the calibrated run's calibration
+    the whole record. Error: for each depth, the RMS of the calibrated run's (`fitted`,
+    (time, cell) [degC] over the whole record) calibration
     residuals (the model-data mismatch the fit left, bias included), drawn Gaussian and
     independent of the parameters. Returns ((lower, upper) (time, depth) [degC], coverage
     dict) where coverage is the share of the validation period's measurements inside the
@@ -308,11 +314,10 @@ def predictive_band(experiment, problem, result, posterior, draws: int, seed: in
 
     depths = experiment.station.ground_temperature.depth.values
     calibration = experiment.calibration_operator
-    fitted = experiment.full_run(result.model())
     residual = np.asarray(calibration.predict(dict(temperature=jnp.asarray(fitted)), None)) - np.asarray(
         calibration.values
     )
-    at = np.array([float(label.split("@")[1].removesuffix("m")) for label in calibration.labels])
+    at = _label_depths(calibration)
     error = {float(d): float(np.sqrt(np.mean(residual[at == d] ** 2))) for d in np.unique(at)}
     u_draws = np.asarray(
         jax.random.multivariate_normal(jax.random.key(seed + 1), result.u, posterior.covariance_u, (draws,))
@@ -327,7 +332,7 @@ def predictive_band(experiment, problem, result, posterior, draws: int, seed: in
 
     validation = experiment.validation_operator
     rows = np.asarray(validation.time_index)
-    columns = np.searchsorted(depths, [float(label.split("@")[1].removesuffix("m")) for label in validation.labels])
+    columns = np.searchsorted(depths, _label_depths(validation))
     observed = np.asarray(validation.values)
 
     def inside(band):
@@ -379,7 +384,7 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
     draws = config["uncertainty"]["draws"]
     if posterior is not None and draws > 1:
         report.stage(progress, f"predictive band: {draws} Laplace draws over the whole record")
-        band, coverage = predictive_band(experiment, problem, result, posterior, draws, seed)
+        band, coverage = predictive_band(experiment, problem, result, posterior, runs["fitted"], draws, seed)
 
     metrics = period_metrics(runs["fitted"])
     metrics.update(start=period_metrics(runs["start"]), reference=period_metrics(runs["reference"]))
