@@ -289,10 +289,27 @@ class Problem:
         )
 
     @functools.cached_property
-    def jacobian(self) -> Callable:
-        """d residuals / d u by forward mode, jitted once per problem: the fit's cost figures
-        and the Laplace approximation call the same compiled function."""
-        return jax.jit(jax.jacfwd(self.residuals))
+    def residuals_and_jacobian(self) -> Callable:
+        """u -> (whitened residuals, d residuals / d u by forward mode) in one call, compiled
+        once per problem: the fit's cost figures, its Gauss-Newton/Levenberg-Marquardt steps
+        and the Laplace approximation call the same compiled function. Takes and returns
+        concrete arrays (not for use under `jax.jit`)."""
+
+        def twice(u):
+            r = self.residuals(u)
+            return r, r
+
+        jacobian = jax.jacfwd(twice, has_aux=True)
+        return _one_compilation(jax.jit(lambda u: jacobian(u)[::-1]))
+
+    @functools.cached_property
+    def compiled_residuals(self) -> Callable:
+        """`residuals` compiled once per problem (concrete arrays, as `residuals_and_jacobian`)."""
+        return _one_compilation(jax.jit(self.residuals))
+
+    def jacobian(self, u):
+        """d residuals / d u by forward mode (`residuals_and_jacobian`)."""
+        return self.residuals_and_jacobian(u)[1]
 
     def residuals(self, u):
         """All whitened residuals: observations, then the Gaussian-form priors; loss = |r|^2 / 2."""
@@ -305,6 +322,20 @@ class Problem:
             if p.prior is not None and p.prior.residual(values[p.name]) is not None:
                 parts.append(jnp.ravel(p.prior.residual(values[p.name])))
         return jnp.concatenate(parts)
+
+
+def _one_compilation(function: Callable) -> Callable:
+    """The jitted `function` of one array, called with a host copy of it and the default
+    backend's first device as the default device: the context in which JAX runs host
+    callbacks, so that calls from `fit`'s callbacks and direct calls share one compilation
+    (a call in another context compiles the model again)."""
+    device = jax.devices()[0]
+
+    def call(u):
+        with jax.default_device(device):
+            return function(np.asarray(u))
+
+    return call
 
 
 def member_dot(cotangents, tangents):
