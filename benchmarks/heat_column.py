@@ -4,7 +4,7 @@
     python benchmarks/heat_column.py --columns 1 64 --years 20 --gradient-columns 1 64
     python benchmarks/heat_column.py --snow                # air temperature over a snowpack
     python benchmarks/heat_column.py --c-reference ../shared/bench/heat_ref.c   # + the C loop's ratio
-    python benchmarks/heat_column.py --solver native --time-scheme bdf2 --conductivity predicted
+    python benchmarks/heat_column.py --solver jax --time-scheme euler --conductivity lagged
 
 With `--c-reference` the plain C loop (one linearised implicit pass per day, columns
 innermost) is compiled with gcc -O3 -march=native -ffast-math and run for the same column
@@ -89,9 +89,10 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--snow", action="store_true", help="Snow surface (air temperature and snow depth)")
     parser.add_argument("--c-reference", help="path of heat_ref.c (the plain C loop) to run beside")
-    parser.add_argument("--solver", choices=["jax", "native"], default="jax")
-    parser.add_argument("--time-scheme", choices=["euler", "bdf2"], default="euler")
-    parser.add_argument("--conductivity", choices=["lagged", "predicted"], default="lagged")
+    # the defaults are PermafrostColumn's
+    parser.add_argument("--solver", choices=["auto", "jax", "native"], default="auto")
+    parser.add_argument("--time-scheme", choices=["euler", "bdf2"], default="bdf2")
+    parser.add_argument("--conductivity", choices=["lagged", "predicted"], default="predicted")
     parser.add_argument(
         "--threads", type=int, default=0, help="native solver's threads (CRYOGRAD_NATIVE_THREADS; 0: all cores)"
     )
@@ -110,7 +111,7 @@ def main():
         layers=100,
         snow=args.snow,
         **options,
-        native_threads=threads if args.solver == "native" else None,
+        native_threads=threads if setup(1, 1, snow=args.snow, **options)[0].uses_native else None,
         forward={},
         gradient={},
     )

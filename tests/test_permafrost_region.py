@@ -130,7 +130,7 @@ def test_region_cells_match_the_models_run_alone(tmp_path, capsys):
             "model.layers.0: k_thawed must be positive",
         ),
         ("run.chunk_sise=10", "run.chunk_sise: unknown key; did you mean 'chunk_size'?"),
-        ('model.solver="fortran"', "model.solver: 'fortran'; use one of jax, native"),
+        ('model.solver="fortran"', "model.solver: 'fortran'; use one of auto, jax, native"),
         ('model.time_scheme="rk4"', "model.time_scheme: 'rk4'; use one of bdf2, euler"),
     ],
 )

@@ -399,13 +399,15 @@ class ColumnOptions(Section):
     """How a `PermafrostColumn` is solved (not given: the column's defaults)."""
 
     solver: Annotated[str, pydantic.AfterValidator(_solver)] | None = Field(
-        None, description="`jax` or `native` (the C++ kernel built at install)"
+        None,
+        description="`auto` (the column's default: the C++ kernel built at install where it can run the column, "
+        "else JAX), `native` or `jax`",
     )
     time_scheme: Annotated[str, pydantic.AfterValidator(_time_scheme)] | None = Field(
-        None, description="`euler` or `bdf2`"
+        None, description="`bdf2` (the column's default, second order) or `euler` (first order)"
     )
     conductivity: Annotated[str, pydantic.AfterValidator(_conductivity)] | None = Field(
-        None, description="`lagged` or `predicted`"
+        None, description="`predicted` (the column's default) or `lagged`"
     )
 
 

@@ -18,7 +18,7 @@ from ._soil import CellMaterial, SoilLayer, cell_material, layer_index
 from ._surface import AbstractSurface, Prescribed
 from ._validation import as_float_array, is_concrete
 
-SOLVERS = ("jax", "native")
+SOLVERS = ("auto", "jax", "native")
 
 
 def _refuse_unconverged(value, missed):
@@ -44,21 +44,26 @@ class PermafrostColumn(eqx.Module):
       (default 0.053).
     - `bottom_temperature`: if given, a fixed temperature at the bottom edge [degC]
       instead of the geothermal flux.
-    - `time_scheme`: `"euler"` (default; backward Euler, first order) or `"bdf2"`
-      (second order, L-stable; see docs/verification.md).
-    - `conductivity`: `"lagged"` (default; conductivities of the start of each step) or
-      `"predicted"` (each step solved twice, the second time with the conductivities of
-      the first solution: far more accurate at a moving front, about twice the Newton
-      work). `time_scheme="bdf2", conductivity="predicted"` is the accurate pair.
-    - `solver`: `"jax"` (default; Newton in JAX under `diffrax.diffeqsolve`, everything
-      supported, on any backend) or `"native"`: the same discrete problem, Newton to the
-      same tolerance, in the C++ kernel built at install (`cryograd/_native/heat.cc`), on
-      the CPU, for soil on the sharp `FreeWater()` curve, or on `PowerLaw` and
-      `DallAmico` through a 96-node table of the curve (`Tabulated`, within 1e-4 K of it;
-      measured 2.3e-5 K), with or without `Snow`. Forward-mode derivatives replay its
-      steps in JAX with the solutions known; reverse mode is the kernel's own adjoint for
-      soil-only columns on `FreeWater()` and the replay's transpose otherwise, both in
-      checkpointed segments of about a year (memory does not grow with the run length).
+    - `time_scheme`: `"bdf2"` (default; second order, L-stable; see docs/verification.md)
+      or `"euler"` (backward Euler, first order, as GIPL2 and CryoGridLite).
+    - `conductivity`: `"predicted"` (default; each step solved twice, the second time with
+      the conductivities of the first solution: far more accurate at a moving front, about
+      twice the Newton work) or `"lagged"` (conductivities of the start of each step).
+      The defaults are the accurate pair; `time_scheme="euler", conductivity="lagged"` is
+      the cheap first-order one.
+    - `solver`: `"auto"` (default): `"native"` where it can run this column (see
+      `unsupported`; and `run` without `progress_meter=` or an `adjoint=` other than
+      `diffrax.ForwardMode()`), else `"jax"`.
+      `"jax"`: Newton in JAX under `diffrax.diffeqsolve`, everything supported, on any
+      backend; the reference. `"native"`: the same discrete problem, Newton to the same
+      tolerance, in the C++ kernel built at install (`cryograd/_native/heat.cc`), on the
+      CPU, for soil on the sharp `FreeWater()` curve, or on `PowerLaw` and `DallAmico`
+      through a 96-node table of the curve (`Tabulated`, within 1e-4 K of it; measured
+      2.3e-5 K), with or without `Snow`. Forward-mode derivatives replay its steps in JAX
+      with the solutions known; reverse mode is the kernel's own adjoint for soil-only
+      columns on `FreeWater()` and the replay's transpose otherwise, both in checkpointed
+      segments of about a year (memory does not grow with the run length). Which one an
+      `"auto"` column runs: `uses_native`.
 
     Every floating-point leaf (soil parameters, curve parameters, fluxes) can be
     differentiated with `jax.grad`/`eqx.filter_grad` through `run`.
@@ -84,9 +89,9 @@ class PermafrostColumn(eqx.Module):
         geothermal_flux=const.DEFAULT_GEOTHERMAL_FLUX,
         bottom_temperature=None,
         *,
-        time_scheme: str = "euler",
-        conductivity: str = "lagged",
-        solver: str = "jax",
+        time_scheme: str = "bdf2",
+        conductivity: str = "predicted",
+        solver: str = "auto",
     ):
         if not isinstance(grid, Grid):
             raise ValueError(f"grid must be a cryograd.physics.Grid, got {type(grid).__name__}")
@@ -183,12 +188,24 @@ class PermafrostColumn(eqx.Module):
         """(temperature [degC], liquid fraction [1], dT/dH) of cell enthalpies [J m-3]."""
         return self.cell_freeze_curve.state(enthalpy, self.material)
 
-    def problem(self, forcing: dict, dt: float) -> HeatProblem:
+    @property
+    def uses_native(self) -> bool:
+        """Whether `run` (without `progress_meter=` or an `adjoint=` other than
+        `diffrax.ForwardMode()`) and `summarize` use the native kernel: `solver="native"`,
+        or `"auto"` where `unsupported` finds nothing against it (CPU backend, kernel
+        built, a curve it supports)."""
+        if self.solver == "auto":
+            return unsupported(self.surface, self.freeze_curve) is None
+        return self.solver == "native"
+
+    def problem(self, forcing: dict, dt: float, *, native: bool | None = None) -> HeatProblem:
         """The discretised heat problem (cells, materials, boundary series) for `forcing` (dict of
-        arrays) and time step `dt` [s]; the input of the implicit solver."""
+        arrays) and time step `dt` [s]; the input of the implicit solver. `native`: whether it
+        is for the native kernel, which takes smooth curves as a table (default `uses_native`)."""
         bottom = self.bottom_temperature  # tree_at/optimisers may have put plain floats here
         curve = self.cell_freeze_curve
-        if self.solver == "native" and isinstance(curve, TABULATED):  # the native solver's form of smooth curves
+        native = self.uses_native if native is None else native
+        if native and isinstance(curve, TABULATED):  # the native solver's form of smooth curves
             curve = Tabulated.build(curve, self.material, self.layer_of_cell)
         return HeatProblem(
             thickness=self.grid.thickness,
@@ -228,9 +245,10 @@ class PermafrostColumn(eqx.Module):
         - `save_every`: keep every n-th step (1 keeps all).
         - `adjoint`: diffrax adjoint for reverse mode; default recursive checkpointing
           with at most 1024 stored states, so memory is bounded for long runs (solver
-          "jax" only).
+          "jax" only; an adjoint other than `diffrax.ForwardMode()`, which the native
+          solver does without, makes an `"auto"` column run the JAX solver).
         - `progress_meter`: a diffrax progress meter, e.g. `diffrax.TqdmProgressMeter()`
-          (solver "jax" only).
+          (solver "jax" only; given, an `"auto"` column runs the JAX solver).
         - `throw`: raise if a step fails to converge (else the result code is returned).
 
         **Returns:** dict with `temperature` and `liquid_water_fraction` (nsave, nz)
@@ -251,11 +269,13 @@ class PermafrostColumn(eqx.Module):
         balance: the change of sum(thickness x enthalpy) over snow and soil cells equals
         surface + bottom + snow heat input.
         """
-        problem = self.problem(forcing, dt)
+        forward_mode = adjoint is None or isinstance(adjoint, diffrax.ForwardMode)  # the native solver has both modes
+        native = self.uses_native and (self.solver == "native" or (forward_mode and progress_meter is None))
+        problem = self.problem(forcing, dt, native=native)
         nt = jax.tree_util.tree_leaves(problem.forcing)[0].shape[0]
         y0 = HeatState.initial(self._start(problem, initial_temperature))
 
-        if self.solver == "native":
+        if native:
             enthalpy, energy, statistics = native_run(problem, y0.enthalpy, save_every)
             missed = statistics[-1, 0] > 0 if statistics.shape[0] else jnp.zeros((), bool)
             failed, successful = diffrax.RESULTS.nonlinear_max_steps_reached, diffrax.RESULTS.successful
@@ -322,9 +342,9 @@ class PermafrostColumn(eqx.Module):
         infinite extremes where a period has none), and over all steps
         `unconverged_steps`, `mean_iterations` and `max_iterations` as `run`.
 
-        With `solver="native"` the statistics are taken in the kernel as it steps, and no
-        field of every step is stored; derivatives (both modes) are those of the same
-        statistics of `run`'s fields. With `solver="jax"` they are those statistics.
+        With the native solver (`uses_native`) the statistics are taken in the kernel as it
+        steps, and no field of every step is stored; derivatives (both modes) are those of
+        the same statistics of `run`'s fields. With the JAX solver they are those statistics.
         """
         period = jnp.asarray(period)
         periods = int(periods)
@@ -336,7 +356,7 @@ class PermafrostColumn(eqx.Module):
             raise ValueError(f"period: one integer per step, shape ({nt},), got {period.dtype} {period.shape}")
         if periods < 1:
             raise ValueError(f"periods: must be >= 1, got {periods}")
-        if self.solver != "native":
+        if not self.uses_native:
             out = self.run(forcing, initial_temperature, dt, throw=throw)
             summary = daily_summary(out["temperature"], out["liquid_water_fraction"], self.grid.edges, period, periods)
             statistics = {k: out[k] for k in ("unconverged_steps", "mean_iterations", "max_iterations")}

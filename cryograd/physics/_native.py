@@ -312,7 +312,7 @@ def _replay(dynamic, static, initial, save_every):
     length = segment_length(nt, save_every)
     full, tail = divmod(nt, length)
     keep = slice(save_every - 1, None, save_every)
-    constant = jax.lax.stop_gradient(problem)  # what the kernel sees: no tangents
+    constant = eqx.combine(jax.lax.stop_gradient(dynamic), static)  # what the kernel sees: no tangents
     material, boundary, bottom, snow, table, layer = _inputs(constant)  # once; each segment takes its window
 
     def segment(carry, start, steps: int):

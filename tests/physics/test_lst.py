@@ -134,8 +134,9 @@ def test_offsets_shift_the_surface_and_observe_inverts_them():
 
 def test_lst_offset_is_recovered_by_gauss_newton_through_the_column():
     """Synthetic truth with offset 2.5 K: ground temperatures at 0.1-1 m from a column
-    forced by LST + 2.5; starting from 0, four Gauss-Newton steps with the forward-mode
-    derivative through the implicit solver recover the offset."""
+    forced by LST + 2.5; starting from 0, five Gauss-Newton steps with the forward-mode
+    derivative through the implicit solver recover the offset (the error falls about
+    quadratically: 0.67, 0.11, 6e-3, 2e-5 K after the first four with bdf2+predicted)."""
     col = P.PermafrostColumn(
         P.Grid.geometric(depth=10.0, n=30, dz_top=0.02),
         [P.SoilLayer.from_composition(top=0.0, porosity=0.4)],
@@ -156,12 +157,12 @@ def test_lst_offset_is_recovered_by_gauss_newton_through_the_column():
     measured = ground(jnp.asarray(2.5))
     offset = jnp.asarray(0.0)
     iterates = []
-    for _ in range(4):
+    for _ in range(5):
         value, slope = jax.jvp(ground, (offset,), (jnp.ones(()),))
         offset = offset - jnp.dot(slope, value - measured) / jnp.dot(slope, slope)
         iterates.append(float(offset))
     print(f"Gauss-Newton iterates of the offset: {np.round(iterates, 7)} K (truth 2.5)")
-    assert abs(float(offset) - 2.5) < 1e-5
+    assert abs(float(offset) - 2.5) < 1e-8
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 the same discrete problem, so the same answers to Newton's tolerance; energy closure;
 derivatives (JAX's own and central differences); batching; refusals."""
 
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -400,6 +401,35 @@ def test_native_refuses_what_it_does_not_cover():
     with pytest.raises(ValueError, match=r"replace: \['solvr'\] are not PermafrostColumn arguments"):
         column.replace(solvr="native")
     assert column.replace(time_scheme="bdf2").time_scheme == "bdf2"
+
+
+def test_auto_runs_the_native_solver_where_it_can_and_the_jax_solver_elsewhere():
+    """The default `solver="auto"` (and the default scheme, bdf2 with predicted
+    conductivity): the native run where the kernel covers the column, bit for bit; the JAX
+    run with a smoothed or piecewise-linear curve, a progress meter or a reverse-mode
+    adjoint of diffrax's, bit for bit; `diffrax.ForwardMode()` keeps the native solver."""
+    if not P.PermafrostColumn(grid=P.Grid.geometric(depth=15.0, n=40, dz_top=0.02), layers=layers()).uses_native:
+        pytest.skip("the native kernel is not built here")
+    pair = columns()
+    auto = pair["jax"].replace(solver="auto")
+    assert (auto.solver, auto.time_scheme, auto.conductivity) == ("auto", "bdf2", "predicted")
+    assert auto.uses_native and pair["native"].uses_native and not pair["jax"].uses_native
+    for curve in (P.FreeWater(width=0.3), P.PiecewiseLinear(t_end=-1.0)):
+        assert not auto.replace(freeze_curve=curve).uses_native
+    forcing = {"surface_temperature": seasonal(400)}
+    initial = jnp.linspace(-2.0, -1.0, 40)
+
+    def temperature(column, **options):
+        return np.asarray(eqx.filter_jit(lambda c: c.run(forcing, initial, DAY, **options))(column)["temperature"])
+
+    native, jax_solver = temperature(pair["native"]), temperature(pair["jax"])
+    assert 0 < np.abs(native - jax_solver).max() <= 1e-9  # the two solvers are told apart
+    np.testing.assert_array_equal(temperature(auto), native)
+    np.testing.assert_array_equal(temperature(auto, adjoint=diffrax.ForwardMode()), native)
+    np.testing.assert_array_equal(temperature(auto, adjoint=diffrax.RecursiveCheckpointAdjoint()), jax_solver)
+    np.testing.assert_array_equal(temperature(auto, progress_meter=diffrax.NoProgressMeter()), jax_solver)
+    smooth = auto.replace(freeze_curve=P.FreeWater(width=0.3))
+    np.testing.assert_array_equal(temperature(smooth), temperature(smooth.replace(solver="jax")))
 
 
 SMOOTH_CURVES = {
