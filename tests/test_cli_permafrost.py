@@ -3,8 +3,10 @@
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -44,7 +46,8 @@ def test_gipl_station_validation_beats_gipl2(tmp_path, capsys):
         assert (out / f"{figure}.png").stat().st_size > 10_000
     result = xr.open_dataset(out / "result.nc")
     assert_cf_units(result)
-    assert result.sizes == {"time": 757, "depth": 12, "parameter": 12, "step": result.sizes["step"]}
+    sizes = {"time": 757, "depth": 12, "parameter": 12, "projection_year": 30, "magt_depth": 3}
+    assert result.sizes == sizes | {"step": result.sizes["step"]}
     assert int(result.calibration.sum()) == 365
     assert not (out / "checkpoint.eqx").exists()
     # the predictive band: recomputed from result.nc, the share of validation values inside it
@@ -60,6 +63,22 @@ def test_gipl_station_validation_beats_gipl2(tmp_path, capsys):
     assert coverage["validation_share_inside_parameters_only"] < 0.2  # independent-error Laplace: far too narrow
     fitted = result.temperature.values
     assert np.mean((result.temperature_p05.values <= fitted) & (fitted <= result.temperature_p95.values)) > 0.99
+    # the projection (the shipped config's: 30 years, +0.6 K per decade): against the
+    # control (no warming, same start), the warming deepens the active layer and warms the
+    # ground at every MAGT depth by the end, for the calibrated parameters and the draws
+    alt = result.projected_active_layer_thickness
+    magt = result.projected_mean_annual_ground_temperature
+    assert alt.sizes == {"projection_year": 30} and magt.sizes == {"projection_year": 30, "magt_depth": 3}
+    change = result.projected_active_layer_thickness_change
+    assert float(change[-5:].mean()) > 0.02 and float(result.projected_active_layer_thickness_change_p05[-1]) > 0
+    np.testing.assert_allclose(change, alt - result.control_active_layer_thickness, rtol=0, atol=1e-12)
+    assert bool((result.projected_mean_annual_ground_temperature_change[-1] > 0.1).all())
+    assert bool((result.projected_mean_annual_ground_temperature_change_p05[-1] > 0).all())
+    for name in ("projected_active_layer_thickness", "projected_mean_annual_ground_temperature"):
+        assert bool((result[f"{name}_p95"] >= result[f"{name}_p05"]).all())
+        assert float((result[f"{name}_p95"] - result[f"{name}_p05"]).max()) > 0
+    np.testing.assert_allclose(result.projected_warming[-1], 0.06 * (29 * 365 + 183) / 365, rtol=1e-12)
+    assert summary["projection"]["years"] == 30 and (out / "projection.png").stat().st_size > 10_000
 
 
 @pytest.mark.parametrize(
@@ -74,6 +93,9 @@ def test_gipl_station_validation_beats_gipl2(tmp_path, capsys):
         ('validation.start="2009-06-01"', "lies inside the calibration period"),
         ('validation.end="2009-06-15"', "validation: end 2009-06-15 is before start 2009-07-01"),
         ('parameters.n_thawing.path="surface.thawin"', "surface.thawin"),
+        ("projection.years=0", "projection.years: Input should be greater than or equal to 1"),
+        ("projection.magt_depths=[1.0, 200.0]", "projection.magt_depths: 200 m lies below the column's base (90 m)"),
+        ("projection.warming=1.0", "projection.warming: unknown key; allowed: magt_depths, warming_per_decade"),
     ],
 )
 def test_bad_permafrost_configs_fail_before_computing(tmp_path, capsys, override, message):
@@ -81,3 +103,24 @@ def test_bad_permafrost_configs_fail_before_computing(tmp_path, capsys, override
     assert main(["run", str(EXPERIMENT), "--out", str(out), "--set", override]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_projection_forcing_repeats_the_record_s_whole_years_and_adds_the_warming():
+    """Day k after the record's last day takes the record's day (n + k) mod (365 x whole
+    years), so the seasons go on; the warming grows linearly from the record's end."""
+    from cryograd._run.permafrost import projection_forcing
+
+    record = SimpleNamespace(
+        times=pd.date_range("2008-07-01", periods=757, freq="D"),
+        forcing={"air_temperature": np.arange(757.0), "snow_depth": np.arange(757.0) / 1000},
+    )
+    forcing, warming = projection_forcing(record, {"years": 3, "warming_per_decade": 0.5})
+    k = np.arange(3 * 365)
+    day = (757 + k) % 730
+    assert day[0] == 27 and day[730 - 27] == 0  # 2010-07-28 continues the record's 28 July
+    np.testing.assert_allclose(forcing["snow_depth"], day / 1000)
+    np.testing.assert_allclose(forcing["air_temperature"] - day, 0.05 * (k + 1) / 365, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(warming, 0.05 * (k + 1) / 365)
+    short = SimpleNamespace(times=record.times[:300], forcing={"air_temperature": np.zeros(300)})
+    with pytest.raises(ValueError, match="300 days; it needs at least one whole year"):
+        projection_forcing(short, {"years": 1, "warming_per_decade": 0.5})

@@ -3,7 +3,8 @@ its daily air temperature and snow, fitted to the measured ground temperatures o
 calibration period and validated on the days after it.
 
 Config sections: [experiment], [data], [model], [initial], [parameters.NAME],
-[observations], [calibration], [validation], [fit], [uncertainty] (see docs/experiments/permafrost_gipl_station.md).
+[observations], [calibration], [validation], [fit], [uncertainty], [projection] (see
+docs/experiments/permafrost_gipl_station.md).
 Parameter paths are leaves of the `PermafrostColumn`: `surface.thawing`,
 `surface.conductivity_scale`, `layers.0.k_frozen`, `layers.1.water_content`, ...
 """
@@ -15,6 +16,7 @@ from typing import Annotated
 
 import diffrax
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -122,6 +124,7 @@ class PermafrostConfig(Config):
     validation: Validation = Validation()
     fit: typed.Fit = typed.Fit()
     uncertainty: Uncertainty = Uncertainty()
+    projection: typed.Projection | None = None
 
 
 MODEL = PermafrostConfig
@@ -189,6 +192,16 @@ class PermafrostExperiment:
             raise ValueError(f"validation {start.date()}-{end.date()}: the forcing ends {self.times[-1].date()}")
         self.validation = (start, end)
         self.n_calibration = int(np.searchsorted(self.times, self.calibration[1], side="right"))
+        projection = config.get("projection")
+        if projection:
+            base = float(column.grid.edges[-1])
+            if max(projection["magt_depths"]) > base:
+                raise ValueError(
+                    f"projection.magt_depths: {max(projection['magt_depths']):g} m lies below the column's base "
+                    f"({base:g} m)"
+                )
+            if self.times.size < YEAR_DAYS:
+                raise ValueError(f"projection: the record has {self.times.size} days; it needs a whole year to repeat")
         self.initial = jnp.asarray(self._initial_profile())
         self.parameters = [parameter(name, spec) for name, spec in config["parameters"].items()]
         sigma = config["observations"]["ground_temperature"].get("sigma", 0.5)
@@ -300,18 +313,22 @@ def depth_metrics(operator: A.GroundTemperature, temperature) -> dict:
     )
 
 
-def predictive_band(experiment, problem, result, posterior, fitted, draws: int, seed: int):
+def laplace_draws(result, posterior, draws: int, seed: int) -> np.ndarray:
+    """`draws` parameter vectors (unconstrained) from the Laplace posterior."""
+    return np.asarray(
+        jax.random.multivariate_normal(jax.random.key(seed + 1), result.u, posterior.covariance_u, (draws,))
+    )
+
+
+def predictive_band(experiment, fitted, runs, seed: int):
     """The 5-95 % predictive band of the daily temperatures at the sensors and its coverage.
 
-    Parameters: `draws` Laplace draws (Gaussian in the unconstrained space), each run over
-    the whole record. Error: for each depth, the RMS of the calibrated run's (`fitted`,
-    (time, cell) [degC] over the whole record) calibration
-    residuals (the model-data mismatch the fit left, bias included), drawn Gaussian and
-    independent of the parameters. Returns ((lower, upper) (time, depth) [degC], coverage
-    dict) where coverage is the share of the validation period's measurements inside the
-    band, with and without the error term."""
-    import jax
-
+    Parameters: `runs` (draw, time, cell) [degC], the Laplace draws' runs over the whole
+    record. Error: for each depth, the RMS of the calibrated run's (`fitted`, (time, cell)
+    [degC] over the whole record) calibration residuals (the model-data mismatch the fit
+    left, bias included), drawn Gaussian and independent of the parameters. Returns
+    ((lower, upper) (time, depth) [degC], coverage dict) where coverage is the share of the
+    validation period's measurements inside the band, with and without the error term."""
     depths = experiment.station.ground_temperature.depth.values
     calibration = experiment.calibration_operator
     residual = np.asarray(calibration.predict(dict(temperature=jnp.asarray(fitted)), None)) - np.asarray(
@@ -319,10 +336,6 @@ def predictive_band(experiment, problem, result, posterior, fitted, draws: int, 
     )
     at = _label_depths(calibration)
     error = {float(d): float(np.sqrt(np.mean(residual[at == d] ** 2))) for d in np.unique(at)}
-    u_draws = np.asarray(
-        jax.random.multivariate_normal(jax.random.key(seed + 1), result.u, posterior.covariance_u, (draws,))
-    )
-    runs = np.stack([experiment.full_run(problem.fitted_model(u)) for u in u_draws])  # compiled once already
     at_sensors = np.stack([[np.interp(depths, experiment.centres, row) for row in run] for run in runs])
     sigma = np.array([error.get(float(d), np.nan) for d in depths])
     noise = np.random.default_rng(seed + 2).normal(size=(20, *at_sensors.shape)) * sigma
@@ -343,12 +356,117 @@ def predictive_band(experiment, problem, result, posterior, fitted, draws: int, 
         validation_share_inside=inside((lower, upper)),
         validation_share_inside_parameters_only=inside(parameters_only),
         n=int(observed.size),
-        draws=int(draws),
+        draws=len(runs),
         error_std_by_depth_K={f"{d:g}": round(v, 4) for d, v in error.items()},
         note="Laplace draws of the parameters, each run over the record; plus, per depth, Gaussian error with the "
         "RMS of the calibration residuals",
     )
     return (lower, upper), coverage
+
+
+YEAR_DAYS = 365
+
+
+def projection_forcing(experiment, spec: dict) -> tuple[dict, np.ndarray]:
+    """The projection's daily forcing: the record's whole years repeated (day k after the
+    record's last day takes the record's day (n + k) mod (365 x whole years), so the
+    seasons continue) with `warming_per_decade` [K per decade] added to the air (or
+    surface) temperature, growing linearly from the record's end; snow as recorded.
+    Returns (forcing, the warming added each day [K])."""
+    nt = experiment.times.size
+    base = YEAR_DAYS * (nt // YEAR_DAYS)
+    if base == 0:
+        raise ValueError(f"projection: the record has {nt} days; it needs at least one whole year to repeat")
+    days = YEAR_DAYS * int(spec["years"])
+    index = (nt + np.arange(days)) % base
+    warming = float(spec["warming_per_decade"]) / 10.0 * (np.arange(days) + 1) / YEAR_DAYS
+    forcing = {k: np.asarray(v)[index] for k, v in experiment.forcing.items()}
+    warmed = next((k for k in ("air_temperature", "surface_temperature") if k in forcing), None)
+    if warmed is None:
+        raise ValueError(f"projection: the surface's forcing {sorted(forcing)} has no air or surface temperature")
+    forcing[warmed] = forcing[warmed] + warming
+    return {k: jnp.asarray(v) for k, v in forcing.items()}, warming
+
+
+@eqx.filter_jit
+def _annual(dynamic, static, forcing, initial, period, periods: int):
+    """Per-year largest thaw depth and mean cell temperatures of a batch of columns (the
+    leading axis of `dynamic`, `forcing` and `initial`) in one call, so the native kernel
+    runs them side by side on every core (`PermafrostColumn.summarize`)."""
+
+    def one(leaves, series, start):
+        out = eqx.combine(leaves, static).summarize(series, start, DAY, period, periods)
+        return out["max_thaw_depth"], out["mean_temperature"]
+
+    return jax.vmap(one)(dynamic, forcing, initial)
+
+
+def project(experiment, models: list, ends: list, spec: dict) -> dict:
+    """Active-layer thickness (model, year) [m] and MAGT (model, year, depth) [degC] of each
+    model (the calibrated one first, then the Laplace draws), each run on from its own
+    state at the record's last day (`ends`: temperature (cell,) [degC]) through
+    `projection_forcing`, and again without the warming (the control: what the column
+    does in the record's climate, its drift from a state that was not spun up included).
+    All runs go in one batched call."""
+    forcing, warming = projection_forcing(experiment, spec)
+    control, _ = projection_forcing(experiment, spec | dict(warming_per_decade=0.0))
+    years, n = int(spec["years"]), len(models)
+    period = jnp.asarray(np.arange(YEAR_DAYS * years) // YEAR_DAYS)
+    depths = np.asarray(spec["magt_depths"], dtype=float)
+    parts = [eqx.partition(model, eqx.is_inexact_array) for model in models]
+    static = parts[0][1]
+    dynamic = jax.tree_util.tree_map(lambda *leaves: jnp.stack([*leaves, *leaves]), *(d for d, _ in parts))
+    series = {k: jnp.stack([forcing[k]] * n + [control[k]] * n) for k in forcing}
+    starts = jnp.stack([jnp.asarray(end) for end in ends] * 2)
+    thaw, mean = (np.asarray(x) for x in _annual(dynamic, static, series, starts, period, years))
+    magt = np.stack([[np.interp(depths, experiment.centres, row) for row in run] for run in mean])
+    return dict(
+        alt=thaw[:n],
+        magt=magt[:n],
+        control_alt=thaw[n:],
+        control_magt=magt[n:],
+        depths=depths,
+        warming=warming.reshape(years, YEAR_DAYS).mean(axis=1),
+        start=experiment.times[-1] + pd.Timedelta(days=1),
+    )
+
+
+PROJECTED = dict(alt="active_layer_thickness", magt="mean_annual_ground_temperature")
+
+
+def projection_variables(ds: xr.Dataset, projected: dict) -> xr.Dataset:
+    """The projection in result.nc: with the warming (`projected_*`), without it
+    (`control_*`) and their difference (`projected_*_change`, the response to the
+    warming), each for the calibrated parameters; with draws, the 5-95 % band of the
+    Laplace draws for the projection and the response."""
+    years = projected["alt"].shape[1]
+    start = projected["start"]
+    ds = ds.assign_coords(
+        projection_year=("projection_year", np.arange(1, years + 1), dict(long_name=f"year after {start.date()}")),
+        magt_depth=("magt_depth", projected["depths"], dict(units="m", positive="down", long_name="MAGT depth")),
+    )
+    ds["projected_warming"] = (
+        "projection_year",
+        projected["warming"],
+        dict(units="K", long_name="air temperature added (mean over the projection year)"),
+    )
+    for key, quantity in PROJECTED.items():
+        dims = ("projection_year",) if key == "alt" else ("projection_year", "magt_depth")
+        units = "m" if key == "alt" else "degC"
+        change_units = "m" if key == "alt" else "K"
+        text = quantity.replace("_", " ")
+        scenario, control = projected[key], projected["control_" + key]
+        variables = {
+            f"projected_{quantity}": (scenario, units, f"{text} with the warming"),
+            f"control_{quantity}": (control, units, f"{text} without the warming (control)"),
+            f"projected_{quantity}_change": (scenario - control, change_units, f"{text}: with minus without warming"),
+        }
+        for name, (values, unit, long_name) in variables.items():
+            ds[name] = (dims, values[0], dict(units=unit, long_name=f"{long_name}, calibrated parameters"))
+            if values.shape[0] > 2 and not name.startswith("control_"):
+                for q, band in zip(("05", "95"), np.percentile(values[1:], [5, 95], axis=0), strict=True):
+                    ds[f"{name}_p{q}"] = (dims, band, dict(units=unit, long_name=f"{long_name}, {q} % of the draws"))
+    return ds
 
 
 def run(config: dict, out: Path, progress: bool = True) -> dict:
@@ -380,11 +498,20 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
             validation={"ground_temperature": depth_metrics(experiment.validation_operator, run)},
         )
 
-    band, coverage = None, None
+    band, coverage, draw_models, draw_runs = None, None, [], []
     draws = config["uncertainty"]["draws"]
     if posterior is not None and draws > 1:
         report.stage(progress, f"predictive band: {draws} Laplace draws over the whole record")
-        band, coverage = predictive_band(experiment, problem, result, posterior, runs["fitted"], draws, seed)
+        draw_models = [problem.fitted_model(u) for u in laplace_draws(result, posterior, draws, seed)]
+        draw_runs = np.stack([experiment.full_run(m) for m in draw_models])  # compiled once already
+        band, coverage = predictive_band(experiment, runs["fitted"], draw_runs, seed)
+    projected = None
+    if config.get("projection"):
+        spec = config["projection"]
+        report.stage(progress, f"projection: {spec['years']} years, {1 + len(draw_models)} runs")
+        projected = project(
+            experiment, [result.model(), *draw_models], [runs["fitted"][-1], *(r[-1] for r in draw_runs)], spec
+        )
 
     metrics = period_metrics(runs["fitted"])
     metrics.update(start=period_metrics(runs["start"]), reference=period_metrics(runs["reference"]))
@@ -402,9 +529,13 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
                 values,
                 dict(units="degC", long_name=f"{text} % predictive quantile (parameters and residual error)"),
             )
+    if projected is not None:
+        dataset = projection_variables(dataset, projected)
     dataset.attrs["config"] = json.dumps({k: v for k, v in config.items()})
     dataset.to_netcdf(out / "result.nc")
     _figures(out, experiment, dataset, posterior, result, metrics)
+    if projected is not None:
+        _projection_figure(out, experiment, dataset)
 
     units = {p.name: p.units for p in experiment.parameters}
     if posterior is not None:
@@ -425,6 +556,7 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
         ),
         sampler=None,
         predictive_coverage=coverage,
+        projection=None if projected is None else projection_summary(config["projection"], dataset),
         notes=experiment.notes,
         seed=seed,
         versions=report.versions(),
@@ -434,6 +566,40 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
     report.write_summary(out / "summary.json", summary)
     remove_checkpoint(checkpoint)
     return summary
+
+
+def projection_summary(spec: dict, ds: xr.Dataset) -> dict:
+    """The projection's first and last year in summary.json."""
+
+    def values(name, year):
+        out = dict(calibrated=ds[name].sel(projection_year=year).round(4).values.tolist())
+        for q in ("p05", "p95"):
+            if f"{name}_{q}" in ds:
+                out[q] = ds[f"{name}_{q}"].sel(projection_year=year).round(4).values.tolist()
+        return out
+
+    first, last = int(ds.projection_year[0]), int(ds.projection_year[-1])
+    table = {}
+    for quantity, unit in (("active_layer_thickness", "m"), ("mean_annual_ground_temperature", "degC")):
+        table[f"{quantity}_{unit}"] = {
+            f"year {y}": dict(
+                projected=values(f"projected_{quantity}", y),
+                control=values(f"control_{quantity}", y),
+                change=values(f"projected_{quantity}_change", y),
+            )
+            for y in (first, last)
+        }
+    return dict(
+        years=int(spec["years"]),
+        warming_per_decade_K=float(spec["warming_per_decade"]),
+        start=ds.projection_year.attrs["long_name"].removeprefix("year after "),
+        magt_depths_m=ds.magt_depth.values.tolist(),
+        **table,
+        note="the record's whole years repeated with the warming added to the air temperature (snow as recorded), "
+        "from each run's state at the record's end; control: the same without the warming (its change over the "
+        "years is the column's drift, e.g. from an initial state that was not spun up); change: with minus "
+        "without warming; bands: the Laplace draws' 5-95 % (parameters only)",
+    )
 
 
 def _result_dataset(experiment, runs, posterior, result) -> xr.Dataset:
@@ -624,4 +790,41 @@ def _active_layer_figure(path, name, ds) -> None:
     axis.legend(fontsize=8, loc="lower right")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def _projection_figure(out, experiment, ds) -> None:
+    """projection.png: active layer and MAGT by projection year with and without the
+    warming, and the draws' band of the projection."""
+    plt = report.pyplot()
+    name = experiment.config.get("experiment", {}).get("name", "permafrost")
+    years = ds.projection_year.values
+    figure, axes = plt.subplots(2, 1, figsize=(9, 7.5), sharex=True)
+    alt = "projected_active_layer_thickness"
+    axes[0].plot(years, ds[alt], color="tab:red", label="with the warming, calibrated parameters")
+    if f"{alt}_p05" in ds:
+        axes[0].fill_between(
+            years, ds[f"{alt}_p05"], ds[f"{alt}_p95"], color="tab:red", alpha=0.25, label="5-95 % of the Laplace draws"
+        )
+    axes[0].plot(years, ds.control_active_layer_thickness, color="0.3", ls="--", label="without the warming (control)")
+    axes[0].set_ylabel("active-layer thickness [m]")
+    axes[0].invert_yaxis()
+    axes[0].legend(loc="lower left", fontsize=8)
+    magt = "projected_mean_annual_ground_temperature"
+    colors = plt.get_cmap("viridis")(np.linspace(0, 0.85, ds.sizes["magt_depth"]))
+    for k, depth in enumerate(ds.magt_depth.values):
+        axes[1].plot(years, ds[magt].isel(magt_depth=k), color=colors[k], label=f"{depth:g} m")
+        axes[1].plot(years, ds.control_mean_annual_ground_temperature.isel(magt_depth=k), color=colors[k], ls="--")
+        if f"{magt}_p05" in ds:
+            lower, upper = (ds[f"{magt}_{q}"].isel(magt_depth=k) for q in ("p05", "p95"))
+            axes[1].fill_between(years, lower, upper, color=colors[k], alpha=0.15)
+    axes[1].set_ylabel("MAGT [°C] (dashed: control)")
+    axes[1].set_xlabel(ds.projection_year.attrs["long_name"])
+    axes[1].legend(loc="upper left", title="depth", fontsize=8)
+    warming = float(ds.projected_warming[-1])
+    axes[0].set_title(f"{name}: the record's climate repeated, +{warming:.2f} K in the last year")
+    for axis in axes:
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(out / "projection.png", dpi=110)
     plt.close(figure)

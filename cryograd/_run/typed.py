@@ -490,3 +490,17 @@ def model_parameters(tables: dict[str, ParameterTable], example: str = "melt_fac
     if wrong:
         raise ValueError("\n".join(wrong))
     return parameter_tables(tables, example)
+
+
+class Projection(Section):
+    """[projection] (a shared section; the permafrost kind runs it): the record's climate
+    repeated with a warming trend, run on from the record's end with the calibrated
+    parameters and each Laplace draw, and again without the warming."""
+
+    years: int = Field(ge=1, le=500, description="[yr] years projected after the record's last day")
+    warming_per_decade: float = Field(
+        description="[K per decade] added to the air temperature, growing linearly from the record's end"
+    )
+    magt_depths: list[Annotated[float, pydantic.Field(ge=0)]] = Field(
+        [1.0, 5.0, 10.0], min_length=1, description="[m] depths of the projected mean annual ground temperature"
+    )
