@@ -38,6 +38,11 @@ from ._modis import (
     quality_mask as quality_mask,
     write_modis_lst as write_modis_lst,
 )
+from ._rgi import (
+    open_imo_station as open_imo_station,
+    open_rgi_hypsometry as open_rgi_hypsometry,
+    region_hypsometry as region_hypsometry,
+)
 from ._samples import load_sample as load_sample, sample_names as sample_names, sample_path as sample_path
 from ._synthetic import (
     synthetic_clear_sky as synthetic_clear_sky,

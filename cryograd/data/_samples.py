@@ -1,6 +1,7 @@
 """Real sample datasets shipped inside the package (sources and licences in
 samples/CITATION.md). Nothing here touches the network."""
 
+import functools
 import json
 from importlib import resources
 from pathlib import Path
@@ -16,6 +17,7 @@ from ._glacier_tables import open_geodetic_mb, open_wgms
 from ._grace import open_grace
 from ._gtnp import open_gtnp
 from ._modis import open_modis_lst
+from ._rgi import open_imo_station, open_rgi_hypsometry
 
 ERA5_OETZTAL = ("sel_era5_monthly_t2m_1979-2018.nc", "sel_era5_monthly_prcp_1979-2018.nc", "sel_era5_invariant.nc")
 
@@ -126,6 +128,22 @@ _SAMPLES = {
         "permafrost/B755-Arctic_Village-Dataset.csv",
         open_gtnp,
         "GTN-P borehole 755, Arctic Village, Alaska: hourly ground temperature 0-5 m, 2007-03 to 2009-04",
+    ),
+    "iceland_hypsometry": (
+        "iceland/06_rgi60_Iceland_hypso.csv",
+        open_rgi_hypsometry,
+        "RGI 6.0 hypsometry of all 568 glaciers of Iceland (region 06), 50 m bands (one without a hypsometry)",
+    ),
+    # positions and heights are not in the files: from public station lists, uncertain by tens of metres
+    "iceland_station_grimsstadir": (
+        "iceland/Stod_495_Grimsstadir.ManMedal.txt",
+        functools.partial(open_imo_station, elevation=384.0, lat=65.642, lon=-16.128),
+        "IMO monthly station 495 Grimsstadir a Fjollum (NE Iceland, about 384 m), 1949-01 to 2020-01",
+    ),
+    "iceland_station_akureyri": (
+        "iceland/Stod_422_Akureyri.ManMedal.txt",
+        functools.partial(open_imo_station, elevation=23.0, lat=65.68, lon=-18.10),
+        "IMO monthly station 422 Akureyri (N Iceland, about 23 m), 1949-01 to 2020-03",
     ),
 }
 
