@@ -153,6 +153,8 @@ def region_hypsometry(ds: xr.Dataset, *, drop_missing: bool = False):
             stacklevel=2,
         )
         ds = ds.isel(glacier=~missing)
+    if ds.sizes["glacier"] == 0:
+        raise ValueError(f"{ds.attrs.get('source', 'hypsometry')}: no glacier with a hypsometry is left")
     used = np.flatnonzero(ds.area.sum("glacier").values > 0)
     ds = ds.isel(band=slice(used[0], used[-1] + 1))
     elevation = np.broadcast_to(ds.elevation.values, ds.area.shape).copy()

@@ -55,6 +55,10 @@ def test_region_hypsometry_refuses_or_leaves_out_the_glacier_without_one():
     assert float(hypsometry.area.sum()) == pytest.approx(float(ds.total_area.sum()) - 0.126e6, rel=1e-12)
     # trimmed to the bands some glacier reaches; every remaining edge band has area
     assert float(hypsometry.area[:, 0].sum()) > 0 and float(hypsometry.area[:, -1].sum()) > 0
+    only_missing = ds.isel(glacier=ds.hypsometry_missing.values)
+    with pytest.raises(ValueError, match="no glacier with a hypsometry is left"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        D.region_hypsometry(only_missing, drop_missing=True)
 
 
 def test_rgi_hypsometry_keeps_rounding_and_refuses_broken_tables(tmp_path):
