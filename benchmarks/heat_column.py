@@ -111,13 +111,14 @@ def main():
         layers=100,
         snow=args.snow,
         **options,
-        native_threads=threads if setup(1, 1, snow=args.snow, **options)[0].uses_native else None,
+        native_threads=None,
         forward={},
         gradient={},
     )
     reference = c_reference(args.c_reference, args.columns, args.years) if args.c_reference else {}
     for n in args.columns:
         column, surface, initial = setup(n, args.years, snow=args.snow, **options)
+        results["native_threads"] = threads if column.uses_native else None
 
         def forward(col, surface, initial=initial):
             def run(f):

@@ -200,8 +200,7 @@ class PermafrostExperiment:
                     f"projection.magt_depths: {max(projection['magt_depths']):g} m lies below the column's base "
                     f"({base:g} m)"
                 )
-            if self.times.size < YEAR_DAYS:
-                raise ValueError(f"projection: the record has {self.times.size} days; it needs a whole year to repeat")
+            _whole_years(self.times.size)
         self.initial = jnp.asarray(self._initial_profile())
         self.parameters = [parameter(name, spec) for name, spec in config["parameters"].items()]
         sigma = config["observations"]["ground_temperature"].get("sigma", 0.5)
@@ -367,6 +366,13 @@ def predictive_band(experiment, fitted, runs, seed: int):
 YEAR_DAYS = 365
 
 
+def _whole_years(days: int) -> int:
+    """The days of a record's whole years, the part a projection repeats (refused if none)."""
+    if days < YEAR_DAYS:
+        raise ValueError(f"projection: the record has {days} days; it needs at least one whole year to repeat")
+    return YEAR_DAYS * (days // YEAR_DAYS)
+
+
 def projection_forcing(experiment, spec: dict) -> tuple[dict, np.ndarray]:
     """The projection's daily forcing: the record's whole years repeated (day k after the
     record's last day takes the record's day (n + k) mod (365 x whole years), so the
@@ -374,9 +380,7 @@ def projection_forcing(experiment, spec: dict) -> tuple[dict, np.ndarray]:
     surface) temperature, growing linearly from the record's end; snow as recorded.
     Returns (forcing, the warming added each day [K])."""
     nt = experiment.times.size
-    base = YEAR_DAYS * (nt // YEAR_DAYS)
-    if base == 0:
-        raise ValueError(f"projection: the record has {nt} days; it needs at least one whole year to repeat")
+    base = _whole_years(nt)
     days = YEAR_DAYS * int(spec["years"])
     index = (nt + np.arange(days)) % base
     warming = float(spec["warming_per_decade"]) / 10.0 * (np.arange(days) + 1) / YEAR_DAYS

@@ -218,15 +218,24 @@ def fit(
         loss = forward_mode(problem.loss, problem.size)
     if least_squares:  # loss = |r|^2 / 2, from the residuals the steps evaluate (one compilation)
         loss_at = lambda u: 0.5 * jnp.sum(problem.compiled_residuals(u) ** 2)  # noqa: E731
+        start = problem.compiled_residuals(u)
+        start_loss = float(0.5 * jnp.sum(start**2))
     else:
         loss_at = jax.jit(problem.loss)
-    start_loss = float(loss_at(u))
+        start_loss = float(loss_at(u))
     forward_time = median_seconds(loss_at, u, repeats=5, budget=COST_TIMING_BUDGET, warm_up=False)
     if least_squares:
         derivative = problem.residuals_and_jacobian
         # one compiled chunk of at most max_steps steps (a fit never runs past max_steps by
         # more than the last chunk's remainder)
-        runner = _OptimistixRunner(problem, method, rtol, atol, min(int(checkpoint_every), int(max_steps)))
+        runner = _OptimistixRunner(
+            problem,
+            method,
+            rtol,
+            atol,
+            min(int(checkpoint_every), int(max_steps)),
+            jax.ShapeDtypeStruct(start.shape, start.dtype),
+        )
     else:
         derivative = jax.jit(jax.value_and_grad(loss))
         runner = _OptaxRunner(loss, method, learning_rate)
@@ -357,7 +366,8 @@ class _OptaxRunner:
 
 
 class _OptimistixRunner:
-    """Gauss-Newton or Levenberg-Marquardt on the whitened residuals, in chunks of steps.
+    """Gauss-Newton or Levenberg-Marquardt on the whitened residuals (shape and dtype
+    `residuals`), in chunks of steps.
 
     On the CPU the chunk calls the problem's `compiled_residuals` and
     `residuals_and_jacobian` through host callbacks (the Jacobian as the residuals' JVP)
@@ -366,10 +376,9 @@ class _OptimistixRunner:
     GIPL station this took 10 s off a 40 s run.) Elsewhere the model is traced into the
     chunk, where a callback could not launch device work."""
 
-    def __init__(self, problem, method, rtol, atol, chunk):
+    def __init__(self, problem, method, rtol, atol, chunk, residuals: jax.ShapeDtypeStruct):
         if jax.default_backend() == "cpu":
-            r = problem.compiled_residuals(problem.u0)  # compiled already for the start loss
-            out = jax.ShapeDtypeStruct(r.shape, r.dtype), jax.ShapeDtypeStruct((*r.shape, problem.size), r.dtype)
+            out = residuals, jax.ShapeDtypeStruct((*residuals.shape, problem.size), residuals.dtype)
 
             def host(function):
                 return lambda u: jax.tree_util.tree_map(np.asarray, function(u))

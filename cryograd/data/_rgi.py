@@ -56,7 +56,7 @@ def open_rgi_hypsometry(path) -> xr.Dataset:
         bad = next(c for c in table.columns[3:] if not _is_number(c))
         raise ValueError(f"{path.name}: bin column {bad!r} is not an elevation [m]") from None
     steps = np.diff(centres)
-    if (steps.size and not np.allclose(steps, steps[0])) or (steps.size and steps[0] <= 0):
+    if steps.size and (steps[0] <= 0 or not np.allclose(steps, steps[0])):
         raise ValueError(f"{path.name}: bin centres {centres[:4].tolist()}... are not increasing in equal steps")
     ids = table["RGIId"].str.strip()
     repeated = ids[ids.duplicated()].tolist()
