@@ -20,6 +20,11 @@ The C loop runs on one core; the native solver uses `--threads` threads (default
 cores), so a `--threads 1` run gives the ratio per core. With `--snow` the same series is
 the air temperature over `Snow(density=250)` (5 snow cells) with a snow depth that builds
 to 0.48 m in mid-January and is gone from late April to October.
+
+`--output FILE` writes the JSON object after every measurement too (what a time limit
+leaves). `peak_memory_mb` is the process's peak resident set; on a GPU,
+`device_peak_memory_mb` is the device allocator's peak. On a machine without the data
+layer's packages run it through `benchmarks/physics_only.py`.
 """
 
 import argparse
@@ -89,6 +94,10 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--snow", action="store_true", help="Snow surface (air temperature and snow depth)")
     parser.add_argument("--c-reference", help="path of heat_ref.c (the plain C loop) to run beside")
+    parser.add_argument(
+        "--c-columns", type=int, nargs="+", help="column counts the C loop runs for (default: those of --columns)"
+    )
+    parser.add_argument("--output", help="also write the JSON object to this file, after every measurement")
     # the defaults are PermafrostColumn's
     parser.add_argument("--solver", choices=["auto", "jax", "native"], default="auto")
     parser.add_argument("--time-scheme", choices=["euler", "bdf2"], default="bdf2")
@@ -107,6 +116,8 @@ def main():
         cpu_count=os.cpu_count(),
         devices=jax.local_device_count(),
         device=str(jax.devices()[0]),
+        device_kind=jax.devices()[0].device_kind,
+        jax_version=jax.__version__,
         years=args.years,
         layers=100,
         snow=args.snow,
@@ -115,7 +126,19 @@ def main():
         forward={},
         gradient={},
     )
-    reference = c_reference(args.c_reference, args.columns, args.years) if args.c_reference else {}
+
+    def report():
+        results["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        stats = jax.devices()[0].memory_stats() or {}  # None on the CPU
+        if "peak_bytes_in_use" in stats:
+            results["device_peak_memory_mb"] = stats["peak_bytes_in_use"] / 2**20
+        if args.output:
+            with open(args.output, "w") as file:
+                json.dump(results, file, indent=1)
+
+    c_columns = args.c_columns or args.columns
+    reference = c_reference(args.c_reference, c_columns, args.years) if args.c_reference else {}
+    results["c_column_years_per_second"] = reference
     for n in args.columns:
         column, surface, initial = setup(n, args.years, snow=args.snow, **options)
         results["native_threads"] = threads if column.uses_native else None
@@ -143,6 +166,7 @@ def main():
                 c_column_years_per_second=reference[n],
                 ratio_to_c=n * args.years / seconds / reference[n],
             )
+        report()
         if n in args.gradient_columns:
 
             def loss(col, surface, initial=initial):
@@ -158,7 +182,8 @@ def main():
                 column_years_per_second=n * args.years / grad_seconds,
                 ratio_to_forward=grad_seconds / seconds,
             )
-    results["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            report()
+    report()
     print(json.dumps(results, indent=1))
 
 
