@@ -46,7 +46,17 @@ namespace ffi = xla::ffi;
 
 namespace {
 
+// Columns per block: one SIMD register of doubles where the build targets one that wide
+// (8 with AVX-512, 4 with AVX2 or less). Vectors wider than the target's registers are
+// split by the compiler, but their comparisons and selects can fall back to scalar code:
+// 8 lanes on an AVX2 machine ran 14x slower than 4.
+#if defined(CRYOGRAD_LANES)
+constexpr int kLanes = CRYOGRAD_LANES;
+#elif defined(__AVX512F__)
 constexpr int kLanes = 8;
+#else
+constexpr int kLanes = 4;
+#endif
 constexpr int kMaxIterations = 100;
 constexpr int kLineSearchAfter = 5;
 constexpr int kLineSearchMaxHalvings = 8;
@@ -108,7 +118,7 @@ struct Block {
 // SSE2 instructions, whatever the build targets). Unaligned: loads and stores of rows.
 typedef double v8 __attribute__((vector_size(kLanes * sizeof(double)), aligned(sizeof(double))));
 typedef int64_t m8 __attribute__((vector_size(kLanes * sizeof(int64_t))));  // comparisons of v8: 0 or -1
-static_assert(kLanes == 8, "v8 holds one row of a block");
+static_assert(kLanes == 4 || kLanes == 8, "v8 holds one row of a block");
 
 inline v8 row(const double* p, int i) { return *reinterpret_cast<const v8*>(p + static_cast<size_t>(i) * kLanes); }
 inline void put(double* p, int i, v8 v) { *reinterpret_cast<v8*>(p + static_cast<size_t>(i) * kLanes) = v; }

@@ -2,14 +2,15 @@
 
 `cryograd/_native/heat.cc` (built at install) runs the whole time loop of a batch of
 columns in C++: the same residual, tolerance and Newton iteration as `HeatProblem.newton`,
-columns in blocks of 8 with the cell axis outermost so the sweeps run across columns
-with SIMD, each column of a block on its own step (one that has converged starts its next
-step while the others iterate), blocks shared among threads (`CRYOGRAD_NATIVE_THREADS`,
-default: all cores). It covers soil on the sharp free-water curve (`FreeWater()`) and,
-through a table of their freezing branch (`Tabulated`, built by `PermafrostColumn.problem`
-and read the same way here and in the JAX replay), on `PowerLaw` and `DallAmico`; with or
-without a `Snow` surface (each step's pack is computed here, its remap and coupling
-there), either time scheme and either conductivity treatment;
+columns in blocks of 8 (4 where the build has no AVX-512) with the cell axis outermost
+so the sweeps run across columns with SIMD, each column of a block on its own step (one
+that has converged starts its next step while the others iterate), blocks shared among
+threads (`CRYOGRAD_NATIVE_THREADS`, default: all cores). It covers soil on the sharp
+free-water curve (`FreeWater()`) and, through a table of their freezing branch
+(`Tabulated`, built by `PermafrostColumn.problem` and read the same way here and in the
+JAX replay), on `PowerLaw` and `DallAmico`; with or without a `Snow` surface (each step's
+pack is computed here, its remap and coupling there), either time scheme and either
+conductivity treatment;
 `PermafrostColumn(solver="native")` refuses anything else (`unsupported`).
 
 Derivatives (`_trajectory_jvp`). Forward mode replays the kernel's steps in JAX with their
