@@ -9,6 +9,7 @@ import functools
 import jax
 import numpy as np
 import pandas as pd
+import scipy.signal
 import xarray as xr
 
 YEAR_DAYS = 365.25
@@ -43,16 +44,24 @@ def _weather_draws(key, shape):
 
 def _ar1(normal, std, correlation_days):
     """AR(1) series (site, time) from standard normal shocks `normal`, with stationary std
-    `std` and e-folding time `correlation_days`."""
-    shape = normal.shape
-    phi = np.exp(-1.0 / np.asarray(correlation_days))[:, None]
-    shocks = normal * np.asarray(std)[:, None] * np.sqrt(1.0 - phi**2)
-    shocks = np.ascontiguousarray(shocks.T)  # (time, site): each step's sites contiguous
+    `std` and e-folding time `correlation_days`: x_t = phi x_(t-1) + e_t, phi =
+    exp(-1 / correlation_days), started from the stationary distribution."""
+    phi = np.exp(-1.0 / np.asarray(correlation_days))
+    shocks = normal * (np.asarray(std) * np.sqrt(1.0 - phi**2))[:, None]
+    shocks[:, 0] = normal[:, 0] * np.asarray(std)  # the stationary start
     out = np.empty_like(shocks)
-    out[0] = shocks[0] / np.sqrt(1.0 - phi[:, 0] ** 2)
-    for t in range(1, shape[1]):
-        out[t] = phi[:, 0] * out[t - 1] + shocks[t]
-    return out.T
+    for value in np.unique(phi):  # the recursion as a linear filter, sites of one phi together
+        sites = phi == value
+        out[sites] = scipy.signal.lfilter([1.0], [1.0, -value], shocks[sites], axis=1)
+    return out
+
+
+def _snow_water_equivalent(snowfall, melt):
+    """The pack (site, time) [m] of W_t = max(W_(t-1) + snowfall_t - melt_t, 0), W_(-1) = 0,
+    in closed form (Lindley): W_t = S_t - min(0, min_(k<=t) S_k) with S the cumulative sum
+    of snowfall - melt."""
+    total = np.cumsum(snowfall - melt, axis=1)
+    return total - np.minimum(np.minimum.accumulate(total, axis=1), 0.0)
 
 
 def synthetic_permafrost_forcing(
@@ -127,14 +136,8 @@ def synthetic_permafrost_forcing(
     wet = uniform < v["wet_day_fraction"]
     mean_amount = v["precipitation"] / (365.0 * v["wet_day_fraction"])
     precipitation = np.where(wet, exponential * mean_amount, 0.0)
-    snowfall = np.where(air < 0.0, precipitation, 0.0).T  # (time, site)
-    melt = (v["melt_factor"] * np.maximum(air, 0.0)).T
-    swe = np.empty_like(snowfall)
-    pack = np.zeros(sites)
-    for t in range(times.size):
-        pack = np.maximum(pack + snowfall[t] - melt[t], 0.0)
-        swe[t] = pack
-    swe = swe.T
+    snowfall = np.where(air < 0.0, precipitation, 0.0)
+    swe = _snow_water_equivalent(snowfall, v["melt_factor"] * np.maximum(air, 0.0))
     depth = swe * WATER_DENSITY / v["snow_density"]
     dims = ("site", "time") if n_site is not None else ("time",)
 
