@@ -13,6 +13,7 @@ from ._observations import (
     PeriodMean as PeriodMean,
     RegionalBalance as RegionalBalance,
     RegionalMassChange as RegionalMassChange,
+    RegionalPeriodChange as RegionalPeriodChange,
     Series as Series,
     active_layer_thickness as active_layer_thickness,
     elevation_change_profile as elevation_change_profile,
@@ -22,6 +23,7 @@ from ._observations import (
     glaciological_balances as glaciological_balances,
     ground_temperature as ground_temperature,
     land_surface_temperature as land_surface_temperature,
+    period_mass_change as period_mass_change,
     regional_balance as regional_balance,
     regional_mass_change as regional_mass_change,
 )

@@ -422,6 +422,37 @@ class RegionalBalance(AbstractObservation):
         return jnp.matmul(self.weights, self.regional(outputs))
 
 
+class RegionalPeriodChange(AbstractObservation):
+    """A region's mass change over periods [Gt] (GlaMBIE's annual changes by gravimetry,
+    altimetry or DEM differencing + glaciological) against the sum over the glaciers of a
+    batched problem: sum_g area[g] smb[g, y] [kg] summed over each period's model years
+    with `weights` (n, year), the share of each model year inside the period. Unlike
+    `RegionalMassChange` there is no reference offset: each value is a change over its own
+    period, with its own error. Build it with `period_mass_change`.
+    """
+
+    error: ErrorModel
+    area: Float[Array, " member"]
+    weights: Float[Array, "n year"]
+    variable: str = eqx.field(static=True)
+
+    def __init__(self, name, area, weights, values, sigma, *, variable="specific_mass_balance", labels=None):
+        self.error = ErrorModel(name, values, sigma, labels=labels, units="Gt")
+        area = np.asarray(area, dtype=float)
+        if area.ndim != 1 or not np.all(area >= 0) or not area.sum() > 0:
+            raise ValueError(f"observation {name!r}: area must be (member,) glacier areas [m2], >= 0, not all 0")
+        self.area = jnp.asarray(area)
+        self.weights = jnp.asarray(_year_weights(name, weights, self.values.size))
+        self.variable = variable
+
+    def annual_change(self, outputs):
+        """The modelled regional mass change of each model year [Gt]."""
+        return jnp.matmul(self.area, outputs[self.variable]) / 1e12
+
+    def predict(self, outputs, parameters):
+        return jnp.matmul(self.weights, self.annual_change(outputs))
+
+
 class ElevationChangeProfile(AbstractObservation):
     """A binned surface-elevation change over a period [m] (DEM differencing, a dh
     profile) against the ice-thickness change of a `DeltaH` run in the same bins.
@@ -752,6 +783,87 @@ def regional_mass_change(
     weights[np.arange(rows.size), rows] = 1.0
     labels = [str(e.date()) for e in ends[rows]]
     return RegionalMassChange(name, area, weights, values, sigma, labels=labels)
+
+
+def period_mass_change(
+    series: xr.Dataset,
+    area,
+    model_years,
+    *,
+    source: str = "gravimetry",
+    year_start_month: int = 10,
+    start=None,
+    end=None,
+    own_variability_only: bool = True,
+    name: str | None = None,
+) -> RegionalPeriodChange:
+    """GlaMBIE's mass change per period of one source (`cg.data.open_grace` of a GlaMBIE
+    CSV: `<source>_mass_change` [Gt] with `_uncertainty`, 1-sigma, and `time_bounds`)
+    against the modelled glaciers' summed change over the same periods.
+
+    Model year y runs from the first of `year_start_month` of year y - 1 to that of year y
+    (10: hydrological years labelled by their end; 1: calendar years). Period bounds are
+    taken to the start of their day (GlaMBIE's decimal year 2002.75 is 1 October 2002,
+    18:00). Only periods
+    inside the model years, and inside model years `start`..`end` (inclusive) if given,
+    are kept. With `own_variability_only`, periods where the source does not give its own
+    year-to-year change (`<source>_annual_variability` not 1: filled from the combined
+    estimate, e.g. gravimetry across the 2017-2018 GRACE/GRACE-FO gap) are left out. `area`
+    (member,) glacier areas [m2].
+
+    Raises `ValueError` for a missing source or uncertainty, and when no period is left.
+    """
+    name = name or source
+    variable, error = f"{source}_mass_change", f"{source}_mass_change_uncertainty"
+    if variable not in series:
+        groups = sorted(
+            v[: -len("_mass_change")] for v in series.data_vars if v.endswith("_mass_change") and "_specific" not in v
+        )
+        raise ValueError(f"observation {name!r}: the series has no {variable!r}; sources: {groups}")
+    if error not in series:
+        raise ValueError(f"observation {name!r}: the series has no {error!r}; a series without errors cannot be fitted")
+    if "time_bounds" not in series:
+        raise ValueError(f"observation {name!r}: the series has no 'time_bounds' (the periods of its changes)")
+    if year_start_month not in range(1, 13):
+        raise ValueError(f"year_start_month must be 1..12, got {year_start_month!r}")
+    model_years = np.asarray(model_years, dtype=int)
+    offset = 1 if year_start_month > 1 else 0
+    year_bounds = pd.DatetimeIndex(
+        [pd.Timestamp(int(y) - offset, year_start_month, 1) for y in model_years]
+        + [pd.Timestamp(int(model_years[-1]) + 1 - offset, year_start_month, 1)]
+    )
+    if np.any(np.diff(model_years) != 1):
+        raise ValueError("model_years must be consecutive years")
+    bounds = pd.DatetimeIndex(series["time_bounds"].values.ravel()).floor("D").values.reshape(-1, 2)
+    values = series[variable].values.astype(float)
+    sigma = series[error].values.astype(float)
+    keep = np.isfinite(values) & np.isfinite(sigma)
+    flag = f"{source}_annual_variability"
+    if own_variability_only and flag in series:
+        keep &= series[flag].values == 1
+    first, last = year_bounds[0].to_datetime64(), year_bounds[-1].to_datetime64()
+    keep &= (bounds[:, 0] >= first) & (bounds[:, 1] <= last)
+    rows = np.flatnonzero(keep)
+    weights = np.zeros((rows.size, model_years.size))
+    starts, ends = year_bounds[:-1].values, year_bounds[1:].values
+    for k, i in enumerate(rows):
+        overlap = np.minimum(ends, bounds[i, 1]) - np.maximum(starts, bounds[i, 0])
+        weights[k] = np.maximum(overlap / (ends - starts), 0.0)
+    lo = int(start) if start is not None else int(model_years[0])
+    hi = int(end) if end is not None else int(model_years[-1])
+    if start is not None or end is not None:
+        inside = (model_years >= lo) & (model_years <= hi)
+        chosen = np.all(weights[:, ~inside] == 0.0, axis=1) & np.any(weights > 0, axis=1)
+        rows, weights = rows[chosen], weights[chosen]
+    if rows.size == 0:
+        span = f"{pd.Timestamp(bounds[0, 0]).date()} to {pd.Timestamp(bounds[-1, 1]).date()}"
+        raise ValueError(
+            f"observation {name!r}: no {source} period lies inside the model years {model_years[0]}-"
+            f"{model_years[-1]}{'' if start is None and end is None else f' limited to {lo}-{hi}'} "
+            f"(the series spans {span})"
+        )
+    labels = [f"{pd.Timestamp(bounds[i, 0]).date()}/{pd.Timestamp(bounds[i, 1]).date()}" for i in rows]
+    return RegionalPeriodChange(name, area, weights, values[rows], sigma[rows], labels=labels)
 
 
 def regional_balance(

@@ -50,7 +50,9 @@ def open_grace(path, *, gain_factors=None, land_mask=None) -> xr.Dataset:
     - **GlaMBIE** regional glacier CSV (calendar or hydrological years): per period
       (`time_bounds`), `<source>_mass_change` [Gt] and `<source>_specific_mass_change`
       [m w.e.] with `_uncertainty`, for the combined estimate and, where present,
-      gravimetry, altimetry and DEM differencing + glaciological.
+      gravimetry, altimetry and DEM differencing + glaciological, and each group's
+      `<source>_annual_variability` (1 where the group's own year-to-year changes are
+      given; otherwise they are the combined estimate's, so not independent of it).
 
     Times are mid-period where the product gives one; `time_bounds` are kept where the
     product has them. Raises `ValueError` naming the file and variable for any other
@@ -350,6 +352,12 @@ def _open_glambie(path):
                 if f"{column}_errors" in table:
                     ds[f"{group}_{name}_uncertainty"] = ("time", table[f"{column}_errors"].to_numpy())
                     ds[f"{group}_{name}_uncertainty"].attrs.update(units=units)
+        if f"{group}_annual_variability" in table:  # 1: the group's own year-to-year changes
+            ds[f"{group}_annual_variability"] = ("time", table[f"{group}_annual_variability"].to_numpy())
+            ds[f"{group}_annual_variability"].attrs.update(
+                units="1",
+                long_name=f"1 where {group} gives its own annual variability (else the combined estimate's)",
+            )
     fraction = np.round(np.mod(start, 1.0), 2)
     years = "hydrological" if np.all(fraction == 0.75) else "calendar" if np.all(fraction == 0.0) else "mixed"
     region = str(table.region.iloc[0]) if "region" in table else path.stem

@@ -134,6 +134,12 @@ _SAMPLES = {
         open_rgi_hypsometry,
         "RGI 6.0 hypsometry of all 568 glaciers of Iceland (region 06), 50 m bands (one without a hypsometry)",
     ),
+    "iceland_glambie": (
+        "iceland/6_iceland_glambie_hydrological.csv",
+        open_grace,
+        "GlaMBIE glacier mass change of Iceland (RGI region 06) per hydrological year, 1999/00-2023/24: "
+        "gravimetry (GRACE/GRACE-FO, 2002/03-2021/22), altimetry, DEM differencing + glaciological, combined",
+    ),
     # positions and heights are not in the files: from public station lists, uncertain by tens of metres
     "iceland_station_grimsstadir": (
         "iceland/Stod_495_Grimsstadir.ManMedal.txt",
