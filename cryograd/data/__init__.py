@@ -44,6 +44,7 @@ from ._rgi import (
     region_hypsometry as region_hypsometry,
 )
 from ._samples import load_sample as load_sample, sample_names as sample_names, sample_path as sample_path
+from ._station_climate import station_climate as station_climate
 from ._synthetic import (
     synthetic_clear_sky as synthetic_clear_sky,
     synthetic_glacier_region as synthetic_glacier_region,
