@@ -134,6 +134,11 @@ _SAMPLES = {
         open_rgi_hypsometry,
         "RGI 6.0 hypsometry of all 568 glaciers of Iceland (region 06), 50 m bands (one without a hypsometry)",
     ),
+    "iceland_outlines": (
+        "iceland/rgi60_outlines/06_rgi60_Iceland.shp",
+        gpd.read_file,
+        "RGI 6.0 outlines of all 568 glaciers of Iceland (EPSG:4326) with CenLat/CenLon and Zmin/Zmed/Zmax",
+    ),
     "iceland_glambie": (
         "iceland/6_iceland_glambie_hydrological.csv",
         open_grace,
