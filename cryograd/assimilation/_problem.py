@@ -203,9 +203,17 @@ class Problem:
         return jax.vmap(one, in_axes=(0, self.input_axes))(member, self.inputs)
 
     def predictions(self, u) -> dict:
-        """Predicted values of every observation, by name."""
-        values = self.values(u)
-        return self._predictions(self._outputs(values), values)
+        """Predicted values of every observation, by name (compiled once per problem: run
+        op by op, a batched model would hold every intermediate of every member)."""
+        return self._compiled_predictions(u)
+
+    @functools.cached_property
+    def _compiled_predictions(self) -> Callable:
+        def predictions(u):
+            values = self.values(u)
+            return self._predictions(self._outputs(values), values)
+
+        return jax.jit(predictions)
 
     def _predictions(self, outputs: dict, values: dict) -> dict:
         return {o.name: o.predict(outputs, values) for o in self.observations}

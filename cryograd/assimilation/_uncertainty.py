@@ -208,16 +208,24 @@ def laplace_by_members(problem: Problem, u) -> Posterior:
     hvp = jax.jit(lambda v, t: jax.jvp(local_gradient, (v,), (t,))[1])
     blocks = np.stack([np.asarray(hvp(u, t))[index] for t in tangents], axis=-1)  # (member, k, k)
 
-    rows = []
-    if coupling:
-        values = problem.values(u)
-        outputs, linear = jax.linearize(lambda v: problem._outputs(problem.values(v)), u)
-        output_tangents = [linear(t) for t in tangents]
+    def coupling_rows(v):
+        """Each coupling observation's whitened-residual Jacobian by member, (values, member, k)."""
+
+        def outputs_of(w):
+            return problem._outputs(problem.values(w))
+
+        values = problem.values(v)
+        outputs = outputs_of(v)
+        output_tangents = [jax.jvp(outputs_of, (v,), (t,))[1] for t in tangents]
+        per_row = jax.vmap(member_dot, in_axes=(0, None))  # residual rows (values, member, ...)
+        out = []
         for o in coupling:
             residual = jax.jacrev(lambda out, o=o: o.residuals(o.predict(out, values)))(outputs)
-            per_row = jax.vmap(member_dot, in_axes=(0, None))  # residual rows (values, member, ...)
-            columns = [np.asarray(per_row(residual, d_out)) for d_out in output_tangents]
-            rows.append(np.stack(columns, axis=-1))  # (values, member, k)
+            out.append(jnp.stack([per_row(residual, d_out) for d_out in output_tangents], axis=-1))
+        return out
+
+    # compiled: run op by op, the batched model run would hold every intermediate of every member
+    rows = [np.asarray(r) for r in jax.jit(coupling_rows)(u)] if coupling else []
     blocks = 0.5 * (blocks + np.swapaxes(blocks, 1, 2))
     eigenvalues = np.linalg.eigvalsh(blocks)
     if not np.all(eigenvalues[:, 0] > 0):

@@ -220,7 +220,7 @@ def synthetic_glacier_region(
     **Returns:** `cg.physics.Hypsometry` with a leading glacier axis: band centres every
     `bin_size` from each glacier's terminus up, padded with zero-area bands.
     """
-    from scipy.special import betainc  # NumPy edge: 20x faster than jax.scipy's here
+    from scipy.special import betainc, betaincinv  # NumPy edge: 20x faster than jax.scipy's here
 
     from ..physics import Hypsometry
 
@@ -238,18 +238,29 @@ def synthetic_glacier_region(
     height = height * np.exp(range_spread * np.asarray(jax.random.normal(k_range, (n,))))
     a = np.full(n, float(shape))
     b = shape * np.exp(0.25 * np.asarray(jax.random.normal(k_skew, (n,))))
+    # The shape's CDF is taken piecewise linear between the nodes of a 2001-point grid of x;
+    # only the nodes that bracket a band edge or the median are evaluated.
     x = np.linspace(0.0, 1.0, 2001)
-    cdf = betainc(a[:, None], b[:, None], x[None, :])
-    median_x = np.array([np.interp(0.5, c, x) for c in cdf])
+
+    def cdf(j):
+        return betainc(a[:, None], b[:, None], x[j])
+
+    # the median: the grid interval whose CDF values bracket 0.5, near the exact inverse
+    near = np.clip(np.floor(betaincinv(a, b, 0.5) * 2000).astype(int)[:, None] + np.arange(-2, 3), 0, 2000)
+    values = cdf(near)
+    pick = np.clip(np.sum(values <= 0.5, axis=1) - 1, 0, near.shape[1] - 2)[:, None]
+    c0, c1 = np.take_along_axis(values, pick, 1)[:, 0], np.take_along_axis(values, pick + 1, 1)[:, 0]
+    x0, x1 = x[np.take_along_axis(near, pick, 1)[:, 0]], x[np.take_along_axis(near, pick + 1, 1)[:, 0]]
+    median_x = (x1 - x0) / (c1 - c0) * (0.5 - c0) + x0
     median = median_elevation + elevation_spread * np.asarray(jax.random.normal(k_position, (n,)))
     bottom = median - median_x * height
     n_bands = np.ceil(height / bin_size).astype(int)
     width = int(n_bands.max())
-    elevation = np.empty((n, width))
-    bands = np.zeros((n, width))
-    for g in range(n):
-        edges = np.minimum(np.arange(width + 1) * bin_size / height[g], 1.0)
-        mass = np.diff(np.interp(edges, x, cdf[g]))
-        bands[g] = area[g] * mass / mass.sum()
-        elevation[g] = bottom[g] + (np.arange(width) + 0.5) * bin_size
+    edges = np.minimum(np.arange(width + 1)[None, :] * bin_size / height[:, None], 1.0)  # (glacier, edge)
+    j = np.clip(np.searchsorted(x, edges, side="right") - 1, 0, 1999)
+    lower, upper = cdf(j), cdf(j + 1)
+    at_edges = np.where(edges >= 1.0, upper, (upper - lower) / (x[j + 1] - x[j]) * (edges - x[j]) + lower)
+    mass = np.diff(at_edges, axis=1)
+    bands = area[:, None] * mass / mass.sum(axis=1, keepdims=True)
+    elevation = bottom[:, None] + (np.arange(width)[None, :] + 0.5) * bin_size
     return Hypsometry(elevation, bands)
