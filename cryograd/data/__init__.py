@@ -41,6 +41,7 @@ from ._modis import (
 from ._rgi import (
     open_imo_station as open_imo_station,
     open_rgi_hypsometry as open_rgi_hypsometry,
+    open_station_csv as open_station_csv,
     region_hypsometry as region_hypsometry,
 )
 from ._samples import load_sample as load_sample, sample_names as sample_names, sample_path as sample_path

@@ -222,40 +222,138 @@ def open_imo_station(path, *, elevation, lat=None, lon=None) -> xr.Dataset:
     if np.any((month < 1) | (month > 12) | (month != np.round(month))):
         raise ValueError(f"{path.name}: a month outside 1-12 ({month[(month < 1) | (month > 12)][:1]})")
     times = pd.to_datetime(dict(year=numbers["ár"].astype(int), month=numbers["mán"].astype(int), day=1))
-    if times.duplicated().any():
-        raise ValueError(f"{path.name}: month {times[times.duplicated()].iloc[0]:%Y-%m} appears more than once")
-    numbers.index = pd.DatetimeIndex(times)
-    numbers = numbers.sort_index()
-    full = pd.date_range(numbers.index[0], numbers.index[-1], freq="MS")
-    numbers = numbers.reindex(full)
-    ds = xr.Dataset(coords=dict(time=("time", full)))
-    notes = []
-    for column in wanted:
-        name = IMO_COLUMNS[column]
-        values = numbers[column].to_numpy(dtype=float)
-        if name == "temperature":
-            values = _units.to_celsius(values, "degC", f"{path.name}: t")
-            attrs = dict(units="degC", long_name="monthly mean air temperature")
-        else:
-            values = _units.to_water_amount(values, "mm", f"{path.name}: r", None)  # mm of water per month
-            attrs = dict(units="kg m-2", long_name="precipitation per month", cell_methods="time: sum")
-        gaps = np.isnan(values)
-        attrs.update(missing_months=int(gaps.sum()))
-        if gaps.any():
-            attrs["missing_first"] = f"{full[np.argmax(gaps)]:%Y-%m}"
-            notes.append(f"{name} {int(gaps.sum())} of {gaps.size} months (first {attrs['missing_first']})")
-        ds[name] = ("time", values, attrs)
-    if notes:
-        warnings.warn(f"{path.name}: missing, left as NaN: {'; '.join(notes)}", stacklevel=2)
     station = int(stations[0])
     name = comment.split("-", 1)[1].strip() if "-" in comment else ""
-    ds.attrs.update(
-        source=path.name,
-        station_id=station,
-        station_name=name,
-        reference_elevation=float(elevation),
-        comment=comment,
-    )
+    series = {IMO_COLUMNS[c]: (numbers[c].to_numpy(dtype=float), "degC" if c == "t" else "mm") for c in wanted}
+    attrs = dict(source=path.name, station_id=station, station_name=name, comment=comment)
+    return _station_dataset(path.name, pd.DatetimeIndex(times), series, elevation, lat, lon, attrs)
+
+
+def open_station_csv(
+    path,
+    *,
+    columns: dict,
+    units: dict,
+    elevation,
+    lat=None,
+    lon=None,
+    name: str | None = None,
+    sep: str = ",",
+    encoding: str = "utf-8",
+    comment: str | None = None,
+) -> xr.Dataset:
+    """Read a monthly station table of any layout, through a column mapping.
+
+    - `columns`: the file's column for each of `temperature` and/or `precipitation`, and
+      for the month either `time` (a date in the month, e.g. 2001-03 or 2001-03-01) or
+      `year` and `month`. E.g. `dict(year="YEAR", month="MON", temperature="T2M",
+      precipitation="PRCP")`.
+    - `units`: the units of each mapped variable, as CF strings: temperature `degC`, `K`
+      or `degF`; precipitation an amount per month (`mm`, `kg m-2`, `m`) or a rate
+      (`mm day-1`, `kg m-2 s-1`: times the month's length). Required for precipitation.
+    - `elevation` [m a.s.l.], `lat`, `lon` [degree]: the station's position, as for
+      `open_imo_station`; `name` its name (default the file name).
+    - `sep`, `encoding`, `comment`: passed to the CSV parser (`comment="#"` skips lines
+      starting with #). Empty cells and `NA` / `NaN` are missing.
+
+    **Returns:** the dataset `open_imo_station` gives: `temperature` [degC] and
+    `precipitation` [kg m-2 per month] on a complete monthly axis, gaps NaN and counted
+    (`missing_months`, `missing_first`, a warning), never filled.
+
+    Raises `ValueError` naming the file and column for: a mapped column the file lacks, an
+    unknown variable in `columns`, neither time nor year and month, a value that is not a
+    number or a date, a month given twice (daily or sub-monthly rows included: aggregate
+    them to months first), a month outside 1-12, missing or wrong units.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    if elevation is None or not np.isfinite(float(elevation)):
+        raise ValueError(f"elevation: give the station's height [m a.s.l.] for {path.name}")
+    allowed = {"time", "year", "month", "temperature", "precipitation"}
+    unknown = sorted(set(columns) - allowed)
+    if unknown:
+        raise ValueError(f"columns: unknown key(s) {unknown}; map any of {sorted(allowed)}")
+    variables = [v for v in ("temperature", "precipitation") if v in columns]
+    if not variables:
+        raise ValueError("columns: map temperature and/or precipitation to the file's columns")
+    if "time" not in columns and not {"year", "month"} <= set(columns):
+        raise ValueError("columns: map either time, or year and month, to the file's columns")
+    if "precipitation" in variables and not (units or {}).get("precipitation"):
+        raise ValueError("units: give the precipitation's units (e.g. 'mm' per month, or a rate 'mm day-1')")
+    try:
+        table = pd.read_csv(
+            path, sep=sep, encoding=encoding, comment=comment, dtype=str, keep_default_na=False, skipinitialspace=True
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path.name}: not a table ({error})") from None
+    table.columns = [str(c).strip() for c in table.columns]
+    missing = [f"{key} -> {column!r}" for key, column in columns.items() if column not in table.columns]
+    if missing:
+        raise ValueError(f"{path.name}: no column for {', '.join(missing)} (columns: {', '.join(table.columns)})")
+
+    def numbers(key):
+        text = table[columns[key]].str.strip()
+        text = text.where(~text.isin(["", "NA", "NaN", "nan"]))
+        values = pd.to_numeric(text, errors="coerce")
+        bad = values.isna() & text.notna()
+        if bad.any():
+            raise ValueError(f"{path.name}: column {columns[key]!r} holds {text[bad].iloc[0]!r}, not a number")
+        return values.to_numpy(dtype=float)
+
+    if "time" in columns:
+        text = table[columns["time"]].str.strip()
+        stamps = pd.to_datetime(text, errors="coerce").where(text.str.contains(r"\d{4}"))  # a year is written out
+        if stamps.isna().any():
+            bad = table[columns["time"]][stamps.isna()].iloc[0]
+            raise ValueError(f"{path.name}: column {columns['time']!r} holds {bad!r}, not a date")
+        times = pd.DatetimeIndex(stamps).to_period("M").to_timestamp()
+    else:
+        year, month = numbers("year"), numbers("month")
+        if np.isnan(year).any() or np.isnan(month).any():
+            raise ValueError(f"{path.name}: a row without its year or month")
+        if np.any((month < 1) | (month > 12) | (month != np.round(month))):
+            raise ValueError(f"{path.name}: column {columns['month']!r} holds a month outside 1-12")
+        times = pd.DatetimeIndex(pd.to_datetime(dict(year=year.astype(int), month=month.astype(int), day=1)))
+    if times.size == 0:
+        raise ValueError(f"{path.name}: no rows")
+    series = {v: (numbers(v), (units or {}).get(v, "degC" if v == "temperature" else None)) for v in variables}
+    attrs = dict(source=path.name, station_name=name or path.stem)
+    return _station_dataset(path.name, times, series, elevation, lat, lon, attrs)
+
+
+def _station_dataset(label, times, series: dict, elevation, lat, lon, attrs: dict) -> xr.Dataset:
+    """Monthly station values on a complete monthly axis: `series` maps temperature and/or
+    precipitation to (values, units) at `times` (first days of months, any order); gaps stay
+    NaN, counted (`missing_months`, `missing_first`) and warned about."""
+    if times.duplicated().any():
+        raise ValueError(f"{label}: month {times[times.duplicated()][0]:%Y-%m} appears more than once")
+    order = np.argsort(times.values)
+    times = times[order]
+    full = pd.date_range(times[0], times[-1], freq="MS")
+    position = full.get_indexer(times)
+    ds = xr.Dataset(coords=dict(time=("time", full)))
+    notes = []
+    for name, (raw, units) in series.items():
+        values = np.full(full.size, np.nan)
+        values[position] = np.asarray(raw, dtype=float)[order]
+        if name == "temperature":
+            values = _units.to_celsius(values, units, f"{label}: temperature")
+            out = dict(units="degC", long_name="monthly mean air temperature")
+        else:
+            seconds = full.days_in_month.to_numpy() * 86400.0  # a rate times its month's length
+            values = _units.to_water_amount(values, units, f"{label}: precipitation", seconds, monthly=True)
+            out = dict(units="kg m-2", long_name="precipitation per month", cell_methods="time: sum")
+        gaps = np.isnan(values)
+        out.update(missing_months=int(gaps.sum()))
+        if gaps.any():
+            out["missing_first"] = f"{full[np.argmax(gaps)]:%Y-%m}"
+            notes.append(f"{name} {int(gaps.sum())} of {gaps.size} months (first {out['missing_first']})")
+        ds[name] = ("time", values, out)
+    if notes:
+        warnings.warn(f"{label}: missing, left as NaN: {'; '.join(notes)}", stacklevel=3)
+    ds.attrs.update(attrs)
+    ds.attrs["reference_elevation"] = float(elevation)
     if lat is not None and lon is not None:
         ds.attrs.update(lat=float(lat), lon=float(lon))
     return ds

@@ -1,9 +1,11 @@
 """RGI 6 hypsometry tables and IMO monthly station files: the real Icelandic files, and
 broken copies of them."""
 
+import calendar
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import cryograd as cg
@@ -138,3 +140,73 @@ def test_imo_station_refuses_broken_files(tmp_path):
     refused([lines[0], lines[1].replace("mán", "month"), *lines[2:]], "not an IMO monthly station file")
     refused([*lines[:2], lines[2].replace("495", "496", 1), *lines[3:]], r"rows of more than one station")
     refused([*lines[:2], lines[2].replace("-7.0", "cold"), *lines[3:]], "a value that is not a number")
+
+
+def _imo_table():
+    """Grimsstadir's IMO file as a table, read independently with pandas."""
+    path = cg.data.sample_path("iceland_station_grimsstadir")
+    raw = pd.read_csv(path, sep=r"\s+", skiprows=1, encoding="latin-1", na_values=["NA"])
+    raw.columns = [str(c).strip() for c in raw.columns]
+    return raw
+
+
+def test_station_csv_with_a_column_mapping_reads_what_the_imo_reader_reads(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        imo = cg.data.load_sample("iceland_station_grimsstadir")
+    raw = _imo_table()
+    # year/month columns, temperature in kelvin, precipitation as a daily rate in mm, shuffled rows
+    table = raw.rename(columns={"ár": "YEAR", "mán": "MON"}).sample(frac=1.0, random_state=0)
+    days = np.array([calendar.monthrange(int(y), int(m))[1] for y, m in zip(table.YEAR, table.MON, strict=True)])
+    table = table.assign(T_K=table.t + 273.15, P_rate=table.r / days)[["YEAR", "MON", "T_K", "P_rate"]]
+    path = tmp_path / "station.csv"
+    table.to_csv(path, index=False, na_rep="NA")
+    with pytest.warns(UserWarning, match="temperature 3 of 853 months"):
+        csv = cg.data.open_station_csv(
+            path,
+            columns=dict(year="YEAR", month="MON", temperature="T_K", precipitation="P_rate"),
+            units=dict(temperature="K", precipitation="mm day-1"),
+            elevation=384.0,
+            lat=65.642,
+            lon=-16.128,
+        )
+    np.testing.assert_array_equal(csv.time.values, imo.time.values)
+    np.testing.assert_allclose(csv.temperature, imo.temperature, atol=1e-12)
+    np.testing.assert_allclose(csv.precipitation, imo.precipitation, rtol=1e-12)
+    assert csv.precipitation.attrs["missing_months"] == imo.precipitation.attrs["missing_months"] == 9
+    assert csv.attrs["reference_elevation"] == 384.0 and csv.attrs["lat"] == 65.642
+    # and a date column, semicolon separated, comments: months of 2001
+    dated = tmp_path / "dated.csv"
+    dated.write_text("# my station\ndate;tas;pr\n2001-01-15;-5.0;30\n2001-02-15;-4.0;\n2001-03-15;-1.0;12.5\n")
+    with pytest.warns(UserWarning, match="precipitation 1 of 3 months"):
+        ds = cg.data.open_station_csv(
+            dated,
+            columns=dict(time="date", temperature="tas", precipitation="pr"),
+            units=dict(precipitation="mm"),
+            elevation=100.0,
+            sep=";",
+            comment="#",
+        )
+    assert [str(t)[:10] for t in ds.time.values] == ["2001-01-01", "2001-02-01", "2001-03-01"]
+    assert np.isnan(ds.precipitation.values[1]) and ds.precipitation.attrs["missing_first"] == "2001-02"
+
+
+@pytest.mark.parametrize(
+    ("text", "columns", "units", "message"),
+    [
+        ("y,m,t\n2001,1,1\n", dict(year="y", month="m", temperature="T"), {}, "no column for temperature -> 'T'"),
+        ("y,m,t\n2001,13,1\n", dict(year="y", month="m", temperature="t"), {}, "outside 1-12"),
+        ("y,m,t\n2001,1,1\n2001,1,2\n", dict(year="y", month="m", temperature="t"), {}, "appears more than once"),
+        ("y,m,t\n2001,1,warm\n", dict(year="y", month="m", temperature="t"), {}, "'warm', not a number"),
+        ("d,t\nJan,1\n", dict(time="d", temperature="t"), {}, "not a date"),
+        ("y,m,p\n2001,1,1\n", dict(year="y", month="m", precipitation="p"), {}, "precipitation's units"),
+        ("y,m,p\n2001,1,1\n", dict(year="y", month="m", precipitation="p"), dict(precipitation="K"), "not an amount"),
+        ("y,m,t\n2001,1,1\n", dict(year="y", temperature="t"), {}, "either time, or year and month"),
+        ("y,m,t\n2001,1,1\n", dict(year="y", month="m", wind="t"), {}, "unknown key"),
+    ],
+)
+def test_station_csv_refusals(tmp_path, text, columns, units, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        cg.data.open_station_csv(path, columns=columns, units=units, elevation=10.0)
