@@ -15,7 +15,8 @@ factor and temperature bias for the whole region (weak priors), fitted by
 Levenberg-Marquardt to the gravimetry (GRACE/GRACE-FO) changes of the calibration years
 with their GlaMBIE errors (`cg.assimilation.period_mass_change`). Compared, for the start
 values, the fit to gravimetry and a fit to the DEM-differencing + glaciological series
-alone, with both series in the calibration and validation years (gravimetry's years
+alone, with both series in the calibration and validation years, and Hugonnet et al.
+(2021) region-06 rates for 2000-2009 and 2010-2019 (gravimetry's years
 without its own annual variability, 2016/17 and 2017/18, left out). The stations' record
 ends in January 2020, so the last model year is 2018/19. No posterior here: the misfit is
 far above GlaMBIE's errors (the stations are all in the north-east), so a Laplace
@@ -32,9 +33,14 @@ import jax.numpy as jnp
 import numpy as np
 
 import cryograd as cg
+from cryograd._run.glacier_region import period_years
 
 A, P = cg.assimilation, cg.physics
 SOURCES = ("gravimetry", "demdiff_and_glaciological")
+HUGONNET_PERIODS = ("2000-01-01_2010-01-01", "2010-01-01_2020-01-01")
+HUGONNET_FROM = 2000
+"""Hugonnet et al. (2021) rates compared: model years 2000-2009 and 2010-2019 (hydrological
+years, October 1999 - September 2009 and on: the calendar periods moved back 3 months)."""
 INPUT_AXES = dict(glacier=0, climate=dict(temperature=0, precipitation=0, reference_elevation=0, month=None, days=None))
 
 
@@ -84,8 +90,10 @@ def run(calibration=(2003, 2012), validation=(2013, 2019)) -> dict:
         inputs = dict(glacier=glaciers, climate=months)
         return A.Problem(model, _forward, parameters(), [observation], inputs, members=len(ids), input_axes=INPUT_AXES)
 
-    whole_years = _months(arrays, years, calibration[0], validation[1])[1]
-    runner = problem("gravimetry", calibration[0], validation[1])  # its outputs: every year
+    first = min(calibration[0], HUGONNET_FROM)
+    whole_years = _months(arrays, years, first, validation[1])[1]
+    runner = problem("gravimetry", first, validation[1])  # its outputs: every year
+    hugonnet = cg.data.load_sample("hugonnet_regional").sel(region=6)
     annual = jax.jit(lambda u: runner.outputs(u)["specific_mass_balance"])
 
     def metrics(u):
@@ -102,6 +110,18 @@ def run(calibration=(2003, 2012), validation=(2013, 2019)) -> dict:
                     n=int(observed.size),
                     observed_mean=float(observed.mean()),
                     modelled_mean=float(predicted.mean()),
+                )
+        # Hugonnet et al. (2021) region 06: the area-weighted mean specific rate [kg m-2 yr-1]
+        for period in HUGONNET_PERIODS:
+            start, end = period_years(period)
+            rows = (whole_years >= start) & (whole_years <= end)
+            if start >= whole_years[0] and end <= whole_years[-1]:
+                row = hugonnet.sel(period=period)
+                out.setdefault("hugonnet2021", {})[period] = dict(
+                    modelled=float(np.mean(area @ np.asarray(smb["specific_mass_balance"])[:, rows]) / area.sum()),
+                    observed=float(row.specific_mass_balance_rate),
+                    uncertainty=float(row.specific_mass_balance_rate_uncertainty),
+                    model_years=f"{start}-{end}",
                 )
         return out
 

@@ -21,3 +21,8 @@ def test_fit_to_grace_beats_the_start_values_on_held_out_years():
     # the regional mean change over the calibration years is matched within the observed spread
     calibration = fitted["calibration"]["gravimetry"]
     assert abs(calibration["bias"]) < 5.0  # Gt per year; the series' mean is -11 Gt per year
+    # independent: Hugonnet et al. (2021) region-06 rate 2010-2019 (-737 +- 61 kg m-2 yr-1)
+    hugonnet = fitted["hugonnet2021"]["2010-01-01_2020-01-01"]
+    assert abs(hugonnet["modelled"] - hugonnet["observed"]) < 3 * hugonnet["uncertainty"]
+    start_rate = start["hugonnet2021"]["2010-01-01_2020-01-01"]
+    assert abs(start_rate["modelled"] - start_rate["observed"]) > 3 * start_rate["uncertainty"]
