@@ -170,6 +170,14 @@ def station_climate(
             moved = clim[None, :, :] + lapse_rate * (reference[:, None, None] - elevation[None, :, None])
             glacier_clim = np.einsum("gs,gsm->mg", weight, moved)
         else:
+            lost = (at_month <= 0) & (series > 0)
+            if lost.any():
+                s, t = np.argwhere(lost)[0]
+                raise ValueError(
+                    f"stations[{s}] ({names[s]}): precipitation in {time[t]:%Y-%m} but none in that calendar month "
+                    f"over the climatology years {years[0]}-{years[1]}: its ratio to the climatology is undefined; "
+                    "choose other climatology years"
+                )
             anomaly = np.where(at_month > 0, series / np.where(at_month > 0, at_month, 1.0), 1.0)
             anomaly = np.where(np.isfinite(series), anomaly, np.nan)
             glacier_clim = (weight @ clim).T  # (month, glacier)
@@ -195,7 +203,7 @@ def station_climate(
         missing = int(np.sum(~np.isfinite(field).all(axis=1)))
         if missing:
             warnings.warn(
-                f"station_climate: {variable} of {missing} month(s) has no station value, left as NaN", stacklevel=2
+                f"station_climate: no station has {variable} in {missing} month(s); left as NaN", stacklevel=2
             )
         units = "degC" if variable == "temperature" else "kg m-2"
         out[variable] = (("time", "glacier"), value, dict(units=units, missing_months=missing))

@@ -115,6 +115,11 @@ def test_refusals():
         gappy = north.copy()
         gappy["temperature"] = gappy.temperature.where(gappy.time.dt.month != 3)
         D.station_climate([gappy], [65], [-18])
+    with pytest.raises(ValueError, match="ratio to the climatology is undefined"):
+        dry = north.copy()
+        dry["precipitation"] = dry.precipitation.where(dry.time.dt.month != 7, 0.0)
+        dry["precipitation"][30] = 5.0  # July 2002: rain in a month whose climatology years had none
+        D.station_climate([dry], [65], [-18], climatology=(2000, 2001))
     with pytest.raises(ValueError, match="method"):
         D.station_climate([north], [65], [-18], method="kriging")
     with pytest.raises(ValueError, match="finite position"):
