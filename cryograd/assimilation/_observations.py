@@ -226,6 +226,14 @@ def _member(value, member):
     return value if member is None else value[member]
 
 
+def _glacier_areas(name, area):
+    """Checked (member,) glacier areas [m2] of a regional operator."""
+    area = np.asarray(area, dtype=float)
+    if area.ndim != 1 or not np.all(area >= 0) or not area.sum() > 0:
+        raise ValueError(f"observation {name!r}: area must be (member,) glacier areas [m2], >= 0, not all 0")
+    return jnp.asarray(area)
+
+
 def _year_weights(name, weights, n) -> np.ndarray:
     """Checked (n, year) weights of a period operator."""
     weights = np.asarray(weights, dtype=float)
@@ -407,10 +415,7 @@ class RegionalBalance(AbstractObservation):
             dof=dof,
             covariance=covariance,
         )
-        area = np.asarray(area, dtype=float)
-        if area.ndim != 1 or not np.all(area >= 0) or not area.sum() > 0:
-            raise ValueError(f"observation {name!r}: area must be (member,) glacier areas [m2], >= 0, not all 0")
-        self.area = jnp.asarray(area)
+        self.area = _glacier_areas(name, area)
         self.weights = jnp.asarray(_year_weights(name, weights, self.values.size))
         self.variable = variable
 
@@ -438,10 +443,7 @@ class RegionalPeriodChange(AbstractObservation):
 
     def __init__(self, name, area, weights, values, sigma, *, variable="specific_mass_balance", labels=None):
         self.error = ErrorModel(name, values, sigma, labels=labels, units="Gt")
-        area = np.asarray(area, dtype=float)
-        if area.ndim != 1 or not np.all(area >= 0) or not area.sum() > 0:
-            raise ValueError(f"observation {name!r}: area must be (member,) glacier areas [m2], >= 0, not all 0")
-        self.area = jnp.asarray(area)
+        self.area = _glacier_areas(name, area)
         self.weights = jnp.asarray(_year_weights(name, weights, self.values.size))
         self.variable = variable
 

@@ -218,15 +218,12 @@ def open_imo_station(path, *, elevation, lat=None, lon=None) -> xr.Dataset:
     stations = np.unique(numbers["stöð"].dropna())
     if stations.size != 1:
         raise ValueError(f"{path.name}: rows of more than one station ({stations.astype(int).tolist()})")
-    month = numbers["mán"].to_numpy()
-    if np.any((month < 1) | (month > 12) | (month != np.round(month))):
-        raise ValueError(f"{path.name}: a month outside 1-12 ({month[(month < 1) | (month > 12)][:1]})")
-    times = pd.to_datetime(dict(year=numbers["ár"].astype(int), month=numbers["mán"].astype(int), day=1))
+    times = _first_of_months(path.name, numbers["ár"].to_numpy(), numbers["mán"].to_numpy())
     station = int(stations[0])
     name = comment.split("-", 1)[1].strip() if "-" in comment else ""
     series = {IMO_COLUMNS[c]: (numbers[c].to_numpy(dtype=float), "degC" if c == "t" else "mm") for c in wanted}
     attrs = dict(source=path.name, station_id=station, station_name=name, comment=comment)
-    return _station_dataset(path.name, pd.DatetimeIndex(times), series, elevation, lat, lon, attrs)
+    return _station_dataset(path.name, times, series, elevation, lat, lon, attrs)
 
 
 def open_station_csv(
@@ -312,14 +309,20 @@ def open_station_csv(
         year, month = numbers("year"), numbers("month")
         if np.isnan(year).any() or np.isnan(month).any():
             raise ValueError(f"{path.name}: a row without its year or month")
-        if np.any((month < 1) | (month > 12) | (month != np.round(month))):
-            raise ValueError(f"{path.name}: column {columns['month']!r} holds a month outside 1-12")
-        times = pd.DatetimeIndex(pd.to_datetime(dict(year=year.astype(int), month=month.astype(int), day=1)))
+        times = _first_of_months(f"{path.name}: column {columns['month']!r}", year, month)
     if times.size == 0:
         raise ValueError(f"{path.name}: no rows")
     series = {v: (numbers(v), (units or {}).get(v, "degC" if v == "temperature" else None)) for v in variables}
     attrs = dict(source=path.name, station_name=name or path.stem)
     return _station_dataset(path.name, times, series, elevation, lat, lon, attrs)
+
+
+def _first_of_months(label, year, month) -> pd.DatetimeIndex:
+    """The first days of the months given by `year` and `month` (1-12) numbers."""
+    wrong = (month < 1) | (month > 12) | (month != np.round(month))
+    if np.any(wrong):
+        raise ValueError(f"{label}: a month outside 1-12 ({month[wrong][:1]})")
+    return pd.DatetimeIndex(pd.to_datetime(dict(year=year.astype(int), month=month.astype(int), day=1)))
 
 
 def _station_dataset(label, times, series: dict, elevation, lat, lon, attrs: dict) -> xr.Dataset:
