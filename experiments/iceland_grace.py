@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import cryograd as cg
-from cryograd._run.glacier_region import period_years
+from cryograd._run.glacier_region import _months, period_years
 
 A, P = cg.assimilation, cg.physics
 SOURCES = ("gravimetry", "demdiff_and_glaciological")
@@ -68,13 +68,6 @@ def region():
     return model, glaciers, ids, area, {k: jnp.asarray(v) for k, v in arrays.items()}, np.asarray(years), climate
 
 
-def _months(arrays, years, first, last):
-    rows = np.flatnonzero((years >= first) & (years <= last))
-    cut = slice(12 * rows[0], 12 * (rows[-1] + 1))
-    out = {k: v[:, cut] if np.ndim(v) == 2 else (v[cut] if k in ("month", "days") else v) for k, v in arrays.items()}
-    return out, years[rows]
-
-
 def _forward(model, inputs):
     return model.run(inputs["glacier"], inputs["climate"])
 
@@ -85,13 +78,14 @@ def run(calibration=(2003, 2012), validation=(2013, 2019)) -> dict:
     glambie = cg.data.load_sample("iceland_glambie")
 
     def problem(source, first, last):
-        months, model_years = _months(arrays, years, first, last)
+        months = _months(arrays, years, first, last)
+        model_years = years[(years >= first) & (years <= last)]
         observation = A.period_mass_change(glambie, area, model_years, source=source, name=source)
         inputs = dict(glacier=glaciers, climate=months)
         return A.Problem(model, _forward, parameters(), [observation], inputs, members=len(ids), input_axes=INPUT_AXES)
 
     first = min(calibration[0], HUGONNET_FROM)
-    whole_years = _months(arrays, years, first, validation[1])[1]
+    whole_years = years[(years >= first) & (years <= validation[1])]
     runner = problem("gravimetry", first, validation[1])  # its outputs: every year
     hugonnet = cg.data.load_sample("hugonnet_regional").sel(region=6)
     annual = jax.jit(lambda u: runner.outputs(u)["specific_mass_balance"])
