@@ -60,9 +60,16 @@ def test_oetztal_fit_predicts_held_out_years_and_the_regional_rate(oetztal):
     assert any("negative values of 'prcp'" in n for n in summary["notes"])
     assert any("mass-balance years 2000-2009" in n for n in summary["notes"])
     assert summary["cost"]["model_runs"] < 100
-    for figure in ("mass_balance_by_year", "glacier_rates", "convergence", "posterior"):
+    figures = ("mass_balance_by_year", "glacier_rates", "glacier_map", "balance_by_elevation", "convergence")
+    for figure in (*figures, "posterior"):
         assert (out / f"{figure}.png").stat().st_size > 10_000
-    assert result.sizes == {"glacier": 20, "year": 62, "parameter": 3, "parameter_2": 3, "step": len(result.loss)}
+    bands = result.sizes["band"]  # the DEM's 50 m bands between the lowest and highest glacier
+    assert 30 < bands < 50
+    sizes = {"glacier": 20, "year": 62, "band": bands, "parameter": 3, "parameter_2": 3, "step": len(result.loss)}
+    assert result.sizes == sizes
+    # the band balances add up to each glacier's specific balance
+    weighted = (result.mass_balance.fillna(0.0) * result.band_area).sum("band") / result.area
+    np.testing.assert_allclose(weighted, result.specific_mass_balance, rtol=1e-10, atol=1e-8)
     assert not (out / "checkpoint.eqx").exists()
 
 

@@ -64,9 +64,13 @@ def test_every_experiment_has_a_page():
 
 
 def page_of(kind):
+    """The page holding the kind's key table: of its experiments' pages, the one with a
+    '## Config keys' section (others of the kind link to it)."""
     pages = [p for p in EXPERIMENTS if tomllib.loads(p.read_text())["experiment"]["kind"] == kind]
     assert pages, f"no experiment of kind {kind}"
-    return GUIDE / f"{pages[0].stem}.md"
+    keyed = [GUIDE / f"{p.stem}.md" for p in pages if "## Config keys" in (GUIDE / f"{p.stem}.md").read_text()]
+    assert len(keyed) == 1, f"{kind}: one page of its experiments must hold its key table, found {keyed}"
+    return keyed[0]
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .. import data as cgdata
 
-NOT_PATHS = {"data.start", "data.id_column", "data.period", "data.wgms_outline"}
+NOT_PATHS = {"data.start", "data.id_column", "data.period", "data.wgms_outline", "data.station_method"}
 """[data] keys that hold values, not file references."""
 
 
@@ -94,6 +94,10 @@ def _resolve_data(config: dict, base: Path) -> None:
             data[key] = _resolve_reference(value, base)
         elif isinstance(value, list) and all(isinstance(v, str) for v in value):
             data[key] = [_resolve_reference(v, base) for v in value]
+        elif isinstance(value, list):  # [[data.KEY]] tables: each one's `file`
+            for table in value:
+                if isinstance(table, dict) and isinstance(table.get("file"), str):
+                    table["file"] = _resolve_reference(table["file"], base)
 
 
 def data_path(reference: str) -> Path:
@@ -123,7 +127,11 @@ def check_files(config: dict, keys) -> list[str]:
         value = data.get(key)
         if value is None:
             continue
-        for reference in value if isinstance(value, list) else [value]:
+        references = value if isinstance(value, list) else [value]
+        references = [r.get("file") if isinstance(r, dict) else r for r in references]
+        for reference in references:
+            if not isinstance(reference, str):  # a wrong type: the schema check reports it
+                continue
             if reference.startswith("sample:"):
                 name = reference.removeprefix("sample:")
                 if name not in cgdata.sample_names():

@@ -1,21 +1,30 @@
-"""`cryograd run` for a real glacier region: the glaciers of an outline file on a DEM, each
-under its nearest grid point of a monthly climate, fitted jointly to a regional geodetic
-rate (Hugonnet et al. 2021 table) and one glacier's WGMS annual balances.
+"""`cryograd run` for a real glacier region: the glaciers of an outline file, each with its
+elevation bands and monthly climate, fitted jointly to regional and glacier observations.
 
-Every glacier gets its hypsometry from the DEM and outlines (`cg.data.hypsometry`) and the
-climate of the grid point nearest to it (its own reference height; temperatures lapse to
-each band). Shared parameters take one value for the region; `scope = "glacier"` gives one
-per glacier. The observations over the calibration years:
+- Glaciers: bands cut from a DEM inside each outline (`data.dem`, `cg.data.hypsometry`) or
+  read from an RGI 6 hypsometry table (`data.hypsometry`); positions from the outlines.
+- Climate: the nearest grid point of a gridded monthly file (`data.climate`), or a few
+  stations (`[[data.stations]]`, `cg.data.station_climate`); each glacier keeps its
+  reference height and temperatures lapse to each band.
+- Shared parameters take one value for the region; `scope = "glacier"` gives one per
+  glacier.
+
+Observations over the calibration years:
 
 - the regional rate of one RGI region and period, against the area-weighted mean of the
   modelled glaciers (`A.regional_balance`), its error widened by a representativeness
   error (the modelled glaciers are a sample of the region);
-- the WGMS annual balances of the monitored glacier (matched to its outline).
+- the WGMS annual balances of the monitored glacier (matched to its outline);
+- a GlaMBIE regional series (`[observations.grace]`, `A.period_mass_change`), with a model
+  error added to its errors (given, or estimated from a first fit).
 
 Validation: the monitored glacier's WGMS balances in the validation years (never fitted),
-and the regional rate as predicted by a fit without it. Config sections: [experiment],
-[data], [model], [parameters.NAME], [observations.regional|wgms_annual], [calibration],
-[validation], [fit], [uncertainty] (see docs/experiments/glacier_oetztal.md).
+the regional rate as predicted by a fit without it, GlaMBIE series in both periods
+(`validation.series`), Hugonnet periods (`validation.regional_periods`) and a fit to one
+series alone (`validation.compare_fit_to`). Config sections: [experiment], [data],
+[model], [parameters.NAME], [observations.regional|wgms_annual|grace], [calibration],
+[validation], [fit], [uncertainty] (docs/experiments/glacier_oetztal.md and
+glacier_iceland_grace.md).
 """
 
 import json
@@ -45,9 +54,13 @@ from .config import (
 )
 from .typed import Config, Field, Section
 
+MAX_BARS = 60
+"""Regions of more glaciers get no per-glacier bar chart (the map shows them)."""
+LARGEST = 4
+"""The largest glaciers whose balance by elevation is drawn and stored with its band."""
 YEAR_START_MONTH = 10
 """Hydrological years (October-September), as WGMS reports them."""
-FILES = ("dem", "outlines", "climate", "regional", "wgms")
+FILES = ("dem", "hypsometry", "outlines", "climate", "stations", "regional", "glambie", "wgms")
 
 
 def period_years(period: str) -> tuple[int, int]:
@@ -77,18 +90,61 @@ def _period(value: str) -> str:
     return value
 
 
+class Station(Section):
+    file: str = Field(description="a path or sample:NAME: a monthly station file")
+    format: Annotated[str, typed.one_of(("imo", "csv"))] = Field(
+        "imo", description="'imo' (`cg.data.open_imo_station`) or 'csv' (`cg.data.open_station_csv`)"
+    )
+    elevation: float | None = Field(None, description="[m a.s.l.] the station's height (a sample carries its own)")
+    lat: float | None = Field(None, ge=-90, le=90, description="[degree] its latitude (a sample carries its own)")
+    lon: float | None = Field(None, ge=-180, le=360, description="[degree] its longitude")
+    columns: dict[str, str] | None = Field(None, description="csv: the file's column of each variable")
+    units: dict[str, str] | None = Field(None, description="csv: the units of each mapped variable")
+
+    @pydantic.model_validator(mode="after")
+    def _position(self):
+        if not self.file.startswith("sample:") and None in (self.elevation, self.lat, self.lon):
+            raise ValueError(f"{self.file}: give the station's elevation, lat and lon (the files do not hold them)")
+        if self.format == "csv" and not self.columns:
+            raise ValueError("a csv station needs columns (e.g. {year = 'YEAR', month = 'MON', temperature = 'T'})")
+        return self
+
+
 class Data(Section):
-    dem: str = Field(description="a path or sample:NAME: a GeoTIFF DEM")
+    dem: str | None = Field(None, description="a path or sample:NAME: a GeoTIFF DEM (or give hypsometry)")
+    hypsometry: str | None = Field(None, description="a path or sample:NAME: an RGI 6 hypsometry table (or give dem)")
     outlines: str = Field(description="a path or sample:NAME: the glaciers' outlines")
     id_column: str = Field("RGIId", description="the outlines' column of glacier ids")
-    climate: str = Field(description="a path or sample:NAME: monthly climate")
-    regional: str = Field(description="a path or sample:NAME: a regional mass-change table")
-    region: int = Field(description="an RGI region number")
-    period: Annotated[str, pydantic.AfterValidator(_period)] = Field(description="'YYYY-MM-DD_YYYY-MM-DD'")
-    wgms: str = Field(description="a path or sample:NAME: a WGMS mbdata file")
+    climate: str | None = Field(None, description="a path or sample:NAME: gridded monthly climate (or give stations)")
+    stations: list[Station] | None = Field(None, description="[[data.stations]] tables: monthly station files")
+    station_method: Annotated[str, typed.one_of(("nearest", "inverse_distance"))] = Field(
+        "nearest", description="each glacier's stations: 'nearest' or 'inverse_distance'"
+    )
+    station_lapse_rate: float = Field(-0.0065, description="[K m-1] moves station temperatures to a glacier's height")
+    climatology: list[int] | None = Field(
+        None, min_length=2, max_length=2, description="[first, last] year of the stations' climatology"
+    )
+    regional: str | None = Field(None, description="a path or sample:NAME: a regional mass-change table")
+    region: int | None = Field(None, description="an RGI region number")
+    period: Annotated[str, pydantic.AfterValidator(_period)] | None = Field(None, description="'YYYY-MM-DD_YYYY-MM-DD'")
+    glambie: str | None = Field(None, description="a path or sample:NAME: a GlaMBIE regional CSV")
+    wgms: str | None = Field(None, description="a path or sample:NAME: a WGMS mbdata file")
     wgms_glacier: int | None = Field(None, description="the WGMS id of the monitored glacier")
     wgms_outline: str | None = Field(None, description="its outline's id (default: the one matched by position)")
     bin_size: float = Field(50.0, gt=0, description="[m] band height")
+
+    @pydantic.model_validator(mode="after")
+    def _one_of_each(self):
+        problems = []
+        if (self.dem is None) == (self.hypsometry is None):
+            problems.append("give either dem (bands cut from the DEM) or hypsometry (an RGI table), not both")
+        if (self.climate is None) == (self.stations is None):
+            problems.append("give either climate (a gridded file) or stations, not both")
+        if self.stations is not None and not self.stations:
+            problems.append("stations: give at least one station")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class Regional(Section):
@@ -99,15 +155,42 @@ class WgmsAnnual(Section):
     sigma: float = Field(300.0, gt=0, description="[kg m-2] error of each annual balance")
 
 
+def _model_error(value):
+    if value == "estimated" or (isinstance(value, int | float) and not isinstance(value, bool) and value >= 0):
+        return value
+    raise ValueError(f"model_error must be 'estimated' or a number >= 0 [Gt per year], got {value!r}")
+
+
+class Grace(Section):
+    source: str = Field("gravimetry", description="the GlaMBIE source fitted (its <source>_mass_change column)")
+    model_error: Annotated[float | str, pydantic.AfterValidator(_model_error)] = Field(
+        "estimated", description="[Gt per year] added in quadrature to each year's error, or 'estimated'"
+    )
+    own_variability_only: bool = Field(
+        True, description="leave out years where the source has no year-to-year change of its own"
+    )
+
+
 class Observations(Section):
     regional: Regional | None = Field(None, description="the regional geodetic rate")
     wgms_annual: WgmsAnnual | None = Field(None, description="the monitored glacier's WGMS annual balances")
+    grace: Grace | None = Field(None, description="a GlaMBIE regional mass-change series (data.glambie)")
 
     @pydantic.model_validator(mode="after")
     def _any(self):
-        if self.regional is None and self.wgms_annual is None:
-            raise ValueError("observations: give regional and/or wgms_annual")
+        if self.regional is None and self.wgms_annual is None and self.grace is None:
+            raise ValueError("observations: give regional, wgms_annual and/or grace")
         return self
+
+
+class Validation(typed.YearSpan):
+    series: dict[str, str] = Field(
+        {}, description="NAME = GlaMBIE source: series compared (never fitted) in both periods"
+    )
+    regional_periods: list[Annotated[str, pydantic.AfterValidator(_period)]] = Field(
+        [], description="periods of data.regional's region compared with the modelled area-weighted rate"
+    )
+    compare_fit_to: str | None = Field(None, description="a NAME of series: also fit to it alone and compare")
 
 
 class RegionParameter(typed.ParameterTable):
@@ -127,7 +210,7 @@ class GlacierRegionConfig(Config):
     )
     observations: Observations
     calibration: typed.YearSpan
-    validation: typed.YearSpan
+    validation: Validation
     fit: typed.GlacierFit = typed.GlacierFit()
     uncertainty: typed.GlacierUncertainty = typed.GlacierUncertainty()
 
@@ -137,12 +220,27 @@ class GlacierRegionConfig(Config):
         calibration = self.calibration.years
         if calibration & self.validation.years:
             problems.append("validation: its years overlap the calibration years")
-        if self.observations.regional is not None:
-            first, last = period_years(self.data.period)
-            if not set(range(first, last + 1)) <= calibration:
-                problems.append(
-                    f"data.period: its mass-balance years {first}-{last} must lie inside the calibration years"
-                )
+        data, observations, validation = self.data, self.observations, self.validation
+        if observations.regional is not None:
+            if None in (data.regional, data.region, data.period):
+                problems.append("observations.regional: give data.regional, data.region and data.period")
+            else:
+                first, last = period_years(data.period)
+                if not set(range(first, last + 1)) <= calibration:
+                    problems.append(
+                        f"data.period: its mass-balance years {first}-{last} must lie inside the calibration years"
+                    )
+        if validation.regional_periods and None in (data.regional, data.region):
+            problems.append("validation.regional_periods: give data.regional and data.region")
+        if observations.wgms_annual is not None and data.wgms is None:
+            problems.append("observations.wgms_annual: give data.wgms")
+        if (observations.grace is not None or validation.series) and data.glambie is None:
+            problems.append("observations.grace and validation.series: give data.glambie (a GlaMBIE CSV)")
+        if validation.compare_fit_to is not None and validation.compare_fit_to not in validation.series:
+            problems.append(
+                f"validation.compare_fit_to: {validation.compare_fit_to!r} is not a name of validation.series "
+                f"({', '.join(validation.series) or 'none given'})"
+            )
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -217,7 +315,8 @@ def _monitored(config, table, ids, notes) -> tuple[int, int]:
     return wgms_id, ids.index(outline)
 
 
-def _regional(config) -> tuple[float, float]:
+def _regional(config, period: str, key: str = "data.period") -> tuple[float, float]:
+    """The regional rate and its error [kg m-2 yr-1] of data.region over `period`."""
     data = config["data"]
     table = cgdata.open_geodetic_mb(data_path(data["regional"]))
     if "region" not in table.dims:
@@ -225,15 +324,101 @@ def _regional(config) -> tuple[float, float]:
     if data["region"] not in table.region.values:
         regions = table.region.values.tolist()
         raise ValueError(f"data.region: {data['region']} is not in the table (regions {regions})")
-    if data["period"] not in table.period.values:
+    if period not in table.period.values:
         periods = table.period.values.tolist()
-        raise ValueError(f"data.period: {data['period']!r} is not in the table (periods {periods})")
-    row = table.sel(region=data["region"], period=data["period"])
+        raise ValueError(f"{key}: {period!r} is not in the table (periods {periods})")
+    row = table.sel(region=data["region"], period=period)
     value = float(row.specific_mass_balance_rate)
     sigma = float(row.specific_mass_balance_rate_uncertainty)
     if not (np.isfinite(value) and np.isfinite(sigma) and sigma > 0):
-        raise ValueError(f"data.regional: region {data['region']}, {data['period']}: no value with an uncertainty")
+        raise ValueError(f"data.regional: region {data['region']}, {period}: no value with an uncertainty")
     return value, sigma
+
+
+def _glambie(config):
+    """The GlaMBIE series of data.glambie, checked for the sources the config names."""
+    reference = config["data"]["glambie"]
+    series = cgdata.open_grace(data_path(reference))
+    if "time_bounds" not in series or series.attrs.get("years") is None:
+        raise ValueError(f"data.glambie: {reference} is not a GlaMBIE regional CSV (no periods)")
+    sources = sorted(v.removesuffix("_mass_change") for v in series.data_vars if v.endswith("_mass_change"))
+    wanted = {"validation.series." + k: v for k, v in config["validation"].get("series", {}).items()}
+    if "grace" in config["observations"]:
+        wanted["observations.grace.source"] = config["observations"]["grace"].get("source", "gravimetry")
+    for key, source in wanted.items():
+        if f"{source}_mass_change" not in series or f"{source}_mass_change_uncertainty" not in series:
+            raise ValueError(f"{key}: {source!r} is not a source with errors in {reference} (sources: {sources})")
+    return series
+
+
+def _table_hypsometry(reference, outline_ids, notes):
+    """(Hypsometry, ids) from an RGI hypsometry table, glaciers without one left out (noted);
+    every glacier needs an outline."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = cgdata.open_rgi_hypsometry(data_path(reference))
+        glaciers, ids = cgdata.region_hypsometry(table, drop_missing=True)
+    notes.extend(f"hypsometry: {w.message}" for w in caught)
+    ids = [str(i) for i in ids]
+    missing = sorted(set(ids) - set(outline_ids))
+    if missing:
+        raise ValueError(
+            f"data.outlines: {len(missing)} glacier(s) of data.hypsometry have no outline ({', '.join(missing[:5])})"
+        )
+    return glaciers, ids
+
+
+def _positions(outlines) -> tuple[np.ndarray, np.ndarray]:
+    """Each glacier's position [degree]: the RGI's CenLat/CenLon where the outlines have
+    them, else a point inside the outline."""
+    if {"CenLat", "CenLon"} <= set(outlines.columns):
+        return outlines.CenLat.to_numpy(dtype=float), outlines.CenLon.to_numpy(dtype=float)
+    points = outlines.to_crs("EPSG:4326").geometry.representative_point()
+    return points.y.to_numpy(), points.x.to_numpy()
+
+
+def _station_climate(data, latitude, longitude, ids, notes):
+    """Every glacier's monthly climate from the [[data.stations]] (`cg.data.station_climate`)."""
+    import warnings
+
+    stations = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for k, station in enumerate(data["stations"]):
+            reference = station["file"]
+            position = {key: station[key] for key in ("elevation", "lat", "lon") if station.get(key) is not None}
+            try:
+                if reference.startswith("sample:"):  # a sample carries its position; given keys replace it
+                    ds = cgdata.load_sample(reference.removeprefix("sample:"))
+                    ds.attrs.update({"reference_elevation" if k == "elevation" else k: v for k, v in position.items()})
+                elif station.get("format", "imo") == "csv":
+                    columns, units = station["columns"], station.get("units") or {}
+                    ds = cgdata.open_station_csv(data_path(reference), columns=columns, units=units, **position)
+                else:
+                    ds = cgdata.open_imo_station(data_path(reference), **position)
+            except ValueError as error:
+                raise ValueError(f"data.stations[{k}]: {error}") from None
+            stations.append(ds)
+        climatology = data.get("climatology")
+        climate = cgdata.station_climate(
+            stations,
+            latitude,
+            longitude,
+            glacier=ids,
+            method=data.get("station_method", "nearest"),
+            lapse_rate=data.get("station_lapse_rate", -0.0065),
+            climatology=None if climatology is None else tuple(climatology),
+        )
+    notes.extend(f"stations: {w.message}" for w in caught)
+    attrs = climate.attrs
+    notes.append(
+        f"climate: stations {attrs['stations']} ({attrs['station_elevations']} m), method {attrs['method']}, "
+        f"climatology {attrs['climatology_years']}, station temperatures moved to each glacier's station height "
+        f"at {attrs['lapse_rate']} K m-1"
+    )
+    return climate[["temperature", "precipitation", "reference_elevation"]]
 
 
 class Region:
@@ -243,19 +428,34 @@ class Region:
         self.config = config
         self.notes = []
         data = config["data"]
-        outlines, self.ids = _outlines(config)
+        outlines, ids = _outlines(config)
+        if data.get("hypsometry") is not None:
+            self.glaciers, self.ids = _table_hypsometry(data["hypsometry"], ids, self.notes)
+            outlines = outlines.iloc[[ids.index(i) for i in self.ids]]
+        else:
+            dem = cgdata.open_dem(data_path(data["dem"]))
+            self.glaciers = cgdata.hypsometry(dem, outlines, bin_size=data.get("bin_size", 50.0))
+            self.ids = ids
         self.n = len(self.ids)
-        dem = cgdata.open_dem(data_path(data["dem"]))
-        self.glaciers = cgdata.hypsometry(dem, outlines, bin_size=data.get("bin_size", 50.0))
+        self.outlines = outlines
         self.area = np.asarray(self.glaciers.area).sum(axis=1)  # [m2]
-        points = outlines.to_crs("EPSG:4326").geometry.representative_point()
-        self.latitude, self.longitude = points.y.to_numpy(), points.x.to_numpy()
-        climate = open_climate_noting(data["climate"], self.notes, lat=self.latitude, lon=self.longitude, dim="glacier")
+        self.latitude, self.longitude = _positions(outlines)
+        if data.get("stations") is not None:
+            climate = _station_climate(data, self.latitude, self.longitude, self.ids, self.notes)
+        else:
+            climate = open_climate_noting(
+                data["climate"], self.notes, lat=self.latitude, lon=self.longitude, dim="glacier"
+            )
         self.grid_height = climate.reference_elevation.values
         self.model = P.MonthlyTemperatureIndex(year_start_month=YEAR_START_MONTH, **config.get("model", {}))
+        spans = [period_years(p) for p in config["validation"].get("regional_periods", [])]
+        first = min(config["calibration"]["start"], config["validation"]["start"], *(a for a, _ in spans))
+        last = max(config["calibration"]["end"], config["validation"]["end"], *(b for _, b in spans))
+        # only the months of the years modelled: a gap elsewhere in the record does not matter
+        climate = climate.sel(
+            time=slice(f"{first - 1}-{YEAR_START_MONTH:02d}-01", f"{last}-{YEAR_START_MONTH - 1:02d}-30")
+        )
         arrays, years = self.model.climate_arrays(climate, n_glaciers=self.n)
-        first = min(config["calibration"]["start"], config["validation"]["start"])
-        last = max(config["calibration"]["end"], config["validation"]["end"])
         if not (years[0] <= first and last <= years[-1]):
             raise ValueError(
                 f"calibration and validation {first}-{last}: the climate covers mass-balance years "
@@ -274,7 +474,7 @@ class Region:
         self.regional = None
         self.rate_period = self.calibration
         if "regional" in config["observations"]:
-            value, sigma = _regional(config)
+            value, sigma = _regional(config, data["period"])
             extra = float(config["observations"]["regional"].get("representativeness", 0.0))
             start, end = period_years(data["period"])
             total = float(np.hypot(sigma, extra))
@@ -286,18 +486,62 @@ class Region:
                 f"{start}-{end} (October {start - 1} - September {end})"
             )
 
+        self.glambie = _glambie(config) if data.get("glambie") is not None else None
+        self.model_error = 0.0  # [Gt per year] on the GlaMBIE series fitted; run() estimates it if asked
+        validation = config["validation"]
+        self.validation = (validation["start"], validation["end"])
+        self.series = dict(validation.get("series", {}))
+        if self.glambie is not None and "grace" in config["observations"]:
+            self.series = {"grace": config["observations"]["grace"].get("source", "gravimetry"), **self.series}
+        for name in self.series:  # refused here, before any fit, if a period has no value of the series
+            for span in (self.calibration, self.validation):
+                self.comparison(name, span)
+        self.regional_periods = {
+            period: (*_regional(config, period, "validation.regional_periods"), *period_years(period))
+            for period in validation.get("regional_periods", [])
+        }
+
     @staticmethod
     def forward(model, inputs):
         return model.run(inputs["glacier"], inputs["climate"])
+
+    def comparison(self, name: str, span, model_error: float = 0.0):
+        """The operator of GlaMBIE series `name` (validation.series, or `grace`) over the
+        mass-balance years `span`, against the balances of all the region's years."""
+        own = self.config["observations"].get("grace", {}).get("own_variability_only", True)
+        return A.period_mass_change(
+            self.glambie,
+            self.area,
+            self.years,
+            source=self.series[name],
+            start=span[0],
+            end=span[1],
+            own_variability_only=own if name == "grace" else True,
+            model_error=model_error,
+            name=name,
+        )
 
     @staticmethod
     def input_axes():
         climate = dict(temperature=0, precipitation=0, reference_elevation=0, month=None, days=None)
         return dict(glacier=0, climate=climate)
 
-    def operators(self, kinds=("regional", "wgms_annual")) -> list:
+    def operators(self, kinds=("regional", "wgms_annual", "grace")) -> list:
         years = self.calibration_years
         out = []
+        for name in [n for n in self.series if n in kinds]:
+            grace = self.config["observations"].get("grace", {}) if name == "grace" else {}
+            out.append(
+                A.period_mass_change(
+                    self.glambie,
+                    self.area,
+                    years,
+                    source=self.series[name],
+                    own_variability_only=grace.get("own_variability_only", True),
+                    model_error=self.model_error if name == "grace" else 0.0,
+                    name=name,
+                )
+            )
         if "regional" in kinds and self.regional is not None:
             r = self.regional
             out.append(
@@ -333,7 +577,7 @@ class Region:
             )
         return out
 
-    def problem(self, kinds=("regional", "wgms_annual")) -> A.Problem:
+    def problem(self, kinds=("regional", "wgms_annual", "grace")) -> A.Problem:
         return A.Problem(
             self.model,
             self.forward,
@@ -346,7 +590,7 @@ class Region:
         )
 
     def runner(self, problem: A.Problem):
-        """u -> specific mass balance (glacier, year) [kg m-2] over all years (jitted)."""
+        """u -> `MonthlyTemperatureIndex.run`'s outputs (glacier, year, ...) over all years (jitted)."""
         inputs = dict(glacier=self.glaciers, climate=self.climate)
         full = A.Problem(
             problem.model,
@@ -357,7 +601,7 @@ class Region:
             members=self.n,
             input_axes=self.input_axes(),
         )
-        return jax.jit(lambda u: full.outputs(u)["specific_mass_balance"])
+        return jax.jit(full.outputs)
 
 
 def _months(arrays: dict, years, first: int, last: int) -> dict:
@@ -373,19 +617,49 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
     config = resolve(config)
     started = time.perf_counter()
     region = Region(config)
-    problem = region.problem()
     uncertainty = config.get("uncertainty", {})
     seed = int(config.get("experiment", {}).get("seed", 0))
     out.mkdir(parents=True, exist_ok=True)
-    result, checkpoint = calibrate(problem, config, out, progress)
+    method, settings = fit_settings(config)
+    settings.pop("checkpoint_every", None)
+    grace, model_error, options = config["observations"].get("grace"), None, {}
+    if grace is not None and grace["model_error"] == "estimated":
+        first = A.fit(region.problem(), method, progress=False, **settings)
+        region.model_error, model_error = _estimated_model_error(region.problem(), first)
+        options["init"] = first.parameters
+        region.notes.append(f"model error of the GlaMBIE series fitted: {model_error['note']}")
+    elif grace is not None:
+        region.model_error = float(grace["model_error"])
+    problem = region.problem()
+    result, checkpoint = calibrate(problem, config, out, progress, **options)
     posterior, samples = laplace_and_sampler(problem, result.u, config)
 
     run_all = region.runner(problem)
-    smb = np.asarray(run_all(result.u))
-    smb_start = np.asarray(run_all(problem.u0))
+    outputs = run_all(result.u)
+    smb, mass_balance = np.asarray(outputs["specific_mass_balance"]), np.asarray(outputs["mass_balance"])
+    smb_start = np.asarray(run_all(problem.u0)["specific_mass_balance"])
     draws = int(uncertainty.get("band_draws", 200))
     u_draws = jax.random.multivariate_normal(jax.random.key(seed + 1), result.u, posterior.covariance_u, (draws,))
-    band = np.asarray(jax.lax.map(run_all, u_draws))  # (draw, glacier, year)
+    band = np.asarray(jax.lax.map(lambda u: run_all(u)["specific_mass_balance"], u_draws))  # (draw, glacier, year)
+    largest = np.argsort(-region.area)[:LARGEST]
+    rows = jnp.asarray((region.years >= region.calibration[0]) & (region.years <= region.calibration[1]))
+    profiles = np.asarray(  # (draw, glacier, band): the largest glaciers' mean balance by elevation
+        jax.lax.map(lambda u: jnp.mean(run_all(u)["mass_balance"][largest], axis=1, where=rows[:, None]), u_draws)
+    )
+
+    compared = None
+    name = config["validation"].get("compare_fit_to")
+    if name is not None:  # the same parameters fitted to one independent series alone (its own errors)
+        fitted = A.fit(region.problem((name,)), method, progress=False, **settings)
+        smb_alone = np.asarray(run_all(fitted.u)["specific_mass_balance"])
+        compared = dict(
+            fitted_to=name,
+            source=region.series[name],
+            parameters={k: float(np.asarray(v).mean()) for k, v in fitted.parameters.items()},
+            converged=bool(fitted.converged),
+            metrics=_series_metrics(region, smb_alone),
+            regional_rates=_regional_rates(region, smb_alone),
+        )
 
     # The regional rate as predicted without it (is it consistent with the WGMS fit?).
     without = None
@@ -414,11 +688,13 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
 
     metrics = _metrics(region, problem, result.u, smb)
     metrics["start"] = _metrics(region, problem, problem.u0, smb_start)
-    dataset = _result_dataset(region, smb, smb_start, band, posterior, result)
+    dataset = _result_dataset(region, smb, smb_start, band, mass_balance, posterior, result)
     dataset.attrs["config"] = json.dumps(config)
     dataset.to_netcdf(out / "result.nc")
-    _figures(out, region, dataset, posterior, result, samples, without)
+    _figures(out, region, dataset, posterior, result, samples, without, (largest, profiles))
 
+    for name in region.series:  # held-out coverage of the 90 % predictive range
+        metrics["validation"][name]["coverage_90"] = _coverage(region, dataset, name)
     parameters, correlation = report.parameter_summary(posterior, {p.name: p.units for p in region.parameters})
     period = region.rate_period
     summary = dict(
@@ -427,9 +703,14 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
         correlation=correlation if len(posterior.labels) <= 10 else None,
         metrics=metrics,
         regional_check=without,
+        regional_rates=dict(fitted=_regional_rates(region, smb, band), start=_regional_rates(region, smb_start))
+        if region.regional_periods
+        else None,
+        model_error=model_error,
+        compared_fit=compared,
         glaciers={
             gid: dict(
-                area_km2=float(dataset.area[g] / 1e6),
+                area_km2=round(float(dataset.area[g] / 1e6), 6),
                 grid_height_m=float(dataset.grid_height[g]),
                 rate=float(dataset.period_rate[g]),
                 rate_p05=float(dataset.period_rate_p05[g]),
@@ -445,9 +726,7 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
         ),
         cost=result.cost(),
         observations={o.name: int(o.values.size) for o in problem.observations},
-        periods=dict(
-            calibration=list(region.calibration), validation=[config["validation"][k] for k in ("start", "end")]
-        ),
+        periods=dict(calibration=list(region.calibration), validation=list(region.validation)),
         sampler=None if samples is None else report.sampler_summary(samples, posterior),
         notes=region.notes,
         seed=seed,
@@ -465,18 +744,109 @@ def _metrics(region, problem, u, smb) -> dict:
     calibration = {o.name: report.metrics(predictions[o.name], o.values) for o in problem.observations}
     validation = {}
     if region.wgms is not None:
-        start, end = region.config["validation"]["start"], region.config["validation"]["end"]
+        start, end = region.validation
         rows = (region.years >= start) & (region.years <= end)
         validation["wgms_annual"] = report.metrics(smb[region.monitored, rows], region.observed[rows])
+    series = _series_metrics(region, smb)
+    calibration.update(series["calibration"])
+    validation.update(series["validation"])
     return dict(calibration=calibration, validation=validation)
 
 
-def _result_dataset(region, smb, smb_start, band, posterior, result) -> xr.Dataset:
-    ds = xr.Dataset(coords=dict(glacier=region.ids, year=region.years))
-    ds["area"] = ("glacier", region.area, dict(units="m2", long_name="glacier area (from the DEM and outline)"))
-    ds["latitude"] = ("glacier", region.latitude, dict(units="degrees_north", long_name="a point inside the outline"))
+def _series_metrics(region, smb) -> dict:
+    """Each GlaMBIE series against the modelled regional change [Gt] over the calibration
+    and the validation years (its own errors only)."""
+    out = dict(calibration={}, validation={})
+    for name in region.series:
+        for part, span in (("calibration", region.calibration), ("validation", region.validation)):
+            operator = region.comparison(name, span)
+            predicted = operator.predict(dict(specific_mass_balance=jnp.asarray(smb)), {})
+            out[part][name] = dict(report.metrics(predicted, operator.values), units="Gt", source=region.series[name])
+    return out
+
+
+def _regional_rates(region, smb, band=None) -> dict:
+    """The modelled area-weighted rate [kg m-2 yr-1] over each of validation.regional_periods,
+    against the table's value (and the 5-95 % range over the Laplace draws in `band`)."""
+    out = {}
+    for period, (value, sigma, first, last) in region.regional_periods.items():
+        rows = (region.years >= first) & (region.years <= last)
+        rate = dict(
+            modelled=float(region.area @ smb[:, rows].mean(axis=1) / region.area.sum()),
+            observed=value,
+            uncertainty=sigma,
+            model_years=f"{first}-{last}",
+            units="kg m-2 yr-1",
+        )
+        if band is not None:
+            draws = np.einsum("g,dg->d", region.area, band[:, :, rows].mean(axis=2)) / region.area.sum()
+            rate.update(p05=float(np.percentile(draws, 5)), p95=float(np.percentile(draws, 95)))
+        out[period] = rate
+    return out
+
+
+def _coverage(region, ds, name) -> float | None:
+    """The share of the validation years' values of GlaMBIE series `name` inside the 90 %
+    predictive range: the parameter range (5-95 % over Laplace draws) combined, as normal
+    half-widths, with 1.645 x the model error and the value's own error."""
+    years = ds.year.sel(year=slice(*region.validation)).values
+    part = ds.sel(year=years)
+    observed, sigma = part[f"observed_{name}"].values, part[f"observed_{name}_uncertainty"].values
+    keep = np.isfinite(observed)
+    if not keep.any():
+        return None
+    half = (part.regional_mass_change_p95.values - part.regional_mass_change_p05.values) / 2
+    spread = np.sqrt(half**2 + 1.645**2 * (region.model_error**2 + sigma**2))
+    inside = np.abs(observed - part.regional_mass_change.values) <= spread
+    return float(np.mean(inside[keep]))
+
+
+def _estimated_model_error(problem, fitted) -> tuple[float, dict]:
+    """The model error s [Gt per year] of the GlaMBIE series `grace` that makes the fit's
+    chi-square equal its degrees of freedom: sum r^2 / (sigma^2 + s^2) = n - p (0 when the
+    series' own errors already explain the misfit)."""
+    from scipy.optimize import brentq
+
+    operator = next(o for o in problem.observations if o.name == "grace")
+    r = np.asarray(problem.predictions(fitted.u)["grace"]) - np.asarray(operator.values)
+    sigma2 = np.asarray(operator.sigma) ** 2
+    dof = r.size - int(np.size(fitted.u))
+    chi2 = float(np.sum(r**2 / sigma2))
+    value = 0.0
+    if dof >= 1 and chi2 > dof:
+        upper = 2.0 * np.sqrt(np.sum(r**2) / dof) + np.sqrt(sigma2.max())
+        value = float(brentq(lambda s: np.sum(r**2 / (sigma2 + s**2)) - dof, 0.0, upper, xtol=1e-6))
+    note = (
+        f"{value:.2f} Gt per year added in quadrature to GlaMBIE's errors (median {np.median(np.sqrt(sigma2)):.2f}), "
+        f"so that a first fit's chi-square {chi2:.1f} over {r.size} years meets its {dof} degrees of freedom"
+    )
+    return value, dict(value=value, units="Gt per year", chi_square_without=chi2, n=int(r.size), dof=dof, note=note)
+
+
+def _result_dataset(region, smb, smb_start, band, mass_balance, posterior, result) -> xr.Dataset:
+    ds = xr.Dataset(coords=dict(glacier=np.asarray(region.ids, dtype=str), year=region.years))
+    ds.year.attrs.update(long_name="mass-balance year (October-September), labelled by its end")
+    source = "the hypsometry table" if region.config["data"].get("hypsometry") else "the DEM and outline"
+    ds["area"] = ("glacier", region.area, dict(units="m2", long_name=f"glacier area (from {source})"))
+    ds["latitude"] = ("glacier", region.latitude, dict(units="degrees_north", long_name="the glacier's position"))
     ds["longitude"] = ("glacier", region.longitude, dict(units="degrees_east"))
-    ds["grid_height"] = ("glacier", region.grid_height, dict(units="m", long_name="height of the climate grid point"))
+    ds["grid_height"] = (
+        "glacier",
+        region.grid_height,
+        dict(units="m", long_name="reference height of the glacier's climate (grid point or stations)"),
+    )
+    band_area = np.asarray(region.glaciers.area)
+    ds["elevation"] = (
+        ("glacier", "band"),
+        np.asarray(region.glaciers.elevation),
+        dict(units="m", long_name="elevation band centre"),
+    )
+    ds["band_area"] = (("glacier", "band"), band_area, dict(units="m2", long_name="glacier area in the band"))
+    ds["mass_balance"] = (
+        ("glacier", "year", "band"),
+        np.where(band_area[:, None, :] > 0, mass_balance, np.nan),
+        dict(units="kg m-2", long_name="modelled annual balance by elevation band (NaN where the band has no ice)"),
+    )
     unit = dict(units="kg m-2")
     ds["specific_mass_balance"] = (
         ("glacier", "year"),
@@ -510,6 +880,42 @@ def _result_dataset(region, smb, smb_start, band, posterior, result) -> xr.Datas
         )
     total = region.area.sum()
     ds["regional_balance"] = ("year", region.area @ smb / total, dict(unit, long_name="area-weighted mean balance"))
+    gt = dict(units="Gt", long_name="modelled regional mass change in the year (sum over the glaciers)")
+    ds["regional_mass_change"] = ("year", region.area @ smb / 1e12, gt)
+    ds["regional_mass_change_start"] = (
+        "year",
+        region.area @ smb_start / 1e12,
+        dict(gt, long_name="with the start values"),
+    )
+    change = np.einsum("g,dgy->dy", region.area, band) / 1e12
+    for q in (5, 95):
+        ds[f"regional_mass_change_p{q:02d}"] = (
+            "year",
+            np.percentile(change, q, axis=0),
+            dict(units="Gt", long_name=f"{q}th percentile over Laplace parameter draws"),
+        )
+    if region.model_error > 0:  # the predictive range: parameters and the model's own error
+        spread = np.hypot((ds.regional_mass_change_p95 - ds.regional_mass_change_p05) / 2, 1.645 * region.model_error)
+        for q, sign in ((5, -1), (95, 1)):
+            ds[f"regional_mass_change_predictive_p{q:02d}"] = (
+                "year",
+                ds.regional_mass_change.values + sign * spread.values,
+                dict(units="Gt", long_name=f"{q}th percentile with the model error (normal approximation)"),
+            )
+    for name, source in region.series.items():  # the GlaMBIE series on the model years (one-year periods)
+        operator = region.comparison(name, (region.years[0], region.years[-1]))
+        weights = np.asarray(operator.weights)
+        one = np.flatnonzero(np.isclose(weights.max(axis=1), 1.0) & np.isclose(weights.sum(axis=1), 1.0))
+        at = weights[one].argmax(axis=1)
+        values, sigma = np.full(region.years.size, np.nan), np.full(region.years.size, np.nan)
+        values[at], sigma[at] = np.asarray(operator.values)[one], np.asarray(operator.sigma)[one]
+        label = f"GlaMBIE {source} mass change in the year"
+        ds[f"observed_{name}"] = ("year", values, dict(units="Gt", long_name=label, source=source))
+        ds[f"observed_{name}_uncertainty"] = (
+            "year",
+            sigma,
+            dict(units="Gt", long_name=f"1-sigma error of the {label}"),
+        )
     ds["calibration"] = ("year", (region.years >= region.calibration[0]) & (region.years <= region.calibration[1]))
     if region.wgms is not None:
         ds["observed_annual_balance"] = (
@@ -519,10 +925,10 @@ def _result_dataset(region, smb, smb_start, band, posterior, result) -> xr.Datas
         )
     ds = report.posterior_variables(ds, posterior, {p.name: p.units for p in region.parameters}, correlation=True)
     ds = report.loss_variable(ds, result)
-    return ds
+    return ds.transpose("year", "glacier", "band", ...)
 
 
-def _figures(out, region, ds, posterior, result, samples, without) -> None:
+def _figures(out, region, ds, posterior, result, samples, without, profiles) -> None:
     plt = report.pyplot()
     name = region.config.get("experiment", {}).get("name", "glacier_region")
     years = ds.year.values
@@ -533,14 +939,16 @@ def _figures(out, region, ds, posterior, result, samples, without) -> None:
         figure, axis = plt.subplots(figsize=(10, 4.6))
         axis.fill_between(
             years,
-            ds.specific_mass_balance_p05[g],
-            ds.specific_mass_balance_p95[g],
+            ds.specific_mass_balance_p05.isel(glacier=g),
+            ds.specific_mass_balance_p95.isel(glacier=g),
             color="tab:red",
             alpha=0.2,
             label="fitted, 5-95 % (parameter uncertainty)",
         )
-        axis.plot(years, ds.specific_mass_balance[g], color="tab:red", lw=1.2, label="fitted")
-        axis.plot(years, ds.specific_mass_balance_start[g], color="0.5", lw=1, ls="--", label="start values")
+        axis.plot(years, ds.specific_mass_balance.isel(glacier=g), color="tab:red", lw=1.2, label="fitted")
+        axis.plot(
+            years, ds.specific_mass_balance_start.isel(glacier=g), color="0.5", lw=1, ls="--", label="start values"
+        )
         axis.plot(years, ds.observed_annual_balance, "k.-", lw=0.8, label="WGMS annual balance")
         span = years[calibration][[0, -1]] + np.array([-0.5, 0.5])
         axis.axvspan(*span, color="tab:green", alpha=0.08, label="calibration")
@@ -554,6 +962,26 @@ def _figures(out, region, ds, posterior, result, samples, without) -> None:
         figure.savefig(out / "mass_balance_by_year.png", dpi=120)
         plt.close(figure)
 
+    if region.series:
+        _regional_change_figure(plt, out / "regional_mass_change.png", region, ds, name)
+    _map_figure(plt, out / "glacier_map.png", region, ds, name)
+    _profile_figure(plt, out / "balance_by_elevation.png", region, ds, profiles, name)
+    if region.n <= MAX_BARS:
+        _rates_figure(plt, out / "glacier_rates.png", region, ds, without, name)
+    report.convergence_figure(out / "convergence.png", {"calibration": result}, f"{name}: convergence")
+    if len(posterior.labels) <= 6:
+        report.posterior_figure(
+            out / "posterior.png",
+            posterior,
+            {p.name: p.units for p in region.parameters},
+            f"{name}: posterior",
+            samples=None if samples is None else samples.samples,
+        )
+    else:
+        report.correlation_figure(out / "posterior.png", posterior, f"{name}: posterior correlation")
+
+
+def _rates_figure(plt, path, region, ds, without, name) -> None:
     period = region.rate_period
     rate, low, high = (ds[v].values for v in ("period_rate", "period_rate_p05", "period_rate_p95"))
     order = np.argsort(-region.area)
@@ -592,17 +1020,103 @@ def _figures(out, region, ds, posterior, result, samples, without) -> None:
     axis.grid(alpha=0.3, axis="y")
     axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
-    figure.savefig(out / "glacier_rates.png", dpi=120)
+    figure.savefig(path, dpi=120)
     plt.close(figure)
 
-    report.convergence_figure(out / "convergence.png", {"calibration": result}, f"{name}: convergence")
-    if len(posterior.labels) <= 6:
-        report.posterior_figure(
-            out / "posterior.png",
-            posterior,
-            {p.name: p.units for p in region.parameters},
-            f"{name}: posterior",
-            samples=None if samples is None else samples.samples,
+
+def _regional_change_figure(plt, path, region, ds, name) -> None:
+    """The modelled regional change by year with its bands, and every GlaMBIE series."""
+    years = ds.year.values
+    figure, axis = plt.subplots(figsize=(11, 5))
+    if "regional_mass_change_predictive_p05" in ds:
+        axis.fill_between(
+            years,
+            ds.regional_mass_change_predictive_p05,
+            ds.regional_mass_change_predictive_p95,
+            color="tab:red",
+            alpha=0.1,
+            label=f"5-95 % with the model error ({region.model_error:.1f} Gt)",
         )
-    else:
-        report.correlation_figure(out / "posterior.png", posterior, f"{name}: posterior correlation")
+    axis.fill_between(
+        years,
+        ds.regional_mass_change_p05,
+        ds.regional_mass_change_p95,
+        color="tab:red",
+        alpha=0.3,
+        label="5-95 % (parameter uncertainty)",
+    )
+    axis.plot(years, ds.regional_mass_change, color="tab:red", lw=1.5, label="model, fitted")
+    axis.plot(years, ds.regional_mass_change_start, color="0.5", lw=1, ls="--", label="model, start values")
+    colours = iter(["k", "tab:blue", "tab:green", "tab:purple", "tab:brown"])
+    for k, (series, source) in enumerate(region.series.items()):
+        axis.errorbar(
+            years + 0.12 * k,
+            ds[f"observed_{series}"],
+            yerr=ds[f"observed_{series}_uncertainty"],
+            fmt="o" if series == "grace" else "s",
+            ms=4,
+            color=next(colours),
+            capsize=2,
+            label=f"GlaMBIE {source}" + (" (fitted in the calibration years)" if series == "grace" else ""),
+        )
+    span = np.array(region.calibration) + np.array([-0.5, 0.5])
+    axis.axvspan(*span, color="tab:green", alpha=0.08, label="calibration years")
+    axis.axhline(0, color="0.7", lw=0.6)
+    axis.set_xlabel("hydrological year (October-September, labelled by its end)")
+    axis.set_ylabel("regional mass change in the year [Gt]")
+    axis.set_title(f"{name}: {region.n} glaciers, {region.area.sum() / 1e6:,.0f} km2; outside the green span: held out")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8, loc="lower left", ncol=2)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def _map_figure(plt, path, region, ds, name) -> None:
+    """Each glacier's outline coloured by its modelled mean specific balance."""
+    from matplotlib.colors import TwoSlopeNorm
+
+    first, last = region.rate_period
+    outlines = region.outlines.assign(rate=ds.period_rate.values)
+    if outlines.crs is not None and not outlines.crs.is_geographic:
+        outlines = outlines.to_crs("EPSG:4326")
+    low, high = float(np.nanmin(outlines.rate)), float(np.nanmax(outlines.rate))
+    norm = TwoSlopeNorm(0.0, min(low, -1.0), max(high, 1.0))
+    figure, axis = plt.subplots(figsize=(10, 7))
+    outlines.plot(column="rate", ax=axis, cmap="RdBu", norm=norm, edgecolor="0.3", linewidth=0.2)
+    mappable = plt.cm.ScalarMappable(norm=norm, cmap="RdBu")
+    figure.colorbar(mappable, ax=axis, shrink=0.7, label=f"modelled mean annual balance {first}-{last} [kg m-2 yr-1]")
+    axis.set_xlabel("longitude [degree east]")
+    axis.set_ylabel("latitude [degree north]")
+    axis.set_aspect(1.0 / np.cos(np.deg2rad(float(np.mean(region.latitude)))))
+    axis.set_title(f"{name}: specific mass balance per glacier (fitted parameters)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def _profile_figure(plt, path, region, ds, profiles, name) -> None:
+    """The largest glaciers' mean balance by elevation band over the calibration years."""
+    largest, draws = profiles
+    names = region.outlines["Name"] if "Name" in region.outlines.columns else None  # RGI's glacier names
+    first, last = region.calibration
+    rows = (ds.year.values >= first) & (ds.year.values <= last)
+    figure, axes = plt.subplots(1, len(largest), figsize=(3.2 * len(largest) + 1, 5), sharey=True, squeeze=False)
+    for axis, g, draw in zip(axes[0], largest, np.moveaxis(draws, 1, 0), strict=True):
+        ice = ds.band_area.values[g] > 0
+        z = ds.elevation.values[g][ice]
+        mean = np.nanmean(ds.mass_balance.values[rows][:, g][:, ice], axis=0)
+        low, high = np.percentile(draw[:, ice], [5, 95], axis=0)
+        axis.fill_betweenx(z, low, high, color="tab:red", alpha=0.3, label="5-95 % (parameters)")
+        axis.plot(mean, z, color="tab:red", lw=1.5, label="fitted")
+        axis.axvline(0, color="0.6", lw=0.8)
+        label = str(names.iloc[g]) if names is not None and isinstance(names.iloc[g], str) else ""
+        axis.set_title(f"{label} {region.ids[g]}\n{region.area[g] / 1e6:.0f} km2".strip(), fontsize=9)
+        axis.set_xlabel("mean balance [kg m-2 yr-1]")
+        axis.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("band elevation [m a.s.l.]")
+    axes[0, 0].legend(fontsize=8, loc="lower right")
+    figure.suptitle(f"{name}: balance by elevation of the {len(largest)} largest glaciers, {first}-{last}")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

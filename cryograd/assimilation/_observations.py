@@ -797,6 +797,7 @@ def period_mass_change(
     start=None,
     end=None,
     own_variability_only: bool = True,
+    model_error: float = 0.0,
     name: str | None = None,
 ) -> RegionalPeriodChange:
     """GlaMBIE's mass change per period of one source (`cg.data.open_grace` of a GlaMBIE
@@ -811,11 +812,17 @@ def period_mass_change(
     are kept. With `own_variability_only`, periods where the source does not give its own
     year-to-year change (`<source>_annual_variability` not 1: filled from the combined
     estimate, e.g. gravimetry across the 2017-2018 GRACE/GRACE-FO gap) are left out. `area`
-    (member,) glacier areas [m2].
+    (member,) glacier areas [m2]. `model_error` [Gt per year] is added in quadrature to each
+    period's error, scaled by the period's length in model years (the model's own error,
+    e.g. from a climate taken from a few stations: without it, a Laplace posterior on
+    errors the model cannot reach is overconfident).
 
-    Raises `ValueError` for a missing source or uncertainty, and when no period is left.
+    Raises `ValueError` for a missing source or uncertainty, a negative `model_error`, and
+    when no period is left.
     """
     name = name or source
+    if not (np.isfinite(model_error) and model_error >= 0):
+        raise ValueError(f"observation {name!r}: model_error must be >= 0 [Gt per year], got {model_error!r}")
     variable, error = f"{source}_mass_change", f"{source}_mass_change_uncertainty"
     if variable not in series:
         groups = sorted(
@@ -865,7 +872,8 @@ def period_mass_change(
             f"(the series spans {span})"
         )
     labels = [f"{pd.Timestamp(bounds[i, 0]).date()}/{pd.Timestamp(bounds[i, 1]).date()}" for i in rows]
-    return RegionalPeriodChange(name, area, weights, values[rows], sigma[rows], labels=labels)
+    sigma = np.hypot(sigma[rows], model_error * weights.sum(axis=1))
+    return RegionalPeriodChange(name, area, weights, values[rows], sigma, labels=labels)
 
 
 def regional_balance(

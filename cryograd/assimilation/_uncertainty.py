@@ -104,11 +104,18 @@ def sample(
 
     `key` a `jax.random` key. Window adaptation tunes the step size and a diagonal mass
     matrix over `num_warmup` steps. For small problems (a few parameters, a fast model):
-    each draw costs up to 2^10 gradient evaluations.
+    each draw costs up to 2^10 gradient evaluations. With few unknowns (at most
+    `FORWARD_MODE_MAX_UNKNOWNS`) the gradient is taken in forward mode, one tangent per
+    unknown, as `fit` does: reverse mode through a batched model run costs far more.
     """
     import blackjax
 
-    logdensity = jax.jit(problem.log_density_unconstrained)
+    from ._fit import FORWARD_MODE_MAX_UNKNOWNS, forward_mode
+
+    density = problem.log_density_unconstrained
+    if problem.size <= FORWARD_MODE_MAX_UNKNOWNS:
+        density = forward_mode(density, problem.size)
+    logdensity = jax.jit(density)
     warmup_key, sample_key = jax.random.split(key)
     adaptation = blackjax.window_adaptation(blackjax.nuts, logdensity)
     (state, parameters), _ = adaptation.run(warmup_key, jnp.asarray(u), num_steps=num_warmup)

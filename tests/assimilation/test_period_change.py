@@ -101,3 +101,14 @@ def test_refusals(iceland):
         A.period_mass_change(iceland, np.ones(1), [2003, 2005])
     with pytest.raises(ValueError, match="area"):
         A.period_mass_change(iceland, np.zeros(2), years)
+
+
+def test_model_error_is_added_in_quadrature_per_model_year(iceland, table):
+    years = np.arange(2001, 2021)
+    plain = A.period_mass_change(iceland, np.ones(3), years, start=2003, end=2012)
+    widened = A.period_mass_change(iceland, np.ones(3), years, start=2003, end=2012, model_error=4.0)
+    # annual periods: one model year each, so sigma^2 grows by exactly 16 Gt^2
+    np.testing.assert_allclose(np.asarray(widened.sigma) ** 2, np.asarray(plain.sigma) ** 2 + 16.0, rtol=1e-12)
+    np.testing.assert_array_equal(np.asarray(widened.values), np.asarray(plain.values))
+    with pytest.raises(ValueError, match="model_error"):
+        A.period_mass_change(iceland, np.ones(3), years, model_error=-1.0)
