@@ -392,7 +392,8 @@ def _station_climate(data, latitude, longitude, ids, notes):
             try:
                 if reference.startswith("sample:"):  # a sample carries its position; given keys replace it
                     ds = cgdata.load_sample(reference.removeprefix("sample:"))
-                    ds.attrs.update({"reference_elevation" if k == "elevation" else k: v for k, v in position.items()})
+                    renamed = {"reference_elevation" if key == "elevation" else key: v for key, v in position.items()}
+                    ds.attrs.update(renamed)
                 elif station.get("format", "imo") == "csv":
                     columns, units = station["columns"], station.get("units") or {}
                     ds = cgdata.open_station_csv(data_path(reference), columns=columns, units=units, **position)
@@ -415,8 +416,8 @@ def _station_climate(data, latitude, longitude, ids, notes):
     attrs = climate.attrs
     notes.append(
         f"climate: stations {attrs['stations']} ({attrs['station_elevations']} m), method {attrs['method']}, "
-        f"climatology {attrs['climatology_years']}, station temperatures moved to each glacier's station height "
-        f"at {attrs['lapse_rate']} K m-1"
+        f"climatology {attrs['climatology_years']}; station temperatures lapsed at {attrs['lapse_rate']} K m-1 to "
+        "each glacier's reference height (its stations' weighted height)"
     )
     return climate[["temperature", "precipitation", "reference_elevation"]]
 
