@@ -151,6 +151,16 @@ def test_calibration_years_outside_the_series_and_unknown_sources_are_refused():
         glacier_region.Region(config)
 
 
+def test_a_given_model_error_widens_every_calibration_error():
+    config = glacier_region.resolve(_config(**{"observations.grace.model_error": 5.0}))
+    region = glacier_region.Region(config)
+    plain = region.operators(("grace",))[0]
+    region.model_error = 5.0
+    widened = region.operators(("grace",))[0]
+    np.testing.assert_allclose(np.asarray(widened.sigma) ** 2, np.asarray(plain.sigma) ** 2 + 25.0, rtol=1e-12)
+    assert plain.values.size == 10  # 2002/03-2011/12
+
+
 def test_a_user_station_file_runs_through_the_config(tmp_path):
     """A station file of the user's own (here a copy of a sample) with its position given."""
     path = tmp_path / "Stod_495_copy.txt"

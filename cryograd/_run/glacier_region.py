@@ -631,6 +631,7 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
         region.notes.append(f"model error of the GlaMBIE series fitted: {model_error['note']}")
     elif grace is not None:
         region.model_error = float(grace["model_error"])
+        model_error = dict(value=region.model_error, units="Gt per year", note="given in the config")
     problem = region.problem()
     result, checkpoint = calibrate(problem, config, out, progress, **options)
     posterior, samples = laplace_and_sampler(problem, result.u, config)
