@@ -2,7 +2,7 @@
 hypsometry, two IMO stations) fitted to GlaMBIE's GRACE series with an estimated model error,
 validated on held-out GRACE years, the independent DEM + glaciological series and Hugonnet
 et al. (2021). The outputs are a contract (issue 26): names, dimensions and units. The NUTS
-check is left out here (about 90 s); the docs report it from the full run."""
+check is left out here (about 60 s); the docs report it from the full run."""
 
 import json
 import shutil
@@ -24,7 +24,7 @@ EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "glacier_icel
 @pytest.fixture(scope="module")
 def iceland(tmp_path_factory):
     out = tmp_path_factory.mktemp("iceland") / "run"
-    no_sampler = ["--set", 'uncertainty.sampler="none"']  # the NUTS check takes ~90 s; the docs report it
+    no_sampler = ["--set", 'uncertainty.sampler="none"']  # the NUTS check takes ~60 s; the docs report it
     assert main(["run", str(EXPERIMENT), "--out", str(out), "--no-progress", *no_sampler]) == 0
     return out, json.loads((out / "summary.json").read_text()), xr.load_dataset(out / "result.nc")
 

@@ -1,6 +1,6 @@
 """`cryograd run` on the 20 Oetztal glaciers (experiments/glacier_oetztal.toml): real DEM,
 outlines and HISTALP, fitted to Hugonnet's region-11 rate and Hintereisferner's WGMS series,
-validated on WGMS years never fitted. The NUTS check is left out here (about 35 s); the docs
+validated on WGMS years never fitted. The NUTS check is left out here (about 25 s); the docs
 report it from the full run."""
 
 import json

@@ -103,9 +103,14 @@ class FitResult:
         )
 
 
-def forward_mode(function, n: int):
+def forward_mode(function, n: int, *, unrolled: bool = False):
     """`function` (R^n -> R) whose reverse-mode gradient is computed in forward mode:
-    `jax.linearize` and one tangent per unknown (cheaper than reverse mode for few unknowns)."""
+    `jax.linearize` and one tangent per unknown (cheaper than reverse mode for few unknowns).
+
+    The tangents are `jax.vmap`ped, or with `unrolled=True` evaluated one after another in
+    straight-line code: n copies of the linearised model in the compiled program, but for a
+    batched `MonthlyTemperatureIndex` (567 glaciers, 3 unknowns) 6 ms against 32 ms, as
+    XLA vectorises each tangent's loops over the glaciers and not the vmapped ones."""
 
     @jax.custom_vjp
     def wrapped(u):
@@ -113,7 +118,10 @@ def forward_mode(function, n: int):
 
     def wrapped_forward(u):
         value, tangent = jax.linearize(function, u)
-        return value, jax.vmap(tangent)(jnp.eye(n, dtype=u.dtype))
+        eye = jnp.eye(n, dtype=u.dtype)
+        if unrolled:
+            return value, jnp.stack([tangent(eye[i]) for i in range(n)])
+        return value, jax.vmap(tangent)(eye)
 
     def wrapped_backward(gradient, cotangent):
         return (cotangent * gradient,)

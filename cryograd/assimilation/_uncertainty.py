@@ -106,7 +106,8 @@ def sample(
     matrix over `num_warmup` steps. For small problems (a few parameters, a fast model):
     each draw costs up to 2^10 gradient evaluations. With few unknowns (at most
     `FORWARD_MODE_MAX_UNKNOWNS`) the gradient is taken in forward mode, one tangent per
-    unknown, as `fit` does: reverse mode through a batched model run costs far more.
+    unknown evaluated after another (`forward_mode(..., unrolled=True)`): reverse mode
+    through a batched model run costs far more, and so do vmapped tangents.
     """
     import blackjax
 
@@ -114,7 +115,7 @@ def sample(
 
     density = problem.log_density_unconstrained
     if problem.size <= FORWARD_MODE_MAX_UNKNOWNS:
-        density = forward_mode(density, problem.size)
+        density = forward_mode(density, problem.size, unrolled=True)
     logdensity = jax.jit(density)
     warmup_key, sample_key = jax.random.split(key)
     adaptation = blackjax.window_adaptation(blackjax.nuts, logdensity)
