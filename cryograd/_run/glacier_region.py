@@ -506,14 +506,15 @@ class Region:
     def forward(model, inputs):
         return model.run(inputs["glacier"], inputs["climate"])
 
-    def comparison(self, name: str, span, model_error: float = 0.0):
+    def comparison(self, name: str, span, model_error: float = 0.0, model_years=None):
         """The operator of GlaMBIE series `name` (validation.series, or `grace`) over the
-        mass-balance years `span`, against the balances of all the region's years."""
+        mass-balance years `span`, against the balances of `model_years` (default all the
+        region's years)."""
         own = self.config["observations"].get("grace", {}).get("own_variability_only", True)
         return A.period_mass_change(
             self.glambie,
             self.area,
-            self.years,
+            self.years if model_years is None else model_years,
             source=self.series[name],
             start=span[0],
             end=span[1],
@@ -531,18 +532,8 @@ class Region:
         years = self.calibration_years
         out = []
         for name in [n for n in self.series if n in kinds]:
-            grace = self.config["observations"].get("grace", {}) if name == "grace" else {}
-            out.append(
-                A.period_mass_change(
-                    self.glambie,
-                    self.area,
-                    years,
-                    source=self.series[name],
-                    own_variability_only=grace.get("own_variability_only", True),
-                    model_error=self.model_error if name == "grace" else 0.0,
-                    name=name,
-                )
-            )
+            error = self.model_error if name == "grace" else 0.0
+            out.append(self.comparison(name, self.calibration, error, model_years=years))
         if "regional" in kinds and self.regional is not None:
             r = self.regional
             out.append(
@@ -625,8 +616,9 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
     settings.pop("checkpoint_every", None)
     grace, model_error, options = config["observations"].get("grace"), None, {}
     if grace is not None and grace["model_error"] == "estimated":
-        first = A.fit(region.problem(), method, progress=False, **settings)
-        region.model_error, model_error = _estimated_model_error(region.problem(), first)
+        plain = region.problem()  # GlaMBIE's errors alone
+        first = A.fit(plain, method, progress=False, **settings)
+        region.model_error, model_error = _estimated_model_error(plain, first)
         options["init"] = first.parameters
         region.notes.append(f"model error of the GlaMBIE series fitted: {model_error['note']}")
     elif grace is not None:
@@ -642,12 +634,14 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
     smb_start = np.asarray(run_all(problem.u0)["specific_mass_balance"])
     draws = int(uncertainty.get("band_draws", 200))
     u_draws = jax.random.multivariate_normal(jax.random.key(seed + 1), result.u, posterior.covariance_u, (draws,))
-    band = np.asarray(jax.lax.map(lambda u: run_all(u)["specific_mass_balance"], u_draws))  # (draw, glacier, year)
     largest = np.argsort(-region.area)[:LARGEST]
     rows = jnp.asarray((region.years >= region.calibration[0]) & (region.years <= region.calibration[1]))
-    profiles = np.asarray(  # (draw, glacier, band): the largest glaciers' mean balance by elevation
-        jax.lax.map(lambda u: jnp.mean(run_all(u)["mass_balance"][largest], axis=1, where=rows[:, None]), u_draws)
-    )
+
+    def drawn(u):  # one model run per draw: the balances, and the largest glaciers' mean by elevation
+        run = run_all(u)
+        return run["specific_mass_balance"], jnp.mean(run["mass_balance"][largest], axis=1, where=rows[:, None])
+
+    band, profiles = (np.asarray(a) for a in jax.lax.map(drawn, u_draws))  # (draw, glacier, year | band)
 
     compared = None
     name = config["validation"].get("compare_fit_to")
@@ -667,8 +661,6 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
     without = None
     if region.regional is not None and region.wgms is not None:
         alone = region.problem(("wgms_annual",))
-        method, settings = fit_settings(config)
-        settings.pop("checkpoint_every", None)
         fitted = A.fit(alone, method, progress=False, **settings)
         posterior_alone = A.laplace(alone, fitted.u, hessian=uncertainty.get("hessian", "exact"))
         operator = region.operators(("regional",))[0]
