@@ -51,7 +51,6 @@ def _run(args) -> int:
         for name, m in summary.get("metrics", {}).get(period, {}).items():
             if "mean_mae_over_depths" in m:
                 print(f"  {period} {name}: daily MAE averaged over depths {m['mean_mae_over_depths']:.3f} K")
-                m = m["all"]
             if m["n"]:
                 r = "n/a" if m["r"] is None else f"{m['r']:.3f}"
                 print(f"  {period} {name}: RMSE {m['rmse']:.4g}, bias {m['bias']:+.4g}, r {r}, n {m['n']}")
@@ -99,8 +98,9 @@ experiment kinds (experiment.kind in the config):
   glacier              one glacier's SMB fitted to WGMS and geodetic balances (glacier_hintereisferner.toml)
   glacier_region       many glaciers fitted jointly to regional and in-situ balances (glacier_oetztal.toml)
   glacier_region_twin  a synthetic region fitted to a GRACE-like series (glacier_region_twin_grace.toml)
-  permafrost           a soil column fitted to borehole temperatures (permafrost_gipl_station.toml)
   permafrost_region    equilibrium and transient runs of a synthetic region, chunked (permafrost_region.toml)
+  permafrost_site      a soil column fitted to one borehole's temperatures (permafrost_borehole.toml,
+                       permafrost_gipl_station.toml)
   permafrost_twin      synthetic sites fitted to satellite LST, boreholes and ALT (permafrost_twin_lst.toml)
 
 outputs: DIR/summary.json (parameters with std, metrics, cost, versions), DIR/result.nc, DIR/*.png.

@@ -1,4 +1,5 @@
-"""`cryograd run` on the GIPL2 station: calibrate on the first year, validate on the rest."""
+"""`cryograd run` on the GIPL2 station (a `permafrost_site` config driven by the station's air
+temperature and snow): calibrate on the first year, validate on the rest."""
 
 import json
 import shutil
@@ -24,11 +25,11 @@ def test_gipl_station_validation_beats_gipl2(tmp_path, capsys):
     shutil.copytree(cg.data.sample_path("gipl_station"), station)
     # 5 Levenberg-Marquardt steps (the quick start takes 10, the experiment 20; the loss
     # after 5 is within 0.1 % of that after 10)
-    overrides = ["--set", f"data.station={station}", "--set", "fit.max_steps=5"]
+    overrides = ["--set", f"data.borehole={station}", "--set", "fit.max_steps=5"]
     code = main(["run", str(EXPERIMENT), "--out", str(out), "--no-progress", *overrides])
     assert code == 0, capsys.readouterr().err
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["config"]["data"]["station"] == str(station)
+    assert summary["config"]["data"]["borehole"] == str(station)
     validation = summary["metrics"]["validation"]["ground_temperature"]
     assert len(validation["by_depth"]) == 12
     assert validation["mean_mae_over_depths"] < 0.90  # GIPL2 with its own parameters: 0.98
@@ -46,7 +47,7 @@ def test_gipl_station_validation_beats_gipl2(tmp_path, capsys):
         assert (out / f"{figure}.png").stat().st_size > 10_000
     result = xr.open_dataset(out / "result.nc")
     assert_cf_units(result)
-    sizes = {"time": 757, "depth": 12, "parameter": 12, "projection_year": 30, "magt_depth": 3}
+    sizes = {"time": 757, "depth": 12, "parameter": 12, "projection_year": 30, "magt_depth": 3, "year": 3}
     assert result.sizes == sizes | {"step": result.sizes["step"]}
     assert int(result.calibration.sum()) == 365
     assert not (out / "checkpoint.eqx").exists()
@@ -84,7 +85,7 @@ def test_gipl_station_validation_beats_gipl2(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("data.station=/no/such/folder", "data.station: /no/such/folder does not exist"),
+        ("data.borehole=/no/such/folder", "data.borehole: /no/such/folder does not exist"),
         ("parameters.n_thawing.bounds=[2.0, 0.3]", "bounds [2.0, 0.3] are reversed"),
         ('uncertainty.hessian="exact"', "only 'gauss_newton'"),
         ("calibration.end=2009-13-01", "calibration.end: '2009-13-01' is not a date"),
@@ -96,6 +97,7 @@ def test_gipl_station_validation_beats_gipl2(tmp_path, capsys):
         ("projection.years=0", "projection.years: Input should be greater than or equal to 1"),
         ("projection.magt_depths=[1.0, 200.0]", "projection.magt_depths: 200 m lies below the column's base (90 m)"),
         ("projection.warming=1.0", "projection.warming: unknown key; allowed: magt_depths, warming_per_decade"),
+        ("experiment.kind=permafrost", "'permafrost' is now 'permafrost_site'"),
     ],
 )
 def test_bad_permafrost_configs_fail_before_computing(tmp_path, capsys, override, message):
@@ -108,7 +110,7 @@ def test_bad_permafrost_configs_fail_before_computing(tmp_path, capsys, override
 def test_projection_forcing_repeats_the_record_s_whole_years_and_adds_the_warming():
     """Day k after the record's last day takes the record's day (n + k) mod (365 x whole
     years), so the seasons go on; the warming grows linearly from the record's end."""
-    from cryograd._run.permafrost import projection_forcing
+    from cryograd._run.permafrost_site import projection_forcing
 
     record = SimpleNamespace(
         times=pd.date_range("2008-07-01", periods=757, freq="D"),

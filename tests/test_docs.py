@@ -64,8 +64,11 @@ def test_every_experiment_has_a_page():
 
 
 def page_of(kind):
-    """The page holding the kind's key table: of its experiments' pages, the one with a
-    '## Config keys' section (others of the kind link to it)."""
+    """The page holding the kind's key table: docs/experiments/KIND.md where it exists, else
+    of its experiments' pages the one with a '## Config keys' section (others of the kind
+    link to it)."""
+    if (GUIDE / f"{kind}.md").is_file():
+        return GUIDE / f"{kind}.md"
     pages = [p for p in EXPERIMENTS if tomllib.loads(p.read_text())["experiment"]["kind"] == kind]
     assert pages, f"no experiment of kind {kind}"
     keyed = [GUIDE / f"{p.stem}.md" for p in pages if "## Config keys" in (GUIDE / f"{p.stem}.md").read_text()]

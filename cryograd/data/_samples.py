@@ -129,6 +129,12 @@ _SAMPLES = {
         open_gtnp,
         "GTN-P borehole 755, Arctic Village, Alaska: hourly ground temperature 0-5 m, 2007-03 to 2009-04",
     ),
+    "gtnp_example": (
+        "permafrost/example_gtnp.csv",
+        open_gtnp,
+        "GTN-P borehole (wide layout): daily ground temperature at 16 depths 0-7 m, 2014-12 to 2018-09 (warm "
+        "permafrost near 0 degC)",
+    ),
     "iceland_hypsometry": (
         "iceland/06_rgi60_Iceland_hypso.csv",
         open_rgi_hypsometry,
