@@ -209,3 +209,158 @@ def test_air_forcing_from_a_netcdf_file_in_kelvin_equals_the_station_s_own(tmp_p
         np.testing.assert_allclose(other.forcing[key], own.forcing[key], rtol=0, atol=1e-9)
     np.testing.assert_allclose(other.initial, own.initial)
     assert other.reference_run() is None  # GIPL2's own set-up only with the folder's own records
+
+
+def _gipl_station():
+    return cg.data.open_gipl_station(cg.data.sample_path("gipl_station"), start="2008-07-01")
+
+
+def _experiment(config, **data):
+    config = C.copy_config(config)
+    config["data"].update(data)
+    return S.SiteExperiment(S.resolve(config))
+
+
+@pytest.mark.parametrize("layout", ["legacy", "new"])
+def test_era5_air_and_snow_at_the_borehole_in_either_cds_layout(tmp_path, layout):
+    """forcing.upper = 'air' from hourly ERA5 files (t2m and sd, rsn in a second file) on a
+    3 x 3 grid: the grid point nearest data.lat/lon is taken, K becomes degC, hours become
+    days and sd [m of water equivalent] drives the snowpack with rsn as its density."""
+    station = _gipl_station()
+    hours = pd.date_range("2008-07-01", "2010-07-27 23:00", freq="1h")
+    daily = station.reindex(time=hours, method="ffill")
+    lat, lon = np.array([64.75, 65.0, 65.25]), np.array([212.5, 212.75, 213.0])  # 0..360 as ERA5 writes it
+    offset = np.array([[5.0, 5.0, 5.0], [5.0, 0.0, 5.0], [5.0, 5.0, 5.0]])  # other points 5 K warmer
+
+    def grid(values, extra=None):
+        field = values[:, None, None] + (offset if extra is None else extra)[None]
+        time = "time" if layout == "legacy" else "valid_time"
+        return xr.DataArray(
+            field, dims=(time, "latitude", "longitude"), coords={time: hours, "latitude": lat[::-1], "longitude": lon}
+        ).isel(latitude=slice(None, None, -1))
+
+    t2m = grid(daily.air_temperature.values + 273.15).rename("t2m").assign_attrs(units="K")
+    swe = grid(daily.snow_depth.values * 250.0 / 1000.0, 0.0 * offset).rename("sd")
+    second = xr.Dataset(
+        {"sd": swe.assign_attrs(units="m of water equivalent"), "rsn": (swe * 0 + 250.0).assign_attrs(units="kg m**-3")}
+    )
+    if layout == "legacy":
+        encoding = {"t2m": dict(dtype="int16", scale_factor=0.002, add_offset=260.0, _FillValue=-32767)}
+        t2m.to_dataset().to_netcdf(tmp_path / "t2m.nc", encoding=encoding)
+        second.to_netcdf(tmp_path / "snow.nc")
+    else:
+        for name, ds in (("t2m", t2m.to_dataset()), ("snow", second)):
+            ds = ds.astype(np.float32).assign_coords(number=0, expver=("valid_time", np.full(hours.size, "0001")))
+            ds.to_netcdf(tmp_path / f"{name}.nc", encoding={"valid_time": {"units": "hours since 1970-01-01"}})
+    config = C.load(GIPL, ["model.snow_conductivity=sturm"])
+    files = [str(tmp_path / "t2m.nc"), str(tmp_path / "snow.nc")]
+    with pytest.raises(ValueError, match=r"data\.lat, data\.lon: t2m\.nc, snow\.nc is a grid"):
+        _experiment(config, forcing=files)
+    era5 = _experiment(config, forcing=files, lat=65.02, lon=-147.2)  # nearest: 65.0 N, 212.75 E
+    assert set(era5.forcing) == {"air_temperature", "snow_water_equivalent", "snow_density"}
+    tolerance = 1e-3 if layout == "legacy" else 1e-4  # int16 packing, float32
+    np.testing.assert_allclose(era5.forcing["air_temperature"], station.air_temperature.values, atol=tolerance)
+    np.testing.assert_allclose(era5.forcing["snow_water_equivalent"], station.snow_depth.values / 4, atol=1e-7)
+    np.testing.assert_allclose(era5.forcing["snow_density"], 250.0, rtol=1e-6)
+
+
+def test_air_from_a_station_csv_in_other_units(tmp_path):
+    """A station CSV with its own column names, air temperature in degF and snow depth in
+    cm (data.forcing_columns, data.forcing_units): the station's own forcing, converted."""
+    station = _gipl_station()
+    table = pd.DataFrame(
+        {
+            "Date": station.time.dt.strftime("%Y-%m-%d").values,
+            "Tair": station.air_temperature.values * 9 / 5 + 32,
+            "HS": station.snow_depth.values * 100.0,
+            "k_snow": station.snow_conductivity.values,
+        }
+    )
+    table.to_csv(tmp_path / "station.csv", index=False)
+    config = C.load(GIPL)
+    columns = dict(air_temperature="Tair", snow_depth="HS", snow_conductivity="k_snow")
+    units = dict(air_temperature="degF", snow_depth="cm")
+    own = S.SiteExperiment(S.resolve(config))
+    csv = _experiment(config, forcing=str(tmp_path / "station.csv"), forcing_columns=columns, forcing_units=units)
+    for key in own.forcing:
+        np.testing.assert_allclose(csv.forcing[key], own.forcing[key], rtol=0, atol=1e-9)
+    with pytest.raises(ValueError, match=r"station.csv has no column for snow_depth \('snow'\)"):
+        _experiment(config, forcing=str(tmp_path / "station.csv"), forcing_columns=columns | dict(snow_depth="snow"))
+    with pytest.raises(ValueError, match="covers 2008-07-01 to 2009-07-01, not the run 2008-07-01 to 2010-07-27"):
+        table.iloc[:366].to_csv(tmp_path / "short.csv", index=False)
+        _experiment(config, forcing=str(tmp_path / "short.csv"), forcing_columns=columns, forcing_units=units)
+
+
+def test_lst_upper_boundary_from_an_appeears_csv(tmp_path, capsys, daily):
+    """forcing.upper = 'lst': an AppEEARS MOD11A1 point CSV (two points) whose clear-sky
+    day and night LST are the borehole's measured 0 m temperature +- 2 K on 40 % of the
+    days (the rest cloudy, 0 = no data, or flagged bad): the gap-filled forcing equals the
+    0 m series on the clear days, SatelliteLST's offset is fitted, and the run validates."""
+    surface = daily.sel(depth=0.0, time=slice("2007-03-20", "2008-02-15"))
+    rng = np.random.default_rng(0)
+    rows = []
+    for site, shift in (("borehole", 0.0), ("elsewhere", 5.0)):
+        clear = rng.random(surface.sizes["time"]) < 0.4
+        for k, (time, value) in enumerate(zip(surface.time.values, surface.values, strict=True)):
+            ok = bool(clear[k]) and np.isfinite(value)
+            kelvin = value + 273.15 + shift
+            rows.append(
+                {
+                    "ID": site,
+                    "Latitude": 68.129,
+                    "Longitude": -145.534,
+                    "Date": str(time)[:10],
+                    "MOD11A1_061_LST_Day_1km": kelvin + 2.0 if ok else 0.0,
+                    "MOD11A1_061_QC_Day": 0 if ok else 2,
+                    "MOD11A1_061_LST_Night_1km": kelvin - 2.0 if ok else 0.0,
+                    "MOD11A1_061_QC_Night": 0 if ok else 2,
+                }
+            )
+    pd.DataFrame(rows).to_csv(tmp_path / "lst.csv", index=False)
+    lst = ["--set", "forcing.upper=lst", "--set", f"data.lst={tmp_path / 'lst.csv'}"]
+    assert main(["run", str(BOREHOLE), "--out", str(tmp_path / "never"), *lst]) == 2
+    assert "holds points borehole, elsewhere; choose one" in capsys.readouterr().err
+    offset = ["--set", 'parameters.offset.path="surface.offset"', "--set", "parameters.offset.init=0.0"]
+    out, summary = run(tmp_path, capsys, *QUICK, *lst, "--set", "data.lst_site=borehole", *offset)
+    config = C.load(BOREHOLE, ["forcing.upper=lst", f"data.lst={tmp_path / 'lst.csv'}", "data.lst_site=borehole"])
+    experiment = S.SiteExperiment(S.resolve(config))
+    filled = np.asarray(experiment.forcing["land_surface_temperature"])
+    measured = surface.sel(time=experiment.times).values
+    clear = np.asarray(
+        [r["MOD11A1_061_QC_Day"] == 0 for r in rows if r["ID"] == "borehole" and r["Date"] >= "2007-03-29"][:314]
+    )
+    np.testing.assert_allclose(filled[clear], measured[clear], atol=1e-6)
+    assert 0.3 < clear.mean() < 0.5 and np.isfinite(filled).all()
+    assert any("clear-sky MODIS LST on" in n for n in summary["notes"])
+    assert "offset" in summary["parameters"] and np.isfinite(
+        summary["metrics"]["validation"]["ground_temperature"]["mae"]
+    )
+    assert (out / "ground_temperature.png").is_file()
+
+
+def test_active_layer_records_are_fitted_beside_the_temperatures(tmp_path, capsys):
+    """data.active_layer: yearly thaw depths (here in cm) of the years modelled whole in a
+    period join the fit (calibration) and the metrics; a record without such a year is
+    refused."""
+    pd.DataFrame({"Year": [2014, 2015, 2016], "ALT": [np.nan, 95.0, 120.0]}).to_csv(tmp_path / "alt.csv", index=False)
+    periods = [
+        "data.borehole=sample:gtnp_example",
+        "calibration.start=2014-12-26",
+        "calibration.end=2015-12-31",
+        "validation.start=2016-01-01",
+        "validation.end=2016-05-31",
+    ]
+    alt = [f"data.active_layer={tmp_path / 'alt.csv'}", "observations.active_layer.units=cm"]
+    experiment = S.SiteExperiment(S.resolve(C.load(BOREHOLE, periods + alt)))
+    assert set(experiment.alt_operators) == {"calibration"}  # 2016 is not whole in the validation period
+    np.testing.assert_allclose(experiment.alt_operators["calibration"].values, [0.95])
+    assert any(o is experiment.alt_observation for o in experiment.problem().observations)
+    sets = [x for o in periods + alt for x in ("--set", o)]
+    _, summary = run(tmp_path, capsys, *QUICK, *sets)
+    calibration = summary["metrics"]["calibration"]["active_layer_thickness"]
+    assert calibration["n"] == 1 and np.isfinite(calibration["mae"])
+    assert "active_layer_thickness" not in summary["metrics"]["validation"]
+    late = tmp_path / "late.csv"
+    pd.DataFrame({"year": [2017], "thaw_depth": [1.0]}).to_csv(late, index=False)
+    with pytest.raises(ValueError, match=r"no year of late\.csv lies whole inside the calibration period"):
+        S.SiteExperiment(S.resolve(C.load(BOREHOLE, [*periods, f"data.active_layer={late}"])))

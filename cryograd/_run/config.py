@@ -11,7 +11,15 @@ from pathlib import Path
 
 from .. import data as cgdata
 
-NOT_PATHS = {"data.start", "data.id_column", "data.period", "data.wgms_outline", "data.station_method"}
+NOT_PATHS = {
+    "data.start",
+    "data.id_column",
+    "data.period",
+    "data.wgms_outline",
+    "data.station_method",
+    "data.borehole_id",
+    "data.lst_site",
+}
 """[data] keys that hold values, not file references."""
 
 

@@ -42,6 +42,13 @@ FREEZE_CURVES = {  # name: (class, its parameters, of which required)
     "piecewise_linear": (P.PiecewiseLinear, ("t_end",), ("t_end",)),
 }
 
+AIR_VARIABLES = {  # the air forcing's variables: their units here
+    "air_temperature": "degC",
+    "snow_depth": "m",
+    "snow_water_equivalent": "m",
+    "snow_density": "kg m-3",
+    "snow_conductivity": "W m-1 K-1",
+}
 Experiment = typed.experiment("permafrost_site", seed="seed of the Laplace draws")
 PerLayer = float | list[float]
 
@@ -54,16 +61,47 @@ class Data(Section):
     borehole_id: int | str | None = Field(None, description="the borehole of a long GTN-P file that holds several")
     start: typed.Date | None = Field(None, description="GIPL2 folders only: the date of forcing day 1")
     min_hours: int = Field(20, ge=1, le=24, description="[h] hourly records: the hours a day's mean needs")
-    forcing: str | None = Field(
+    forcing: str | list[str] | None = Field(
         None,
-        description="forcing.upper = 'air': a CryoGrid forcing JSON or a netCDF file with air_temperature and "
-        "snow_depth or snow_water_equivalent (daily or finer); default: a GIPL2 folder's own records",
+        description="forcing.upper = 'air': ERA5 netCDF file(s) (t2m, sd, rsn, z; either CDS layout), a CryoGrid "
+        "forcing JSON, a station CSV, or a netCDF file with air_temperature and snow_depth or "
+        "snow_water_equivalent (daily or finer); default: a GIPL2 folder's own records",
     )
+    forcing_columns: dict[str, str] | None = Field(
+        None, description="a station CSV's columns: {air_temperature = 'Tair', snow_depth = 'HS', time = 'date'}"
+    )
+    forcing_units: dict[str, str] | None = Field(
+        None, description="a station CSV's units (default degC and m): {air_temperature = 'K', snow_depth = 'cm'}"
+    )
+    active_layer: str | None = Field(
+        None,
+        description="a CSV of yearly active-layer thickness (thaw probing, CALM): columns year and "
+        "active_layer_thickness (or alt, thaw_depth), fitted and validated beside the temperatures",
+    )
+    lst: str | list[str] | None = Field(
+        None, description="forcing.upper = 'lst': an AppEEARS MOD11/MYD11 point CSV or MODIS HDF tiles (a list)"
+    )
+    lst_site: str | None = Field(None, description="the AppEEARS point (its ID) when the file holds several")
+    lat: float | None = Field(None, ge=-90, le=90, description="[degree north] the borehole (an ERA5 grid's point)")
+    lon: float | None = Field(None, description="[degree east] the borehole (default: a GTN-P metadata JSON's)")
+    elevation: float | None = Field(
+        None, description="[m] the borehole: ERA5's t2m is shifted to it from the grid point's height (needs z)"
+    )
+
+    @pydantic.field_validator("forcing_columns", "forcing_units")
+    @classmethod
+    def _forcing_names(cls, value, info):
+        allowed = set(AIR_VARIABLES) | ({"time"} if info.field_name == "forcing_columns" else set())
+        if value is not None and (unknown := sorted(set(value) - allowed)):
+            raise ValueError(f"{', '.join(unknown)}: not a forcing variable; use {', '.join(sorted(allowed))}")
+        return value
 
 
 class Forcing(Section):
-    upper: Annotated[str, typed.one_of(("borehole", "air"))] = Field(
-        "borehole", description="the upper boundary: a sensor's measured temperature (`borehole`) or `air`"
+    upper: Annotated[str, typed.one_of(("borehole", "air", "lst"))] = Field(
+        "borehole",
+        description="the upper boundary: a sensor's measured temperature (`borehole`), `air`, or clear-sky MODIS "
+        "land-surface temperature (`lst`)",
     )
     upper_depth: float | None = Field(
         None, ge=0, description="[m] upper = 'borehole': the sensor taken as the boundary (default: the shallowest)"
@@ -74,6 +112,10 @@ class Forcing(Section):
         description="[day] the boundary sensor's gaps up to this length are interpolated (and reported); "
         "longer gaps in the run are refused",
     )
+    lst_quality: list[Annotated[str, typed.one_of(("good", "unreliable"))]] = Field(
+        ["good"], min_length=1, description="upper = 'lst': the MODIS mandatory QA classes kept"
+    )
+    lst_max_error: float = Field(2.0, gt=0, description="[K] upper = 'lst': the largest LST error class kept")
     surface: Annotated[str, typed.one_of(("snow", "nfactor"))] = Field(
         "snow", description="upper = 'air': a snowpack (`Snow`) or n-factors on the air temperature (`NFactor`)"
     )
@@ -212,8 +254,14 @@ class GroundTemperature(Section):
     max_depth: float | None = Field(None, description="[m] sensors below are not fitted")
 
 
+class ActiveLayer(Section):
+    sigma: float = Field(0.05, gt=0, description="[m] error of a year's active-layer thickness")
+    units: str = Field("m", description="units of data.active_layer's thaw depths (m, cm, ...)")
+
+
 class Observations(Section):
     ground_temperature: GroundTemperature = Field(GroundTemperature(), description="sigma in K")
+    active_layer: ActiveLayer = Field(ActiveLayer(), description="with data.active_layer")
 
 
 class Validation(Section):
@@ -259,7 +307,7 @@ class SiteConfig(Config):
 
 MODEL = SiteConfig
 """The kind's typed config (docs/experiments/permafrost_site.md is tested against it)."""
-FILES = ("borehole", "forcing")
+FILES = ("borehole", "forcing", "lst", "active_layer")
 
 
 def validate(config: dict) -> list[str]:
@@ -291,7 +339,9 @@ def open_borehole(data: dict, notes: list) -> tuple[xr.DataArray, xr.Dataset | N
     else:
         table = cgdata.open_gtnp(path)
         measured = _one_borehole(table, data.get("borehole_id"), path)
+    position = {k: v for k, v in measured.attrs.items() if k in ("latitude", "longitude", "elevation")}
     measured = _daily(measured.sortby("time"), data.get("min_hours", 20), path.name, notes)
+    measured.attrs.update(position)
     above = measured.depth.values < 0
     if above.any():
         notes.append(f"borehole: sensors above the ground ({measured.depth.values[above].tolist()} m) left out")
@@ -322,11 +372,14 @@ def _netcdf_borehole(path: Path) -> xr.DataArray:
 
 def _one_borehole(table: xr.Dataset, wanted, path: Path) -> xr.DataArray:
     measured = table.ground_temperature
+    position = {
+        k: table[k] if k in table.coords else table.attrs.get(k) for k in ("latitude", "longitude", "elevation")
+    }
     if "borehole" not in measured.dims:  # one borehole: a long file names it in a scalar coordinate
         held = str(measured.borehole.values) if "borehole" in measured.coords else None
         if wanted is not None and held is not None and held != str(wanted):
             raise ValueError(f"data.borehole_id: {wanted} is not in {path.name}; it holds {held}")
-        return measured.reset_coords(drop=True)
+        return _positioned(measured.reset_coords(drop=True), position, None)
     ids = [str(b) for b in table.borehole.values]
     if wanted is None:
         if len(ids) > 1:
@@ -334,7 +387,19 @@ def _one_borehole(table: xr.Dataset, wanted, path: Path) -> xr.DataArray:
         wanted = ids[0]
     if str(wanted) not in ids:
         raise ValueError(f"data.borehole_id: {wanted} is not in {path.name}; it holds {', '.join(ids)}")
-    return measured.isel(borehole=ids.index(str(wanted))).reset_coords(drop=True)
+    index = ids.index(str(wanted))
+    return _positioned(measured.isel(borehole=index).reset_coords(drop=True), position, index)
+
+
+def _positioned(measured: xr.DataArray, position: dict, index) -> xr.DataArray:
+    """`measured` with the borehole's latitude, longitude and elevation (from a GTN-P
+    metadata JSON) as attributes, where known."""
+    for key, value in position.items():
+        if isinstance(value, xr.DataArray):
+            value = value.values if index is None or "borehole" not in value.dims else value.values[index]
+        if value is not None and np.isfinite(float(value)):
+            measured.attrs[key] = float(value)
+    return measured
 
 
 def _daily(measured: xr.DataArray, min_hours: int, name: str, notes: list) -> xr.DataArray:
@@ -383,33 +448,143 @@ def boundary_series(measured: xr.DataArray, depth: float, times: pd.DatetimeInde
     return series
 
 
-def open_air_forcing(reference: str, times: pd.DatetimeIndex) -> xr.Dataset:
-    """Daily air temperature and snow of a CryoGrid forcing JSON or a netCDF file, on the days `times`."""
-    path = data_path(reference)
-    if path.suffix.lower() == ".json":
-        ds = cgdata.open_cryogrid_forcing(path)
-    elif path.suffix.lower() in (".nc", ".nc4", ".cdf"):
-        ds = xr.open_dataset(path).load()
+NETCDF = (".nc", ".nc4", ".cdf")
+GRIDDED = {"t2m", "skt", "temp"}  # an ERA5 (or HISTALP) grid: cg.data.open_climate at the borehole
+
+
+def open_air_forcing(data: dict, times: pd.DatetimeIndex, position: dict) -> xr.Dataset:
+    """Daily air temperature [degC] and snow of `data.forcing` on the days `times`: ERA5
+    netCDF (the grid point nearest the borehole, `position` lat/lon [degrees], elevation
+    [m]), a CryoGrid forcing JSON, a station CSV, or a netCDF file of those variables."""
+    references = data["forcing"] if isinstance(data["forcing"], list) else [data["forcing"]]
+    paths = [data_path(r) for r in references]
+    names = ", ".join(p.name for p in paths)
+    suffixes = {p.suffix.lower() for p in paths}
+    if len(paths) == 1 and suffixes == {".json"}:
+        ds = cgdata.open_cryogrid_forcing(paths[0])
+    elif len(paths) == 1 and suffixes == {".csv"}:
+        ds = _station_csv(paths[0], data.get("forcing_columns") or {}, data.get("forcing_units") or {})
+    elif suffixes <= set(NETCDF):
+        variables = set()
+        for path in paths:
+            with xr.open_dataset(path, decode_times=False) as raw:
+                variables |= set(raw.data_vars)
+        if variables & GRIDDED:
+            if position.get("lat") is None or position.get("lon") is None:
+                raise ValueError(f"data.lat, data.lon: {names} is a grid; give the borehole's position")
+            point = {k: position.get(k) for k in ("lat", "lon", "elevation")}
+            ds = cgdata.open_climate(paths, **point).rename(temperature="air_temperature")
+        else:
+            ds = xr.merge([xr.open_dataset(p).load() for p in paths])
     else:
-        raise ValueError(f"data.forcing: {path.name}: give a CryoGrid forcing JSON or a netCDF file")
+        raise ValueError(f"data.forcing: {names}: give ERA5 or other netCDF files, a CryoGrid JSON or a station CSV")
     if "air_temperature" not in ds:
-        raise ValueError(f"data.forcing: {path.name} has no variable air_temperature")
+        raise ValueError(f"data.forcing: {names} has no air temperature (variables {sorted(ds.data_vars)})")
+    ds = ds[[k for k in AIR_VARIABLES if k in ds]]
     if pd.Series(pd.DatetimeIndex(ds.time.values)).diff().median() < pd.Timedelta(days=1):
         attrs = {k: ds[k].attrs for k in ds.data_vars}
         ds = ds.resample(time="1D").mean()
         for k, a in attrs.items():
             ds[k].attrs.update(a)
     ds = ds.assign_coords(time=pd.DatetimeIndex(ds.time.values).normalize())
-    covered = ds.time.values[0] <= times[0] and ds.time.values[-1] >= times[-1]
-    if not covered:
+    first, last = pd.Timestamp(ds.time.values[0]), pd.Timestamp(ds.time.values[-1])
+    if first > times[0] or last < times[-1]:
         raise ValueError(
-            f"data.forcing: {path.name} covers {str(ds.time.values[0])[:10]} to {str(ds.time.values[-1])[:10]}, not "
-            f"the run {times[0].date()} to {times[-1].date()}"
+            f"data.forcing: {names} covers {first.date()} to {last.date()}, not the run {times[0].date()} to "
+            f"{times[-1].date()}"
         )
-    ds = ds.sel(time=times)
-    if int(ds.air_temperature.isnull().sum()):
-        raise ValueError(f"data.forcing: {path.name}: air_temperature has gaps in the run; fill them first")
+    ds = ds.reindex(time=times)
+    for name in ds.data_vars:
+        if int(ds[name].isnull().sum()):
+            raise ValueError(f"data.forcing: {names}: {name} has gaps in the run; fill them first")
     return ds
+
+
+def _station_csv(path: Path, columns: dict, units: dict) -> xr.Dataset:
+    """A station CSV: a time column (`columns['time']`, default the first) and the columns
+    of `AIR_VARIABLES` (named as such, or as `columns` maps them), in `units` (default
+    those of `AIR_VARIABLES`), converted."""
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise ValueError(f"data.forcing: {path.name}: not a CSV file ({error})") from None
+    time = columns.get("time", table.columns[0])
+    mapping = {name: columns.get(name, name) for name in AIR_VARIABLES}
+    named = [*mapping.items(), ("time", time)]
+    missing = [f"{k} ({v!r})" for k, v in named if k in columns and v not in table]
+    if missing or mapping["air_temperature"] not in table:
+        raise ValueError(
+            f"data.forcing: {path.name} has no column for {', '.join(missing) or 'air_temperature'}; its columns: "
+            f"{', '.join(map(str, table.columns))} (map them with data.forcing_columns)"
+        )
+    try:
+        index = pd.DatetimeIndex(pd.to_datetime(table[time], format="mixed"), name="time")
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"data.forcing: {path.name}: column {time!r} is not dates ({error})") from None
+    ds = xr.Dataset(coords=dict(time=index))
+    for name, column in mapping.items():
+        if column not in table:
+            continue
+        values = pd.to_numeric(table[column], errors="coerce").to_numpy(float)
+        label = f"{path.name}: {column}"
+        unit = units.get(name, AIR_VARIABLES[name])
+        if name == "air_temperature":
+            values = _units.to_celsius(values, unit, label)
+        elif name == "snow_water_equivalent":
+            values = _units.to_water_depth(values, unit, label)
+        else:
+            values = _units.convert(values, unit, AIR_VARIABLES[name], label)
+        ds[name] = ("time", values, dict(units=AIR_VARIABLES[name]))
+    return ds.sortby("time")
+
+
+def open_lst_forcing(data: dict, spec: dict, times: pd.DatetimeIndex, position: dict, notes: list) -> xr.Dataset:
+    """The daily ground-surface forcing `land_surface_temperature` [degC] on the days
+    `times` from clear-sky MODIS LST (`cg.physics.gap_fill_lst` of the day and night
+    overpasses that pass `quality_mask` with `spec`'s classes and error bound) at the
+    borehole: an AppEEARS point (`data.lst_site`, or its only one) or the cell of HDF tiles
+    that holds `position`."""
+    references = data["lst"] if isinstance(data["lst"], list) else [data["lst"]]
+    paths = [data_path(r) for r in references]
+    names = ", ".join(p.name for p in paths)
+    ds = cgdata.open_modis_lst([str(p) for p in paths] if len(paths) > 1 else str(paths[0]))
+    if "site" not in ds.dims:  # tiles
+        if position.get("lat") is None or position.get("lon") is None:
+            raise ValueError(f"data.lat, data.lon: {names} are MODIS tiles; give the borehole's position")
+        ds = cgdata.extract_points(ds, position["lat"], position["lon"]).isel(site=0)
+    else:
+        sites = [str(s) for s in ds.site.values]
+        wanted = data.get("lst_site")
+        if wanted is None and len(sites) > 1:
+            raise ValueError(f"data.lst_site: {names} holds points {', '.join(sites)}; choose one")
+        wanted = sites[0] if wanted is None else wanted
+        if wanted not in sites:
+            raise ValueError(f"data.lst_site: {wanted} is not in {names}; it holds {', '.join(sites)}")
+        ds = ds.isel(site=sites.index(wanted))
+    clear = xr.Dataset()
+    for overpass in ("day", "night"):
+        name = f"land_surface_temperature_{overpass}"
+        if name in ds:
+            usable = cgdata.quality_mask(
+                ds, overpass, mandatory=tuple(spec["lst_quality"]), max_lst_error=spec["lst_max_error"]
+            )
+            clear[name] = ds[name].where(usable).assign_attrs(units="K")
+    days = pd.DatetimeIndex(ds.time.values).normalize()
+    if days[0] > times[0] or days[-1] < times[-1]:
+        raise ValueError(
+            f"data.lst: {names} covers {days[0].date()} to {days[-1].date()}, not the run {times[0].date()} to "
+            f"{times[-1].date()}"
+        )
+    clear = clear.assign_coords(time=days).sel(time=slice(times[0], times[-1])).reindex(time=times)
+    filled = P.gap_fill_lst(clear)
+    observed = int(filled.observed.sum())
+    notes.append(
+        f"forcing: clear-sky MODIS LST on {observed} of {times.size} days of the run (classes "
+        f"{', '.join(spec['lst_quality'])}, error <= {spec['lst_max_error']:g} K), gap-filled "
+        f"(harmonic climatology + decaying anomalies; day-night half range {float(filled.diurnal_half_range):.2f} K); "
+        "the surface is the filled LST plus SatelliteLST's offset (fit it as surface.offset)"
+    )
+    return filled[["land_surface_temperature"]]
 
 
 # --- the experiment -------------------------------------------------------------------------
@@ -459,8 +634,12 @@ class SiteExperiment:
             self.boundary = xr.Dataset(
                 {"surface_temperature": ("time", surface, dict(units="degC"))}, coords=dict(time=self.times)
             )
+        elif self.upper == "lst":
+            if not data.get("lst"):
+                raise ValueError("data.lst: forcing.upper = 'lst' needs an AppEEARS CSV or MODIS tiles")
+            self.boundary = open_lst_forcing(data, forcing_spec, self.times, self._position(), self.notes)
         elif data.get("forcing"):
-            self.boundary = open_air_forcing(data["forcing"], self.times)
+            self.boundary = open_air_forcing(data, self.times, self._position())
         elif self.station is not None:
             if self.times[-1] > pd.Timestamp(self.station.time.values[-1]):
                 raise ValueError(f"validation.end {end.date()}: the station's forcing ends earlier")
@@ -489,10 +668,21 @@ class SiteExperiment:
         self.parameters = [parameter(name, spec) for name, spec in config["parameters"].items()]
         self._observations(config["observations"]["ground_temperature"])
 
+    def _position(self) -> dict:
+        """The borehole's lat, lon [degree] and elevation [m]: [data]'s, else a GTN-P metadata JSON's."""
+        data, attrs = self.config["data"], self.measured.attrs
+        return {
+            "lat": data.get("lat", attrs.get("latitude")),
+            "lon": data.get("lon", attrs.get("longitude")),
+            "elevation": data.get("elevation"),
+        }
+
     def _column(self) -> P.PermafrostColumn:
         model = self.config["model"]
         if self.upper == "borehole":
             surface = P.Prescribed()
+        elif self.upper == "lst":
+            surface = P.SatelliteLST()
         elif self.config["forcing"]["surface"] == "nfactor":
             surface = P.NFactor()
         else:
@@ -631,6 +821,37 @@ class SiteExperiment:
             **common,
         )
         self.calibration_operator = A.ground_temperature(measured, self.times, self.centres, end=cal_end, **common)
+        self.alt_operators = {}
+        if self.config["data"].get("active_layer"):
+            self._active_layer(self.config["data"]["active_layer"], self.config["observations"]["active_layer"])
+
+    def _active_layer(self, reference: str, spec: dict) -> None:
+        """The yearly active-layer thickness of the years modelled whole inside each period:
+        `alt_operators` over the whole run (metrics), `alt_observation` the calibration
+        years' over the calibration run (the fit)."""
+        alt = open_active_layer(data_path(reference), spec["units"])
+        options = dict(sigma=spec["sigma"], name="active_layer_thickness")
+        for period, (first, last) in (("calibration", self.calibration), ("validation", self.validation)):
+            years = [int(y) for y in alt.year.values if first <= pd.Timestamp(int(y), 1, 1)]
+            years = [y for y in years if pd.Timestamp(y, 12, 31) <= last and np.isfinite(float(alt.sel(year=y)))]
+            if years:
+                picked = alt.sel(year=years)
+                self.alt_operators[period] = A.active_layer_thickness(
+                    picked, self.times, self.column.grid.edges, **options
+                )
+                if period == "calibration":
+                    self.alt_observation = A.active_layer_thickness(
+                        picked, self.times[: self.n_calibration], self.column.grid.edges, **options
+                    )
+        if "calibration" not in self.alt_operators:
+            raise ValueError(
+                f"data.active_layer: no year of {data_path(reference).name} lies whole inside the calibration period "
+                f"{self.calibration[0].date()} to {self.calibration[1].date()}"
+            )
+
+    def outputs(self, column) -> dict:
+        """Temperature and liquid water fraction (time, cell) over the whole run."""
+        return _outputs(column, self.forcing, self.initial)
 
     def note(self, text):
         if text not in self.notes:
@@ -641,8 +862,9 @@ class SiteExperiment:
 
     def problem(self) -> A.Problem:
         forcing = {k: v[: self.n_calibration] for k, v in self.forcing.items()}
+        observations = [self.observation, *([self.alt_observation] if self.alt_operators else [])]
         return A.Problem(
-            self.column, self.forward, self.parameters, [self.observation], dict(forcing=forcing, initial=self.initial)
+            self.column, self.forward, self.parameters, observations, dict(forcing=forcing, initial=self.initial)
         )
 
     def reference_run(self) -> np.ndarray | None:
@@ -672,6 +894,35 @@ class SiteExperiment:
             return np.stack([np.interp(depths, self.centres, row) for row in run])
         top, centres = np.asarray(self.forcing["surface_temperature"]), np.r_[0.0, self.centres]
         return np.stack([np.interp(depths, centres, np.r_[t, row]) for t, row in zip(top, run, strict=True)])
+
+
+@eqx.filter_jit
+def _outputs(column, forcing, initial):
+    out = column.run(forcing, initial, DAY)
+    return dict(temperature=out["temperature"], liquid_water_fraction=out["liquid_water_fraction"])
+
+
+def open_active_layer(path: Path, units: str) -> xr.DataArray:
+    """Yearly active-layer thickness [m] over `year` from a CSV with a `year` column and one
+    of `active_layer_thickness`, `alt`, `thaw_depth` (in `units`); blank values are gaps."""
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise ValueError(f"data.active_layer: {path.name}: not a CSV file ({error})") from None
+    table.columns = [str(c).strip().lower() for c in table.columns]
+    column = next((c for c in ("active_layer_thickness", "alt", "thaw_depth") if c in table), None)
+    if "year" not in table or column is None:
+        raise ValueError(
+            f"data.active_layer: {path.name} needs columns year and active_layer_thickness (or alt, thaw_depth); "
+            f"it has {', '.join(table.columns)}"
+        )
+    values = _units.convert(pd.to_numeric(table[column], errors="coerce"), units, "m", f"{path.name}: {column}")
+    if (values < 0).any():
+        raise ValueError(f"data.active_layer: {path.name}: negative {column}")
+    years = pd.to_numeric(table["year"], errors="coerce")
+    if years.isna().any() or years.duplicated().any():
+        raise ValueError(f"data.active_layer: {path.name}: the year column has blanks, non-numbers or repeats")
+    return xr.DataArray(values, dims="year", coords=dict(year=years.astype(int).to_numpy()), attrs=dict(units="m"))
 
 
 @eqx.filter_jit
@@ -775,7 +1026,8 @@ def projection_forcing(experiment, spec: dict) -> tuple[dict, np.ndarray]:
     index = (nt + np.arange(days)) % base
     warming = float(spec["warming_per_decade"]) / 10.0 * (np.arange(days) + 1) / YEAR_DAYS
     forcing = {k: np.asarray(v)[index] for k, v in experiment.forcing.items()}
-    warmed = next((k for k in ("air_temperature", "surface_temperature") if k in forcing), None)
+    names = ("air_temperature", "surface_temperature", "land_surface_temperature")
+    warmed = next((k for k in names if k in forcing), None)
     if warmed is None:
         raise ValueError(f"projection: the surface's forcing {sorted(forcing)} has no air or surface temperature")
     forcing[warmed] = forcing[warmed] + warming
@@ -885,14 +1137,19 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
     if reference is not None:
         runs["reference"] = reference
 
-    def period_metrics(run):
-        return {
+    def period_metrics(run, model=None):
+        metrics = {
             period: {"ground_temperature": depth_metrics(operator, run, experiment.offset)}
             for period, operator in (
                 ("calibration", experiment.calibration_operator),
                 ("validation", experiment.validation_operator),
             )
         }
+        outputs = experiment.outputs(model) if experiment.alt_operators and model is not None else None
+        for period, operator in experiment.alt_operators.items() if outputs is not None else ():
+            predicted = np.asarray(operator.predict(outputs, None))
+            metrics[period]["active_layer_thickness"] = report.metrics(predicted, np.asarray(operator.values))
+        return metrics
 
     band, coverage, draw_models, draw_runs = None, None, [], []
     draws = config["uncertainty"]["draws"]
@@ -909,8 +1166,8 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
             experiment, [result.model(), *draw_models], [runs["fitted"][-1], *(r[-1] for r in draw_runs)], spec
         )
 
-    metrics = period_metrics(runs["fitted"])
-    metrics["start"] = period_metrics(runs["start"])
+    metrics = period_metrics(runs["fitted"], result.model())
+    metrics["start"] = period_metrics(runs["start"], problem.fitted_model(problem.u0))
     if reference is not None:
         metrics["reference"] = period_metrics(reference)
         metrics["reference"]["note"] = (
@@ -1078,7 +1335,11 @@ def _figures(out, experiment, ds, posterior, result, metrics) -> None:
     fitted = experiment.observed_depths
     shown = fitted[np.unique(np.linspace(0, fitted.size - 1, min(4, fitted.size)).round().astype(int))]
     figure, axes = plt.subplots(len(shown) + 1, 1, figsize=(10, 3 + 2.3 * len(shown)), sharex=True)
-    if "surface_temperature" in boundary:
+    if "land_surface_temperature" in boundary:
+        axes[0].plot(boundary.time, boundary.land_surface_temperature, color="0.5", lw=0.8)
+        axes[0].set_ylabel("LST [°C]")
+        axes[0].plot([], [], color="0.5", lw=0.8, label="upper boundary: gap-filled clear-sky LST (+ offset)")
+    elif "surface_temperature" in boundary:
         axes[0].plot(boundary.time, boundary.surface_temperature, color="0.5", lw=0.8)
         axes[0].set_ylabel(f"T at {experiment.upper_depth:g} m [°C]")
         axes[0].plot([], [], color="0.5", lw=0.8, label="upper boundary: the measured sensor")

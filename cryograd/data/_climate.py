@@ -27,6 +27,8 @@ _NAMES = {  # variable in the file -> (name here, kind)
     "skt": ("skin_temperature", "temperature"),
     "prcp": ("precipitation", "precipitation"),
     "tp": ("precipitation", "precipitation"),
+    "sd": ("snow_water_equivalent", "snow"),
+    "rsn": ("snow_density", "density"),
     "hgt": ("surface_elevation", "height"),
     "z": ("surface_elevation", "geopotential"),
 }
@@ -46,7 +48,9 @@ def open_climate(path, *, lat=None, lon=None, elevation=None, lapse_rate=-0.0065
       dropped, a legacy `expver` dimension (ERA5 + ERA5T) is combined): `t2m` [K] ->
       `temperature` [degC], `skt` [K] -> `skin_temperature` [degC], `tp` -> `precipitation`
       [kg m-2 per step] (monthly means are m per day, times the days of the month; hourly
-      values are m per hour), geopotential `z` -> `surface_elevation` = z / g [m].
+      values are m per hour), geopotential `z` -> `surface_elevation` = z / g [m], snow
+      depth `sd` [m of water equivalent] -> `snow_water_equivalent` [m], snow density
+      `rsn` [kg m-3] -> `snow_density` [kg m-3] (the soil column's snow forcing).
 
     Returns `temperature`, `precipitation` (where present) on (time, lat, lon) with
     `surface_elevation` (lat, lon), lon in -180..180. Negative precipitation (HISTALP has
@@ -101,7 +105,7 @@ def _open_one(path: Path) -> xr.Dataset:
                 f"{path}: not a climate file this reader knows (HISTALP/OGGM temp, prcp; ERA5 t2m, tp, skt, z); "
                 f"variables {sorted(raw.data_vars)}"
             )
-        needs_time = any(_NAMES[v][1] in ("temperature", "precipitation") for v in known)
+        needs_time = any(_NAMES[v][1] not in ("height", "geopotential") for v in known)
         raw = _standard_dims(path, raw.load(), needs_time)
     out = xr.Dataset(attrs={k: v for k, v in raw.attrs.items() if k in ("ref_hgt", "ref_pix_lon", "ref_pix_lat")})
     for variable in known:
@@ -113,6 +117,16 @@ def _open_one(path: Path) -> xr.Dataset:
             out[name] = _degrees_celsius(path, variable, values)
         elif kind == "precipitation":
             out[name] = _precipitation(path, variable, values, raw)
+        elif kind == "snow":  # ERA5's sd: metres of water equivalent
+            units = str(values.attrs.get("units", "")).replace("of water equivalent", "").strip()
+            out[name] = values.copy(data=_units.to_water_depth(values.values, units, f"{path}: variable {variable!r}"))
+            out[name].attrs = dict(units="m", long_name="snow water equivalent", source_units=values.attrs.get("units"))
+        elif kind == "density":
+            units = values.attrs.get("units", "kg m-3").replace("**", "")
+            out[name] = values.copy(
+                data=_units.convert(values.values, units, "kg m-3", f"{path}: variable {variable!r}")
+            )
+            out[name].attrs = dict(units="kg m-3", long_name="snow density")
         elif kind == "geopotential":
             out[name] = (values.isel(time=0, drop=True) if "time" in values.dims else values) / GRAVITY
             out[name].attrs = dict(units="m", long_name="grid-point surface elevation (geopotential / g)")
