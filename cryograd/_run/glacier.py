@@ -5,8 +5,6 @@ Config sections: [experiment], [data], [model], [parameters.NAME], [observations
 [calibration], [validation], [fit], [uncertainty] (see docs/experiments/glacier_hintereisferner.md).
 """
 
-import json
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -16,15 +14,12 @@ import pydantic
 import xarray as xr
 
 from .. import assimilation as A, data as cgdata, physics as P
-from . import report, typed
+from . import pipeline, report, typed
 from .config import (
-    calibrate,
     check_files,
     data_path,
     fit_settings,
-    laplace_and_sampler,
     parameter,
-    remove_checkpoint,
 )
 from .typed import Config, Field, Section
 
@@ -168,11 +163,17 @@ def _wgms(config):
     return cgdata.open_wgms(reference)
 
 
-class GlacierExperiment:
+class GlacierExperiment(pipeline.Experiment):
     """The pieces of a glacier config: model, inputs, observations for a set of years."""
 
+    def setup(self, progress):
+        return self.problem(self.years)
+
+    def evaluate(self, problem, result, posterior, samples, out, progress):
+        return _evaluate(self, problem, result, posterior, samples, progress)
+
     def __init__(self, config: dict):
-        self.config = config
+        super().__init__(config)
         model_keys = {k: v for k, v in config.get("model", {}).items()}
         model_keys.setdefault("year_start_month", 10)
         self.model = P.MonthlyTemperatureIndex(**model_keys)
@@ -196,7 +197,6 @@ class GlacierExperiment:
         )
         self.years = years[keep]
         self.parameters = [parameter(name, spec) for name, spec in config["parameters"].items()]
-        self.notes = []
 
     @staticmethod
     def forward(model, inputs):
@@ -247,32 +247,22 @@ class GlacierExperiment:
             raise ValueError("observations: none of the configured observations has data in the calibration years")
         return out
 
-    def note(self, text):
-        if text not in self.notes:
-            self.notes.append(text)
-
     def problem(self, years) -> A.Problem:
         return A.Problem(self.model, self.forward, self.parameters, self.observations(years), self.inputs)
 
 
 def run(config: dict, out: Path, progress: bool = True) -> dict:
-    """Fit, validate, and write summary.json, result.nc and figures to `out`."""
-    config = resolve(config)
-    started = time.perf_counter()
-    experiment = GlacierExperiment(config)
+    """Fit, validate, and write summary.json, result.nc and figures to `out` (`pipeline.run`)."""
+    return pipeline.run(GlacierExperiment, resolve(config), out, progress)
+
+
+def _evaluate(experiment, problem, result, posterior, samples, progress) -> pipeline.Outcome:
+    """Calibration metrics, leave-years-out validation (each held-out year predicted by a
+    fit without it) and the Laplace band of the annual balance."""
+    config, years = experiment.config, experiment.years
     method, fit_config = fit_settings(config)
     uncertainty = config.get("uncertainty", {})
-    seed = int(config.get("experiment", {}).get("seed", 0))
-    out.mkdir(parents=True, exist_ok=True)
-
-    years = experiment.years
-    problem = experiment.problem(years)
-    result, checkpoint = calibrate(problem, config, out, progress)
-    report.stage(
-        progress, "uncertainty: Laplace approximation" + (" and NUTS" if uncertainty.get("sampler") == "nuts" else "")
-    )
-    posterior, samples = laplace_and_sampler(problem, result.u, config)
-
+    seed = int(config["experiment"].get("seed", 0))
     start_outputs = jax.jit(problem.outputs)(problem.u0)
     outputs = jax.jit(problem.outputs)(result.u)
     calibration_metrics = {o.name: report.metrics(o.predict(outputs, None), o.values) for o in problem.observations}
@@ -314,19 +304,13 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
     u_draws = jax.random.multivariate_normal(key, result.u, posterior.covariance_u, (draws,))
     band = np.asarray(jax.jit(jax.vmap(lambda u: problem.outputs(u)["specific_mass_balance"]))(u_draws))
 
-    report.stage(progress, f"writing result.nc and figures to {out}")
     dataset = _result_dataset(experiment, problem, outputs, start_outputs, held_out, band, posterior, result)
-    dataset.attrs["config"] = json.dumps({k: v for k, v in config.items()})
-    dataset.to_netcdf(out / "result.nc")
-    _figures(out, experiment, dataset, posterior, result, fold_histories, samples)
 
-    parameters, correlation = report.parameter_summary(posterior, {p.name: p.units for p in experiment.parameters})
+    def figures(out):
+        _figures(out, experiment, dataset, posterior, result, fold_histories, samples)
+
+    metrics = dict(calibration=calibration_metrics, validation=validation_metrics, start=start_metrics)
     summary = dict(
-        experiment=config.get("experiment", {}).get("name", "glacier"),
-        parameters=parameters,
-        correlation=correlation,
-        metrics=dict(calibration=calibration_metrics, validation=validation_metrics, start=start_metrics),
-        cost=result.cost(),
         validation=dict(
             scheme=validation.get("scheme", "leave_years_out"),
             folds=validation.get("folds", 5),
@@ -334,16 +318,8 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
             note="each year's validation value comes from the fit of the fold that left it out; the geodetic "
             "period rate stays in every fold",
         ),
-        sampler=None if samples is None else report.sampler_summary(samples, posterior),
-        notes=experiment.notes,
-        seed=seed,
-        versions=report.versions(),
-        wall_time_s=round(time.perf_counter() - started, 2),
-        config=config,
     )
-    report.write_summary(out / "summary.json", summary)
-    remove_checkpoint(checkpoint)  # the run finished: nothing to resume
-    return summary
+    return pipeline.Outcome(metrics, dataset, figures, summary)
 
 
 def _result_dataset(experiment, problem, outputs, start_outputs, held_out, band, posterior, result):

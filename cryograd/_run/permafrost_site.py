@@ -15,8 +15,6 @@ Parameter paths are leaves of the `PermafrostColumn`: `surface.thawing`,
 """
 
 import itertools
-import json
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -30,8 +28,8 @@ import pydantic
 import xarray as xr
 
 from .. import _units, assimilation as A, data as cgdata, physics as P
-from . import report, typed
-from .config import calibrate, check_files, column_options, data_path, parameter, remove_checkpoint
+from . import pipeline, report, typed
+from .config import check_files, column_options, data_path, parameter
 from .typed import Config, Field, Section
 
 DAY = 86400.0
@@ -590,12 +588,19 @@ def open_lst_forcing(data: dict, spec: dict, times: pd.DatetimeIndex, position: 
 # --- the experiment -------------------------------------------------------------------------
 
 
-class SiteExperiment:
+class SiteExperiment(pipeline.Experiment):
     """The pieces of a permafrost_site config: column, forcing, initial state, observations."""
 
+    fit_options = dict(gradient="forward")  # noqa: RUF012
+
+    def uncertainty(self, problem, result, progress):
+        return _uncertainty(self, problem, result, progress)
+
+    def evaluate(self, problem, result, posterior, samples, out, progress):
+        return _evaluate(self, problem, result, posterior, samples, out, progress)
+
     def __init__(self, config: dict):
-        self.config = config
-        self.notes = []
+        super().__init__(config)
         data, forcing_spec = config["data"], config["forcing"]
         self.measured, self.station = open_borehole(data, self.notes)
         calibration = config["calibration"]
@@ -852,10 +857,6 @@ class SiteExperiment:
     def outputs(self, column) -> dict:
         """Temperature and liquid water fraction (time, cell) over the whole run."""
         return _outputs(column, self.forcing, self.initial)
-
-    def note(self, text):
-        if text not in self.notes:
-            self.notes.append(text)
 
     def forward(self, column, inputs):
         return column.run(inputs["forcing"], inputs["initial"], DAY, adjoint=diffrax.ForwardMode())
@@ -1116,23 +1117,26 @@ def projection_variables(ds: xr.Dataset, projected: dict) -> xr.Dataset:
 
 
 def run(config: dict, out: Path, progress: bool = True) -> dict:
-    """Fit, validate, and write summary.json, result.nc and figures to `out`."""
-    config = resolve(config)
-    started = time.perf_counter()
-    experiment = SiteExperiment(config)
-    seed = int(config.get("experiment", {}).get("seed", 0))
-    problem = experiment.problem()  # checks the parameter paths against the column
-    out.mkdir(parents=True, exist_ok=True)
-    result, checkpoint = calibrate(problem, config, out, progress, gradient="forward")
+    """Fit, validate, and write summary.json, result.nc and figures to `out` (`pipeline.run`)."""
+    return pipeline.run(SiteExperiment, resolve(config), out, progress)
+
+
+def _uncertainty(experiment, problem, result, progress):
     report.stage(progress, "uncertainty: Laplace approximation (Gauss-Newton Hessian)")
     try:
-        posterior = A.laplace(problem, result.u, hessian="gauss_newton")
+        return A.laplace(problem, result.u, hessian="gauss_newton"), None
     except ValueError as error:
         experiment.note(f"uncertainty: no Laplace posterior ({error})")
-        posterior = None
+        return None, None
 
+
+def _evaluate(experiment, problem, result, posterior, samples, out, progress) -> pipeline.Outcome:
+    """The whole-record runs (calibrated, start values, a GIPL2 folder's own set-up), the
+    metrics, the predictive band of the Laplace draws and the projection."""
+    config, seed = experiment.config, int(experiment.config["experiment"]["seed"])
     report.stage(progress, "whole-record runs: calibrated and start values (and the station's own parameters)")
-    runs = dict(fitted=experiment.full_run(result.model()), start=experiment.full_run(problem.fitted_model(problem.u0)))
+    start_model = problem.fitted_model(problem.u0)
+    runs = dict(fitted=experiment.full_run(result.model()), start=experiment.full_run(start_model))
     reference = experiment.reference_run()
     if reference is not None:
         runs["reference"] = reference
@@ -1167,15 +1171,13 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
         )
 
     metrics = period_metrics(runs["fitted"], result.model())
-    metrics["start"] = period_metrics(runs["start"], problem.fitted_model(problem.u0))
+    metrics["start"] = period_metrics(runs["start"], start_model)
     if reference is not None:
         metrics["reference"] = period_metrics(reference)
         metrics["reference"]["note"] = (
             "the station's own parameters in GIPL2's set-up: snow from 1 cm, air temperature on snow-free ground, "
             "initial profile's deepest value held below it"
         )
-
-    report.stage(progress, f"writing result.nc and figures to {out}")
     dataset = _result_dataset(experiment, runs, posterior, result)
     if band is not None:
         for name, values, text in (("temperature_p05", band[0], "5"), ("temperature_p95", band[1], "95")):
@@ -1186,41 +1188,21 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
             )
     if projected is not None:
         dataset = projection_variables(dataset, projected)
-    dataset.attrs["config"] = json.dumps({k: v for k, v in config.items()})
-    dataset.to_netcdf(out / "result.nc")
-    _figures(out, experiment, dataset, posterior, result, metrics)
-    if projected is not None:
-        _projection_figure(out, experiment, dataset)
 
-    units = {p.name: p.units for p in experiment.parameters}
-    if posterior is not None:
-        parameters, correlation = report.parameter_summary(posterior, units)
-    else:
-        values = problem.values(result.u)
-        parameters = {k: dict(value=float(v), std=None, units=units.get(k, "")) for k, v in values.items()}
-        correlation = None
+    def figures(out):
+        _figures(out, experiment, dataset, posterior, result, metrics)
+        if projected is not None:
+            _projection_figure(out, experiment, dataset)
+
     summary = dict(
-        experiment=config["experiment"]["name"],
-        parameters=parameters,
-        correlation=correlation,
-        metrics=metrics,
-        cost=result.cost(),
         periods=dict(
             calibration=[str(d.date()) for d in experiment.calibration],
             validation=[str(d.date()) for d in experiment.validation],
         ),
-        sampler=None,
         predictive_coverage=coverage,
         projection=None if projected is None else projection_summary(config["projection"], dataset),
-        notes=experiment.notes,
-        seed=seed,
-        versions=report.versions(),
-        wall_time_s=round(time.perf_counter() - started, 2),
-        config=config,
     )
-    report.write_summary(out / "summary.json", summary)
-    remove_checkpoint(checkpoint)
-    return summary
+    return pipeline.Outcome(metrics, dataset, figures, summary)
 
 
 def projection_summary(spec: dict, ds: xr.Dataset) -> dict:

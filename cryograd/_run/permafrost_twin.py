@@ -18,8 +18,6 @@ against the noise-free truth. Config sections: [experiment], [synthetic], [model
 [validation], [fit], [uncertainty] (see docs/experiments/permafrost_twin_lst.md).
 """
 
-import json
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -32,12 +30,10 @@ import pydantic
 import xarray as xr
 
 from .. import assimilation as A, data as cgdata, physics as P
-from . import report, typed
+from . import pipeline, report, typed
 from .config import (
-    calibrate,
     in_model_units,
     parameter,
-    remove_checkpoint,
     snow_column,
     with_leaves,
 )
@@ -192,11 +188,20 @@ def resolve(config: dict) -> dict:
     return typed.resolve(TwinConfig, config)
 
 
-class TwinExperiment:
+class TwinExperiment(pipeline.Experiment):
     """The synthetic world of a twin config: sites, forcing, truth, observations."""
 
+    fit_options = dict(gradient="forward")  # noqa: RUF012
+
+    def uncertainty(self, problem, result, progress):
+        report.stage(progress, "uncertainty: Laplace approximation (Gauss-Newton Hessian)")
+        return A.laplace(problem, result.u, hessian="gauss_newton"), None
+
+    def evaluate(self, problem, result, posterior, samples, out, progress):
+        return _evaluate(self, problem, result, posterior, out, progress)
+
     def __init__(self, config: dict):
-        self.config = config
+        super().__init__(config)
         seed = int(config.get("experiment", {}).get("seed", 0))
         k_forcing, k_clouds, k_lst, k_boreholes, k_alt = jax.random.split(jax.random.key(seed), 5)
         synthetic = config["synthetic"]
@@ -388,17 +393,17 @@ def kind_metrics(operators: dict, outputs: dict, values: dict) -> dict:
 
 
 def run(config: dict, out: Path, progress: bool = True) -> dict:
-    """Make the synthetic world, fit it, and write summary.json, result.nc and figures to `out`."""
-    config = resolve(config)
-    started = time.perf_counter()
-    experiment = TwinExperiment(config)
-    problem = experiment.problem()
-    out.mkdir(parents=True, exist_ok=True)
-    result, checkpoint = calibrate(problem, config, out, progress, gradient="forward")
-    posterior = A.laplace(problem, result.u, hessian="gauss_newton")
+    """Make the synthetic world, fit it, and write summary.json, result.nc and figures to
+    `out` (`pipeline.run`)."""
+    return pipeline.run(TwinExperiment, resolve(config), out, progress)
+
+
+def _evaluate(experiment, problem, result, posterior, out, progress) -> pipeline.Outcome:
+    """Runs of the fitted and start values, metrics against the noisy observations
+    (calibration) and the noise-free truth (validation), and the recovery of the truth."""
+    config = experiment.config
     fitted = problem.fitted_model(result.u)
     runs = dict(fitted=experiment.full_run(fitted), start=experiment.full_run(experiment.column))
-
     values = {"fitted": problem.values(result.u), "start": problem.values(problem.u0)}
     calibration_times = experiment.times[: experiment.n_calibration]
     start = str(experiment.validation_start.date())
@@ -424,30 +429,23 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
     for label, row in table.items():
         parameters[label].update(row)
     summary = dict(
-        experiment=config.get("experiment", {}).get("name", "permafrost_twin"),
+        experiment=config["experiment"]["name"],
         parameters=parameters,
         recovery=report.recovery_summary(table),
         correlation=correlation,
-        metrics=metrics,
-        cost=result.cost(),
         observations={kind: int(sum(o.values.size for o in group)) for kind, group in observed_ops.items()},
         sites=experiment.sites,
         periods=dict(
             calibration=[str(experiment.times[0].date()), str(calibration_times[-1].date())],
             validation=[start, str(experiment.times[-1].date())],
         ),
-        seed=int(config.get("experiment", {}).get("seed", 0)),
-        versions=report.versions(),
-        config=config,
     )
     dataset = _result_dataset(experiment, runs, posterior, result)
-    dataset.attrs["config"] = json.dumps(config)
-    dataset.to_netcdf(out / "result.nc")
-    _figures(out, experiment, runs, posterior, table, result, summary)
-    summary["wall_time_s"] = round(time.perf_counter() - started, 2)
-    report.write_summary(out / "summary.json", summary)
-    remove_checkpoint(checkpoint)
-    return summary
+
+    def figures(out):
+        _figures(out, experiment, runs, posterior, table, result, summary)
+
+    return pipeline.Outcome(metrics, dataset, figures, summary)
 
 
 def _result_dataset(experiment, runs, posterior, result) -> xr.Dataset:
