@@ -27,9 +27,7 @@ series alone (`validation.compare_fit_to`). Config sections: [experiment], [data
 glacier_iceland_grace.md).
 """
 
-import json
 import re
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -41,16 +39,13 @@ import pydantic
 import xarray as xr
 
 from .. import assimilation as A, data as cgdata, physics as P
-from . import report, typed
+from . import pipeline, report, typed
 from .config import (
-    calibrate,
     check_files,
     data_path,
     fit_settings,
-    laplace_and_sampler,
     open_climate_noting,
     parameter,
-    remove_checkpoint,
 )
 from .typed import Config, Field, Section
 
@@ -422,12 +417,18 @@ def _station_climate(data, latitude, longitude, ids, notes):
     return climate[["temperature", "precipitation", "reference_elevation"]]
 
 
-class Region:
+class Region(pipeline.Experiment):
     """The glaciers, climate and observations of a regional config."""
 
+    def setup(self, progress):
+        return _setup(self)
+
+    def evaluate(self, problem, result, posterior, samples, out, progress):
+        return _evaluate(self, problem, result, posterior, samples)
+
     def __init__(self, config: dict):
-        self.config = config
-        self.notes = []
+        super().__init__(config)
+        self.fit_options = {}
         data = config["data"]
         outlines, ids = _outlines(config)
         if data.get("hypsometry") is not None:
@@ -605,29 +606,37 @@ def _months(arrays: dict, years, first: int, last: int) -> dict:
 
 
 def run(config: dict, out: Path, progress: bool = True) -> dict:
-    """Fit the region, validate, and write summary.json, result.nc and figures to `out`."""
-    config = resolve(config)
-    started = time.perf_counter()
-    region = Region(config)
-    uncertainty = config.get("uncertainty", {})
-    seed = int(config.get("experiment", {}).get("seed", 0))
-    out.mkdir(parents=True, exist_ok=True)
-    method, settings = fit_settings(config)
-    settings.pop("checkpoint_every", None)
-    grace, model_error, options = config["observations"].get("grace"), None, {}
+    """Fit the region, validate, and write summary.json, result.nc and figures to `out` (`pipeline.run`)."""
+    return pipeline.run(Region, resolve(config), out, progress)
+
+
+def _setup(region) -> A.Problem:
+    """The fitted problem: with `model_error = "estimated"`, a first fit with GlaMBIE's
+    errors alone estimates it and starts the fit."""
+    config = region.config
+    grace, region.model_error_summary = config["observations"].get("grace"), None
     if grace is not None and grace["model_error"] == "estimated":
+        method, settings = fit_settings(config)
+        settings.pop("checkpoint_every", None)
         plain = region.problem()  # GlaMBIE's errors alone
         first = A.fit(plain, method, progress=False, **settings)
-        region.model_error, model_error = _estimated_model_error(plain, first)
-        options["init"] = first.parameters
-        region.notes.append(f"model error of the GlaMBIE series fitted: {model_error['note']}")
+        region.model_error, region.model_error_summary = _estimated_model_error(plain, first)
+        region.fit_options = dict(init=first.parameters)
+        region.notes.append(f"model error of the GlaMBIE series fitted: {region.model_error_summary['note']}")
     elif grace is not None:
         region.model_error = float(grace["model_error"])
-        model_error = dict(value=region.model_error, units="Gt per year", note="given in the config")
-    problem = region.problem()
-    result, checkpoint = calibrate(problem, config, out, progress, **options)
-    posterior, samples = laplace_and_sampler(problem, result.u, config)
+        region.model_error_summary = dict(value=region.model_error, units="Gt per year", note="given in the config")
+    return region.problem()
 
+
+def _evaluate(region, problem, result, posterior, samples) -> pipeline.Outcome:
+    """Runs of the fitted and start values and the Laplace draws, the fit to one series
+    alone, the regional rate predicted without it, metrics, coverage and the tables."""
+    config = region.config
+    uncertainty = config.get("uncertainty", {})
+    seed = int(config["experiment"].get("seed", 0))
+    method, settings = fit_settings(config)
+    settings.pop("checkpoint_every", None)
     run_all = region.runner(problem)
     outputs = run_all(result.u)
     smb, mass_balance = np.asarray(outputs["specific_mass_balance"]), np.asarray(outputs["mass_balance"])
@@ -683,24 +692,22 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
     metrics = _metrics(region, problem, result.u, smb)
     metrics["start"] = _metrics(region, problem, problem.u0, smb_start)
     dataset = _result_dataset(region, smb, smb_start, band, mass_balance, posterior, result)
-    dataset.attrs["config"] = json.dumps(config)
-    dataset.to_netcdf(out / "result.nc")
-    _figures(out, region, dataset, posterior, result, samples, without, (largest, profiles))
-
     for name in region.series:  # held-out coverage of the 90 % predictive range
         metrics["validation"][name]["coverage_90"] = _coverage(region, dataset, name)
+
+    def figures(out):
+        _figures(out, region, dataset, posterior, result, samples, without, (largest, profiles))
+
     parameters, correlation = report.parameter_summary(posterior, {p.name: p.units for p in region.parameters})
     period = region.rate_period
     summary = dict(
-        experiment=config.get("experiment", {}).get("name", "glacier_region"),
         parameters=parameters,
         correlation=correlation if len(posterior.labels) <= 10 else None,
-        metrics=metrics,
         regional_check=without,
         regional_rates=dict(fitted=_regional_rates(region, smb, band), start=_regional_rates(region, smb_start))
         if region.regional_periods
         else None,
-        model_error=model_error,
+        model_error=region.model_error_summary,
         compared_fit=compared,
         glaciers={
             gid: dict(
@@ -718,19 +725,10 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
             area_km2=float(region.area.sum() / 1e6),
             monitored=None if region.wgms is None else region.ids[region.monitored],
         ),
-        cost=result.cost(),
         observations={o.name: int(o.values.size) for o in problem.observations},
         periods=dict(calibration=list(region.calibration), validation=list(region.validation)),
-        sampler=None if samples is None else report.sampler_summary(samples, posterior),
-        notes=region.notes,
-        seed=seed,
-        versions=report.versions(),
-        config=config,
     )
-    summary["wall_time_s"] = round(time.perf_counter() - started, 2)
-    report.write_summary(out / "summary.json", summary)
-    remove_checkpoint(checkpoint)
-    return summary
+    return pipeline.Outcome(metrics, dataset, figures, summary)
 
 
 def _metrics(region, problem, u, smb) -> dict:

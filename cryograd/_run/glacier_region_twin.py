@@ -34,15 +34,13 @@ import xarray as xr
 
 from .. import assimilation as A, data as cgdata, physics as P
 from .._chunked import run_chunked
-from . import report, typed
+from . import pipeline, report, typed
 from .config import (
-    calibrate,
     check_files,
     fit_settings,
     in_model_units,
     open_climate_noting,
     parameter,
-    remove_checkpoint,
     with_leaves,
 )
 from .typed import Config, Field, Section
@@ -180,12 +178,28 @@ def _climate(config, notes) -> xr.Dataset:
     return open_climate_noting(data["climate"], notes, **kwargs)
 
 
-class RegionTwin:
+class RegionTwin(pipeline.Experiment):
     """The synthetic region of a config: glaciers, climate, truth, observations."""
 
+    def setup(self, progress):
+        problem = self.problem()
+        self.setup_time = time.perf_counter() - self.started
+        return problem
+
+    def uncertainty(self, problem, result, progress):
+        self.hessian = self.config.get("uncertainty", {}).get("hessian", "exact")
+        report.stage(progress, f"uncertainty: Laplace approximation ({self.hessian})")
+        tick = time.perf_counter()
+        posterior = _laplace(problem, result.u, self.hessian)
+        self.laplace_time = time.perf_counter() - tick
+        return posterior, None
+
+    def evaluate(self, problem, result, posterior, samples, out, progress):
+        return _evaluate(self, problem, result, posterior, out, progress)
+
     def __init__(self, config: dict):
-        self.config = config
-        self.notes = []
+        self.started = time.perf_counter()
+        super().__init__(config)
         seed = int(config.get("experiment", {}).get("seed", 0))
         k_glaciers, k_truth, k_grace, k_geodetic = jax.random.split(jax.random.key(seed), 4)
         synthetic = dict(config["synthetic"])
@@ -327,21 +341,15 @@ summarises the member-scoped ones per parameter (every value is in result.nc and
 def run(config: dict, out: Path, progress: bool = True) -> dict:
     """Make the synthetic region, fit it, and write summary.json, result.nc, the per-glacier
     results (glaciers/, one netCDF per chunk of glaciers, written as each is done) and
-    figures to `out`."""
-    config = resolve(config)
-    started = time.perf_counter()
-    report.stage(progress, "making the synthetic region and its observations")
-    twin = RegionTwin(config)
-    problem = twin.problem()
-    out.mkdir(parents=True, exist_ok=True)
-    setup_time = time.perf_counter() - started
-    result, checkpoint = calibrate(problem, config, out, progress)
-    hessian = config.get("uncertainty", {}).get("hessian", "exact")
-    tick = time.perf_counter()
-    posterior = _laplace(problem, result.u, hessian)
-    laplace_time = time.perf_counter() - tick
-    table = report.recovery(posterior, twin.truth_by_label(posterior.labels))
+    figures to `out` (`pipeline.run`)."""
+    return pipeline.run(RegionTwin, resolve(config), out, progress)
 
+
+def _evaluate(twin, problem, result, posterior, out, progress) -> pipeline.Outcome:
+    """Recovery of the truth, the fit without the GRACE series (ablation), each glacier's
+    results and posterior (written chunk by chunk), metrics and the summary's tables."""
+    config = twin.config
+    table = report.recovery(posterior, twin.truth_by_label(posterior.labels))
     ablation = {}
     shared = [i for i, label in enumerate(posterior.labels) if "[" not in label]
     if "grace" in twin.observed and len(twin.observed) > 1 and shared:
@@ -349,7 +357,7 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
         method, settings = fit_settings(config)
         settings.pop("checkpoint_every", None)
         fitted_alone = A.fit(alone, method, progress=False, **settings)
-        posterior_alone = _laplace(alone, fitted_alone.u, hessian)
+        posterior_alone = _laplace(alone, fitted_alone.u, twin.hessian)
         ablation = {
             posterior.labels[i]: dict(
                 with_grace=dict(value=float(posterior.mean[i]), std=float(posterior.std[i])),
@@ -387,22 +395,20 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
     if problem.size > MEMBER_LIST_LIMIT:
         member_parameters = _member_parameter_summary(twin, posterior, units)
         parameters = {label: row for label, row in parameters.items() if "[" not in label}
+    fit_s = result.wall_time + result.compile_time
     summary = dict(
-        experiment=config.get("experiment", {}).get("name", "glacier_region_twin"),
+        experiment=config["experiment"]["name"],
         parameters=parameters,
+        correlation=None,
         member_parameters=member_parameters,
         recovery=report.recovery_summary(table),
         grace_ablation=ablation,
-        metrics=metrics,
-        cost=result.cost(),
         timing=dict(
-            setup_s=round(setup_time, 2),
-            fit_s=round(result.wall_time + result.compile_time, 2),
-            laplace_s=round(laplace_time, 2),
+            setup_s=round(twin.setup_time, 2),
+            fit_s=round(fit_s, 2),
+            laplace_s=round(twin.laplace_time, 2),
             per_glacier_output_s=round(output_time, 2),
-            fit_and_laplace_per_glacier_ms=round(
-                1e3 * (result.wall_time + result.compile_time + laplace_time) / twin.n, 3
-            ),
+            fit_and_laplace_per_glacier_ms=round(1e3 * (fit_s + twin.laplace_time) / twin.n, 3),
         ),
         uncertainty=dict(method=posterior.method),
         region=dict(glaciers=twin.n, area_km2=float(twin.area.sum() / 1e6)),
@@ -410,19 +416,13 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
         periods=dict(
             calibration=list(twin.calibration), validation=[config["validation"][k] for k in ("start", "end")]
         ),
-        notes=twin.notes,
-        seed=int(config.get("experiment", {}).get("seed", 0)),
-        versions=report.versions(),
-        config=config,
     )
     dataset = _result_dataset(twin, runs, posterior, result)
-    dataset.attrs["config"] = json.dumps(config)
-    dataset.to_netcdf(out / "result.nc")
-    _figures(out, twin, runs, posterior, table, result, summary)
-    summary["wall_time_s"] = round(time.perf_counter() - started, 2)
-    report.write_summary(out / "summary.json", summary)
-    remove_checkpoint(checkpoint)
-    return summary
+
+    def figures(out):
+        _figures(out, twin, runs, posterior, table, result, summary | dict(metrics=metrics))
+
+    return pipeline.Outcome(metrics, dataset, figures, summary)
 
 
 def _laplace(problem, u, hessian):

@@ -90,7 +90,9 @@ def run(kind: type[Experiment], config: dict, out: Path, progress: bool = True) 
     outcome.dataset.to_netcdf(out / "result.nc")
     outcome.figures(out)
     units = {p.name: p.units for p in experiment.parameters}
-    if posterior is not None:
+    if "parameters" in outcome.summary:  # the kind's own table (e.g. per-glacier values kept apart)
+        parameters, correlation = outcome.summary["parameters"], outcome.summary.get("correlation")
+    elif posterior is not None:
         parameters, correlation = report.parameter_summary(posterior, units)
     else:
         values = problem.values(result.u)
