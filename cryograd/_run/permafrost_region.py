@@ -26,7 +26,6 @@ from the seed and the chunk's first cell, so a region is reproduced by the same 
 
 import contextlib
 import functools
-import json
 import time
 from pathlib import Path
 from typing import Annotated
@@ -43,7 +42,7 @@ from pydantic import AfterValidator
 from .. import data as cgdata, physics as P
 from .._chunked import run_chunked
 from ..physics import _diagnostics as diagnostics
-from . import report, typed
+from . import pipeline, report, typed
 from .config import snow_column
 from .typed import Config, Field, Section
 
@@ -317,10 +316,25 @@ def run_cells(chunk: xr.Dataset, *, config: dict) -> xr.Dataset:
 
 def run(config: dict, out: Path, progress: bool = True) -> dict:
     """Run every cell, chunk by chunk into `out/cells/`, and write result.nc, summary.json
-    and figures to `out`."""
-    config = resolve(config)
-    started = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
+    and figures to `out` (`pipeline.run`: a forward run, nothing fitted)."""
+    return pipeline.run(RegionRun, resolve(config), out, progress)
+
+
+class RegionRun(pipeline.Experiment):
+    """The cells of a permafrost_region config, run chunk by chunk (no fit)."""
+
+    parameters = ()
+
+    def setup(self, progress):
+        return None
+
+    def evaluate(self, problem, result, posterior, samples, out, progress) -> pipeline.Outcome:
+        return _evaluate(self.config, out, progress)
+
+
+def _evaluate(config: dict, out: Path, progress: bool) -> pipeline.Outcome:
+    """Every chunk of cells (kept in `out/cells/` as each is done; an interrupted run keeps
+    them), the region's statistics and its figures."""
     region = cells(config)
     settings = config.get("run", {})
     workers = settings.get("workers", 0)
@@ -343,15 +357,11 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
         result = run_chunked(function, region, store, dim="cell", chunk_size=chunk_size, progress=progress)
     chunk_time = time.perf_counter() - tick
     seconds = np.asarray(result.attrs.pop("cryograd_chunk_seconds"))
-    result.attrs["config"] = json.dumps(config)
-    result.to_netcdf(out / "result.nc")
-
     last = result.isel(year=-1)
     permafrost, transient_permafrost = _permafrost(result)
     both = permafrost & transient_permafrost
     difference = (last.active_layer_thickness.values - result.equilibrium_active_layer_thickness.values)[both]
     summary = dict(
-        experiment=config.get("experiment", {}).get("name", "permafrost_region"),
         region=dict(
             cells=int(result.sizes["cell"]),
             rows=int(config["region"].get("rows", 1)),
@@ -388,15 +398,9 @@ def run(config: dict, out: Path, progress: bool = True) -> dict:
             ),
             store=str(store),
         ),
-        notes=[],
-        seed=int(config.get("experiment", {}).get("seed", 0)),
-        versions=report.versions(),
-        config=config,
     )
-    _figures(out, result, summary)
-    summary["wall_time_s"] = round(time.perf_counter() - started, 2)
-    report.write_summary(out / "summary.json", summary)
-    return summary
+    titled = summary | dict(experiment=config["experiment"]["name"])
+    return pipeline.Outcome({}, result, lambda out: _figures(out, result, titled), summary)
 
 
 def _median(values):

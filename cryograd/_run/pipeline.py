@@ -5,7 +5,8 @@
 2. **build**: the kind's `Experiment` from its sections: data, model, forcing, initial state
    and observations, with the kind's own refusals; nothing is written before this ends;
 3. **fit**: `config.calibrate` on `Experiment.setup()`'s problem (checkpointed, resumed
-   after an interrupt);
+   after an interrupt); a kind that fits nothing (a forward run over a region) returns no
+   problem and skips this stage and the next;
 4. **uncertainty**: `Experiment.uncertainty` (default: the Laplace approximation with the
    config's Hessian, and NUTS where `uncertainty.sampler` asks for it);
 5. **evaluate**: `Experiment.evaluate`: the kind's runs, metrics, result.nc contents,
@@ -82,30 +83,18 @@ def run(kind: type[Experiment], config: dict, out: Path, progress: bool = True) 
     experiment = kind(config)
     problem = experiment.setup(progress)
     out.mkdir(parents=True, exist_ok=True)
-    result, checkpoint = calibrate(problem, config, out, progress, **experiment.fit_options)
-    posterior, samples = experiment.uncertainty(problem, result, progress)
+    result = checkpoint = posterior = samples = None
+    if problem is not None:  # a kind that fits nothing (a forward run) has no problem
+        result, checkpoint = calibrate(problem, config, out, progress, **experiment.fit_options)
+        posterior, samples = experiment.uncertainty(problem, result, progress)
     outcome = experiment.evaluate(problem, result, posterior, samples, out, progress)
     report.stage(progress, f"writing result.nc and figures to {out}")
     outcome.dataset.attrs["config"] = json.dumps(config)
     outcome.dataset.to_netcdf(out / "result.nc")
     outcome.figures(out)
-    units = {p.name: p.units for p in experiment.parameters}
-    if "parameters" in outcome.summary:  # the kind's own table (e.g. per-glacier values kept apart)
-        parameters, correlation = outcome.summary["parameters"], outcome.summary.get("correlation")
-    elif posterior is not None:
-        parameters, correlation = report.parameter_summary(posterior, units)
-    else:
-        values = problem.values(result.u)
-        parameters = {k: dict(value=float(v), std=None, units=units.get(k, "")) for k, v in values.items()}
-        correlation = None
-    summary = dict(
-        experiment=config["experiment"]["name"],
-        parameters=parameters,
-        correlation=correlation,
-        metrics=outcome.metrics,
-        cost=result.cost(),
-        sampler=None if samples is None else report.sampler_summary(samples, posterior),
-    )
+    summary = dict(experiment=config["experiment"]["name"])
+    if result is not None:
+        summary.update(_fitted(experiment, problem, result, posterior, samples, outcome))
     summary.update(outcome.summary)
     summary.update(
         notes=experiment.notes,
@@ -115,5 +104,27 @@ def run(kind: type[Experiment], config: dict, out: Path, progress: bool = True) 
         config=config,
     )
     report.write_summary(out / "summary.json", summary)
-    remove_checkpoint(checkpoint)
+    if checkpoint is not None:
+        remove_checkpoint(checkpoint)
     return summary
+
+
+def _fitted(experiment, problem, result, posterior, samples, outcome) -> dict:
+    """The summary entries of a fit: parameters (value, std, units), their correlation,
+    metrics, cost and the sampler's check."""
+    units = {p.name: p.units for p in experiment.parameters}
+    if "parameters" in outcome.summary:  # the kind's own table (e.g. per-glacier values kept apart)
+        parameters, correlation = outcome.summary["parameters"], outcome.summary.get("correlation")
+    elif posterior is not None:
+        parameters, correlation = report.parameter_summary(posterior, units)
+    else:
+        values = problem.values(result.u)
+        parameters = {k: dict(value=float(v), std=None, units=units.get(k, "")) for k, v in values.items()}
+        correlation = None
+    return dict(
+        parameters=parameters,
+        correlation=correlation,
+        metrics=outcome.metrics,
+        cost=result.cost(),
+        sampler=None if samples is None else report.sampler_summary(samples, posterior),
+    )
