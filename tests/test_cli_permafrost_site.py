@@ -364,3 +364,25 @@ def test_active_layer_records_are_fitted_beside_the_temperatures(tmp_path, capsy
     pd.DataFrame({"year": [2017], "thaw_depth": [1.0]}).to_csv(late, index=False)
     with pytest.raises(ValueError, match=r"no year of late\.csv lies whole inside the calibration period"):
         S.SiteExperiment(S.resolve(C.load(BOREHOLE, [*periods, f"data.active_layer={late}"])))
+
+
+def test_spin_up_repeats_the_first_year_to_a_periodic_state():
+    """initial.method = 'spinup': the first day's profile, then the run's first year of
+    forcing repeated until no cell's yearly mean changes by more than the tolerance; the
+    result is periodic (one more year from it ends where it started, within tolerance)."""
+    periods = [
+        "data.borehole=sample:gtnp_example",
+        "calibration.start=2014-12-26",
+        "calibration.end=2015-12-31",
+        "validation.start=2016-01-01",
+        "validation.end=2016-05-31",
+    ]
+    profile = S.SiteExperiment(S.resolve(C.load(BOREHOLE, periods)))
+    spun = S.SiteExperiment(S.resolve(C.load(BOREHOLE, [*periods, "initial.method=spinup"])))
+    assert any("spun up by repeating the first 1 year(s) of forcing" in n for n in spun.notes)
+    assert not np.allclose(spun.initial, profile.initial)
+    year = {k: v[:365] for k, v in spun.forcing.items()}
+    again = np.asarray(S._temperature(spun.column, year, spun.initial))
+    assert (
+        np.abs(again.mean(axis=0) - np.asarray(S._temperature(spun.column, year, again[-1])).mean(axis=0)).max() < 0.02
+    )

@@ -27,7 +27,7 @@ import pandas as pd
 import pydantic
 import xarray as xr
 
-from .. import _units, assimilation as A, data as cgdata, physics as P
+from .. import assimilation as A, data as cgdata, physics as P
 from . import pipeline, report, typed
 from .config import check_files, column_options, data_path, parameter
 from .typed import Config, Field, Section
@@ -40,13 +40,7 @@ FREEZE_CURVES = {  # name: (class, its parameters, of which required)
     "piecewise_linear": (P.PiecewiseLinear, ("t_end",), ("t_end",)),
 }
 
-AIR_VARIABLES = {  # the air forcing's variables: their units here
-    "air_temperature": "degC",
-    "snow_depth": "m",
-    "snow_water_equivalent": "m",
-    "snow_density": "kg m-3",
-    "snow_conductivity": "W m-1 K-1",
-}
+AIR_VARIABLES = cgdata.AIR_VARIABLES
 Experiment = typed.experiment("permafrost_site", seed="seed of the Laplace draws")
 PerLayer = float | list[float]
 
@@ -321,9 +315,31 @@ def resolve(config: dict) -> dict:
 # --- the borehole -------------------------------------------------------------------------
 
 
+ARGUMENTS = {  # a reader's argument named at the start of its error: the config key
+    "borehole_id": "data.borehole_id",
+    "lat, lon": "data.lat, data.lon",
+    "columns": "data.forcing_columns",
+    "site": "data.lst_site",
+}
+
+
+def keyed(key: str, read, *args, **kwargs):
+    """`read(*args, **kwargs)`, its ValueError naming the config key: the one its message
+    starts with (`ARGUMENTS`), else `key`."""
+    try:
+        return read(*args, **kwargs)
+    except ValueError as error:
+        text = str(error)
+        for argument, name in ARGUMENTS.items():
+            if text.startswith(f"{argument}: "):
+                raise ValueError(f"{name}: {text.removeprefix(argument + ': ')}") from None
+        raise ValueError(f"{key}: {text}") from None
+
+
 def open_borehole(data: dict, notes: list) -> tuple[xr.DataArray, xr.Dataset | None]:
-    """Daily ground temperature (time, depth) [degC] of the borehole `data` names, and the
-    GIPL2 station (its forcing, soil and initial profile) when it is a GIPL2 folder."""
+    """Daily ground temperature (time, depth) [degC] of the borehole `data` names
+    (`cg.data.open_borehole`), and the GIPL2 station (its forcing, soil and initial
+    profile) when it is a GIPL2 folder."""
     path = data_path(data["borehole"])
     if path.is_dir():
         if "start" not in data:
@@ -332,92 +348,16 @@ def open_borehole(data: dict, notes: list) -> tuple[xr.DataArray, xr.Dataset | N
         return station.ground_temperature, station
     if "start" in data:
         raise ValueError(f"data.start: only for GIPL2 station folders; {path.name} carries its dates")
-    if path.suffix.lower() in (".nc", ".nc4", ".cdf"):
-        measured = _netcdf_borehole(path)
-    else:
-        table = cgdata.open_gtnp(path)
-        measured = _one_borehole(table, data.get("borehole_id"), path)
-    position = {k: v for k, v in measured.attrs.items() if k in ("latitude", "longitude", "elevation")}
-    measured = _daily(measured.sortby("time"), data.get("min_hours", 20), path.name, notes)
-    measured.attrs.update(position)
-    above = measured.depth.values < 0
-    if above.any():
-        notes.append(f"borehole: sensors above the ground ({measured.depth.values[above].tolist()} m) left out")
-        measured = measured.isel(depth=~above)
-    empty = measured.isnull().all("time").values
-    if empty.any():
-        notes.append(f"borehole: sensors without a value ({measured.depth.values[empty].tolist()} m) left out")
-        measured = measured.isel(depth=~empty)
-    if measured.sizes["depth"] == 0:
-        raise ValueError(f"data.borehole: {path.name} has no sensor with a value at or below the ground")
-    return measured.sortby("depth"), None
-
-
-def _netcdf_borehole(path: Path) -> xr.DataArray:
-    with xr.open_dataset(path) as ds:
-        name = next((n for n in ("temperature", "ground_temperature") if n in ds), None)
-        if name is None:
-            raise ValueError(f"data.borehole: {path.name} has no variable 'temperature' (time, depth)")
-        da = ds[name].load()
-    if set(da.dims) != {"time", "depth"}:
-        raise ValueError(f"data.borehole: {path.name}: {name} has dims {da.dims}; expected (time, depth)")
-    depth = da.depth.values.astype(float)
-    if "units" in da.depth.attrs:
-        depth = _units.convert(depth, da.depth.attrs["units"], "m", f"{path.name}: depth")
-    values = _units.to_celsius(da.transpose("time", "depth").values, da.attrs.get("units"), f"{path.name}: {name}")
-    return xr.DataArray(values, dims=("time", "depth"), coords=dict(time=da.time.values, depth=depth))
-
-
-def _one_borehole(table: xr.Dataset, wanted, path: Path) -> xr.DataArray:
-    measured = table.ground_temperature
-    position = {
-        k: table[k] if k in table.coords else table.attrs.get(k) for k in ("latitude", "longitude", "elevation")
-    }
-    if "borehole" not in measured.dims:  # one borehole: a long file names it in a scalar coordinate
-        held = str(measured.borehole.values) if "borehole" in measured.coords else None
-        if wanted is not None and held is not None and held != str(wanted):
-            raise ValueError(f"data.borehole_id: {wanted} is not in {path.name}; it holds {held}")
-        return _positioned(measured.reset_coords(drop=True), position, None)
-    ids = [str(b) for b in table.borehole.values]
-    if wanted is None:
-        if len(ids) > 1:
-            raise ValueError(f"data.borehole_id: {path.name} holds boreholes {', '.join(ids)}; choose one")
-        wanted = ids[0]
-    if str(wanted) not in ids:
-        raise ValueError(f"data.borehole_id: {wanted} is not in {path.name}; it holds {', '.join(ids)}")
-    index = ids.index(str(wanted))
-    return _positioned(measured.isel(borehole=index).reset_coords(drop=True), position, index)
-
-
-def _positioned(measured: xr.DataArray, position: dict, index) -> xr.DataArray:
-    """`measured` with the borehole's latitude, longitude and elevation (from a GTN-P
-    metadata JSON) as attributes, where known."""
-    for key, value in position.items():
-        if isinstance(value, xr.DataArray):
-            value = value.values if index is None or "borehole" not in value.dims else value.values[index]
-        if value is not None and np.isfinite(float(value)):
-            measured.attrs[key] = float(value)
-    return measured
-
-
-def _daily(measured: xr.DataArray, min_hours: int, name: str, notes: list) -> xr.DataArray:
-    """Daily means of a sub-daily record (a day needs `min_hours` of 24 hours' worth of
-    values); a daily record put on midnight. Coarser records are refused."""
-    times = pd.DatetimeIndex(measured.time.values)
-    if times.size < 2:
-        raise ValueError(f"data.borehole: {name} has {times.size} time(s); a daily record is needed")
-    step = pd.Series(times).diff().median()
-    if step > pd.Timedelta(days=1):
-        raise ValueError(f"data.borehole: {name} has a time step of {step}; daily or finer records are needed")
-    if step == pd.Timedelta(days=1) and (times == times.normalize()).all():
-        return measured
-    per_day = pd.Timedelta(days=1) / step
-    resampled = measured.resample(time="1D")
-    daily = resampled.mean().where(resampled.count() >= min_hours / 24.0 * per_day)
-    notes.append(
-        f"borehole: {name}'s records every {step} averaged to daily means (a day needs {min_hours} of 24 hours)"
-    )
-    return daily
+    options = dict(borehole_id=data.get("borehole_id"), min_hours=data.get("min_hours", 20))
+    measured = keyed("data.borehole", cgdata.open_borehole, path, **options)
+    if "averaged_from" in measured.attrs:
+        notes.append(
+            f"borehole: {path.name}'s records every {measured.attrs['averaged_from']} averaged to daily means (a "
+            f"day needs {options['min_hours']} of 24 hours)"
+        )
+    if measured.attrs["left_out"]:
+        notes.append(f"borehole: sensors above the ground or without a value ({measured.attrs['left_out']} m) left out")
+    return measured, None
 
 
 def boundary_series(measured: xr.DataArray, depth: float, times: pd.DatetimeIndex, max_gap: int, notes: list):
@@ -446,141 +386,59 @@ def boundary_series(measured: xr.DataArray, depth: float, times: pd.DatetimeInde
     return series
 
 
-NETCDF = (".nc", ".nc4", ".cdf")
-GRIDDED = {"t2m", "skt", "temp"}  # an ERA5 (or HISTALP) grid: cg.data.open_climate at the borehole
+def covering(ds: xr.Dataset, times: pd.DatetimeIndex, key: str) -> xr.Dataset:
+    """`ds` on the days `times`, refused (naming `key`) where it does not cover them or has gaps there."""
+    first, last = pd.Timestamp(ds.time.values[0]), pd.Timestamp(ds.time.values[-1])
+    source = ds.attrs.get("source", "the file")
+    if first > times[0] or last < times[-1]:
+        raise ValueError(
+            f"{key}: {source} covers {first.date()} to {last.date()}, not the run {times[0].date()} to "
+            f"{times[-1].date()}"
+        )
+    return ds.sel(time=slice(times[0], times[-1])).reindex(time=times)
 
 
 def open_air_forcing(data: dict, times: pd.DatetimeIndex, position: dict) -> xr.Dataset:
-    """Daily air temperature [degC] and snow of `data.forcing` on the days `times`: ERA5
-    netCDF (the grid point nearest the borehole, `position` lat/lon [degrees], elevation
-    [m]), a CryoGrid forcing JSON, a station CSV, or a netCDF file of those variables."""
+    """Daily air temperature [degC] and snow of `data.forcing` on the days `times`
+    (`cg.data.open_site_forcing` at the borehole's `position`), without gaps."""
     references = data["forcing"] if isinstance(data["forcing"], list) else [data["forcing"]]
-    paths = [data_path(r) for r in references]
-    names = ", ".join(p.name for p in paths)
-    suffixes = {p.suffix.lower() for p in paths}
-    if len(paths) == 1 and suffixes == {".json"}:
-        ds = cgdata.open_cryogrid_forcing(paths[0])
-    elif len(paths) == 1 and suffixes == {".csv"}:
-        ds = _station_csv(paths[0], data.get("forcing_columns") or {}, data.get("forcing_units") or {})
-    elif suffixes <= set(NETCDF):
-        variables = set()
-        for path in paths:
-            with xr.open_dataset(path, decode_times=False) as raw:
-                variables |= set(raw.data_vars)
-        if variables & GRIDDED:
-            if position.get("lat") is None or position.get("lon") is None:
-                raise ValueError(f"data.lat, data.lon: {names} is a grid; give the borehole's position")
-            point = {k: position.get(k) for k in ("lat", "lon", "elevation")}
-            ds = cgdata.open_climate(paths, **point).rename(temperature="air_temperature")
-        else:
-            ds = xr.merge([xr.open_dataset(p).load() for p in paths])
-    else:
-        raise ValueError(f"data.forcing: {names}: give ERA5 or other netCDF files, a CryoGrid JSON or a station CSV")
-    if "air_temperature" not in ds:
-        raise ValueError(f"data.forcing: {names} has no air temperature (variables {sorted(ds.data_vars)})")
-    ds = ds[[k for k in AIR_VARIABLES if k in ds]]
-    if pd.Series(pd.DatetimeIndex(ds.time.values)).diff().median() < pd.Timedelta(days=1):
-        attrs = {k: ds[k].attrs for k in ds.data_vars}
-        ds = ds.resample(time="1D").mean()
-        for k, a in attrs.items():
-            ds[k].attrs.update(a)
-    ds = ds.assign_coords(time=pd.DatetimeIndex(ds.time.values).normalize())
-    first, last = pd.Timestamp(ds.time.values[0]), pd.Timestamp(ds.time.values[-1])
-    if first > times[0] or last < times[-1]:
-        raise ValueError(
-            f"data.forcing: {names} covers {first.date()} to {last.date()}, not the run {times[0].date()} to "
-            f"{times[-1].date()}"
-        )
-    ds = ds.reindex(time=times)
+    ds = keyed(
+        "data.forcing",
+        cgdata.open_site_forcing,
+        [data_path(r) for r in references],
+        columns=data.get("forcing_columns"),
+        units=data.get("forcing_units"),
+        **position,
+    )
+    ds = covering(ds, times, "data.forcing")
     for name in ds.data_vars:
         if int(ds[name].isnull().sum()):
-            raise ValueError(f"data.forcing: {names}: {name} has gaps in the run; fill them first")
+            raise ValueError(f"data.forcing: {ds.attrs['source']}: {name} has gaps in the run; fill them first")
     return ds
-
-
-def _station_csv(path: Path, columns: dict, units: dict) -> xr.Dataset:
-    """A station CSV: a time column (`columns['time']`, default the first) and the columns
-    of `AIR_VARIABLES` (named as such, or as `columns` maps them), in `units` (default
-    those of `AIR_VARIABLES`), converted."""
-    try:
-        table = pd.read_csv(path)
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise ValueError(f"data.forcing: {path.name}: not a CSV file ({error})") from None
-    time = columns.get("time", table.columns[0])
-    mapping = {name: columns.get(name, name) for name in AIR_VARIABLES}
-    named = [*mapping.items(), ("time", time)]
-    missing = [f"{k} ({v!r})" for k, v in named if k in columns and v not in table]
-    if missing or mapping["air_temperature"] not in table:
-        raise ValueError(
-            f"data.forcing: {path.name} has no column for {', '.join(missing) or 'air_temperature'}; its columns: "
-            f"{', '.join(map(str, table.columns))} (map them with data.forcing_columns)"
-        )
-    try:
-        index = pd.DatetimeIndex(pd.to_datetime(table[time], format="mixed"), name="time")
-    except (ValueError, TypeError) as error:
-        raise ValueError(f"data.forcing: {path.name}: column {time!r} is not dates ({error})") from None
-    ds = xr.Dataset(coords=dict(time=index))
-    for name, column in mapping.items():
-        if column not in table:
-            continue
-        values = pd.to_numeric(table[column], errors="coerce").to_numpy(float)
-        label = f"{path.name}: {column}"
-        unit = units.get(name, AIR_VARIABLES[name])
-        if name == "air_temperature":
-            values = _units.to_celsius(values, unit, label)
-        elif name == "snow_water_equivalent":
-            values = _units.to_water_depth(values, unit, label)
-        else:
-            values = _units.convert(values, unit, AIR_VARIABLES[name], label)
-        ds[name] = ("time", values, dict(units=AIR_VARIABLES[name]))
-    return ds.sortby("time")
 
 
 def open_lst_forcing(data: dict, spec: dict, times: pd.DatetimeIndex, position: dict, notes: list) -> xr.Dataset:
     """The daily ground-surface forcing `land_surface_temperature` [degC] on the days
-    `times` from clear-sky MODIS LST (`cg.physics.gap_fill_lst` of the day and night
-    overpasses that pass `quality_mask` with `spec`'s classes and error bound) at the
-    borehole: an AppEEARS point (`data.lst_site`, or its only one) or the cell of HDF tiles
-    that holds `position`."""
+    `times`: clear-sky MODIS LST at the borehole (`cg.data.point_lst`: an AppEEARS point,
+    `data.lst_site`, or the cell of HDF tiles at `position`) gap-filled by
+    `cg.physics.gap_fill_lst`."""
     references = data["lst"] if isinstance(data["lst"], list) else [data["lst"]]
-    paths = [data_path(r) for r in references]
-    names = ", ".join(p.name for p in paths)
-    ds = cgdata.open_modis_lst([str(p) for p in paths] if len(paths) > 1 else str(paths[0]))
-    if "site" not in ds.dims:  # tiles
-        if position.get("lat") is None or position.get("lon") is None:
-            raise ValueError(f"data.lat, data.lon: {names} are MODIS tiles; give the borehole's position")
-        ds = cgdata.extract_points(ds, position["lat"], position["lon"]).isel(site=0)
-    else:
-        sites = [str(s) for s in ds.site.values]
-        wanted = data.get("lst_site")
-        if wanted is None and len(sites) > 1:
-            raise ValueError(f"data.lst_site: {names} holds points {', '.join(sites)}; choose one")
-        wanted = sites[0] if wanted is None else wanted
-        if wanted not in sites:
-            raise ValueError(f"data.lst_site: {wanted} is not in {names}; it holds {', '.join(sites)}")
-        ds = ds.isel(site=sites.index(wanted))
-    clear = xr.Dataset()
-    for overpass in ("day", "night"):
-        name = f"land_surface_temperature_{overpass}"
-        if name in ds:
-            usable = cgdata.quality_mask(
-                ds, overpass, mandatory=tuple(spec["lst_quality"]), max_lst_error=spec["lst_max_error"]
-            )
-            clear[name] = ds[name].where(usable).assign_attrs(units="K")
-    days = pd.DatetimeIndex(ds.time.values).normalize()
-    if days[0] > times[0] or days[-1] < times[-1]:
-        raise ValueError(
-            f"data.lst: {names} covers {days[0].date()} to {days[-1].date()}, not the run {times[0].date()} to "
-            f"{times[-1].date()}"
-        )
-    clear = clear.assign_coords(time=days).sel(time=slice(times[0], times[-1])).reindex(time=times)
-    filled = P.gap_fill_lst(clear)
-    observed = int(filled.observed.sum())
+    clear = keyed(
+        "data.lst",
+        cgdata.point_lst,
+        [data_path(r) for r in references],
+        lat=position["lat"],
+        lon=position["lon"],
+        site=data.get("lst_site"),
+        mandatory=spec["lst_quality"],
+        max_lst_error=spec["lst_max_error"],
+    )
+    filled = P.gap_fill_lst(covering(clear, times, "data.lst"))
     notes.append(
-        f"forcing: clear-sky MODIS LST on {observed} of {times.size} days of the run (classes "
-        f"{', '.join(spec['lst_quality'])}, error <= {spec['lst_max_error']:g} K), gap-filled "
-        f"(harmonic climatology + decaying anomalies; day-night half range {float(filled.diurnal_half_range):.2f} K); "
-        "the surface is the filled LST plus SatelliteLST's offset (fit it as surface.offset)"
+        f"forcing: clear-sky MODIS LST on {int(filled.observed.sum())} of {times.size} days of the run (classes "
+        f"{', '.join(spec['lst_quality'])}, error <= {spec['lst_max_error']:g} K), gap-filled (harmonic "
+        f"climatology + decaying anomalies; day-night half range {float(filled.diurnal_half_range):.2f} K); the "
+        "surface is the filled LST plus SatelliteLST's offset (fit it as surface.offset)"
     )
     return filled[["land_surface_temperature"]]
 
@@ -834,7 +692,7 @@ class SiteExperiment(pipeline.Experiment):
         """The yearly active-layer thickness of the years modelled whole inside each period:
         `alt_operators` over the whole run (metrics), `alt_observation` the calibration
         years' over the calibration run (the fit)."""
-        alt = open_active_layer(data_path(reference), spec["units"])
+        alt = keyed("data.active_layer", cgdata.open_active_layer, data_path(reference), units=spec["units"])
         options = dict(sigma=spec["sigma"], name="active_layer_thickness")
         for period, (first, last) in (("calibration", self.calibration), ("validation", self.validation)):
             years = [int(y) for y in alt.year.values if first <= pd.Timestamp(int(y), 1, 1)]
@@ -901,29 +759,6 @@ class SiteExperiment(pipeline.Experiment):
 def _outputs(column, forcing, initial):
     out = column.run(forcing, initial, DAY)
     return dict(temperature=out["temperature"], liquid_water_fraction=out["liquid_water_fraction"])
-
-
-def open_active_layer(path: Path, units: str) -> xr.DataArray:
-    """Yearly active-layer thickness [m] over `year` from a CSV with a `year` column and one
-    of `active_layer_thickness`, `alt`, `thaw_depth` (in `units`); blank values are gaps."""
-    try:
-        table = pd.read_csv(path)
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise ValueError(f"data.active_layer: {path.name}: not a CSV file ({error})") from None
-    table.columns = [str(c).strip().lower() for c in table.columns]
-    column = next((c for c in ("active_layer_thickness", "alt", "thaw_depth") if c in table), None)
-    if "year" not in table or column is None:
-        raise ValueError(
-            f"data.active_layer: {path.name} needs columns year and active_layer_thickness (or alt, thaw_depth); "
-            f"it has {', '.join(table.columns)}"
-        )
-    values = _units.convert(pd.to_numeric(table[column], errors="coerce"), units, "m", f"{path.name}: {column}")
-    if (values < 0).any():
-        raise ValueError(f"data.active_layer: {path.name}: negative {column}")
-    years = pd.to_numeric(table["year"], errors="coerce")
-    if years.isna().any() or years.duplicated().any():
-        raise ValueError(f"data.active_layer: {path.name}: the year column has blanks, non-numbers or repeats")
-    return xr.DataArray(values, dims="year", coords=dict(year=years.astype(int).to_numpy()), attrs=dict(units="m"))
 
 
 @eqx.filter_jit

@@ -1,6 +1,13 @@
 """Readers of real data formats. Each returns CF-annotated xarray objects and raises
 ValueError naming the file and the field when a file is not what it claims to be."""
 
+from ._borehole import (
+    AIR_VARIABLES as AIR_VARIABLES,
+    open_active_layer as open_active_layer,
+    open_borehole as open_borehole,
+    open_site_forcing as open_site_forcing,
+    point_lst as point_lst,
+)
 from ._climate import open_climate as open_climate
 from ._cryogrid import open_cryogrid_forcing as open_cryogrid_forcing
 from ._dem import (
