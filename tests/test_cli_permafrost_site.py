@@ -386,3 +386,21 @@ def test_spin_up_repeats_the_first_year_to_a_periodic_state():
     assert (
         np.abs(again.mean(axis=0) - np.asarray(S._temperature(spun.column, year, again[-1])).mean(axis=0)).max() < 0.02
     )
+
+
+def test_a_deeper_boundary_sensor_starts_the_column_there():
+    """forcing.upper_depth = 0.5: the column's top is the 0.5 m sensor, whose series is the
+    boundary; the layers' tops (below the ground) move up by 0.5 m, a layer wholly above the
+    sensor is refused, the sensors at and above it are not fitted, and the initial profile
+    starts from the 0.5 m value."""
+    layers = "model.layers=[{top = 0.0, porosity = 0.35}, {top = 2.0, porosity = 0.3}]"
+    experiment = S.SiteExperiment(S.resolve(C.load(BOREHOLE, ["forcing.upper_depth=0.5", layers])))
+    assert [float(layer.top) for layer in experiment.column.layers] == [0.0, 1.5]
+    assert experiment.observed_depths.tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
+    sensor = experiment.measured.sel(depth=0.5)
+    np.testing.assert_allclose(experiment.forcing["surface_temperature"], sensor.sel(time=experiment.times))
+    first = experiment.measured.sel(time=experiment.times[0])
+    top, below = float(first.sel(depth=0.5)), float(first.sel(depth=1.0))
+    np.testing.assert_allclose(experiment.initial[0], np.interp(experiment.centres[0], [0.0, 0.5], [top, below]))
+    with pytest.raises(ValueError, match=r"layer\(s\) \[0\] lie above the boundary sensor at 0\.5 m"):
+        S.SiteExperiment(S.resolve(C.load(BOREHOLE, ["forcing.upper_depth=0.5"])))

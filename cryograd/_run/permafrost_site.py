@@ -509,10 +509,10 @@ class SiteExperiment(pipeline.Experiment):
             self.boundary = self.station.sel(time=self.times)
         else:
             raise ValueError("data.forcing: forcing.upper = 'air' needs an air temperature file (or a GIPL2 folder)")
-        self.column = self._column()
-        self.centres = np.asarray(self.column.grid.centres)
         # the column's top is the boundary sensor: sensor depths below it are depths in the column
         self.offset = self.upper_depth or 0.0
+        self.column = self._column()
+        self.centres = np.asarray(self.column.grid.centres)
         self.column_measured = self.measured.assign_coords(depth=self.measured.depth.values - self.offset)
         variables = self.column.surface.forcing_variables
         from ..physics._xarray import forcing_arrays
@@ -567,10 +567,23 @@ class SiteExperiment(pipeline.Experiment):
         if model.get("layers") is None:
             if self.station is None:
                 raise ValueError("model.layers: give the soil layers (only a GIPL2 folder brings its own)")
+            if self.offset:
+                raise ValueError(
+                    f"forcing.upper_depth: a GIPL2 folder's own column starts at the ground, not at "
+                    f"{self.offset:g} m; give model.layers"
+                )
             column = cgdata.gipl_column(self.station, surface)
             flux = model.get("geothermal_flux", column.geothermal_flux)
             return column.replace(geothermal_flux=flux, **column_options(model))
         layers = [Layer(**layer).soil() for layer in model["layers"]]
+        if self.offset:  # the column starts at the boundary sensor: its layers' tops below it
+            above = [k for k in range(len(layers) - 1) if layers[k + 1].top <= self.offset]
+            if above:
+                raise ValueError(
+                    f"model.layers: layer(s) {above} lie above the boundary sensor at {self.offset:g} m; leave them "
+                    "out (and renumber the parameter paths layers.K)"
+                )
+            layers = [eqx.tree_at(lambda x: x.top, layer, max(layer.top - self.offset, 0.0)) for layer in layers]
         if layers[-1].top >= model["depth"]:
             raise ValueError(f"model.layers: the last layer's top {layers[-1].top} m lies below model.depth")
         return P.PermafrostColumn(
@@ -706,6 +719,11 @@ class SiteExperiment(pipeline.Experiment):
                     self.alt_observation = A.active_layer_thickness(
                         picked, self.times[: self.n_calibration], self.column.grid.edges, **options
                     )
+        if self.offset:
+            raise ValueError(
+                "data.active_layer: thaw depths are below the ground; the column starts at the boundary sensor "
+                f"({self.offset:g} m); use forcing.upper_depth = 0"
+            )
         if "calibration" not in self.alt_operators:
             raise ValueError(
                 f"data.active_layer: no year of {data_path(reference).name} lies whole inside the calibration period "
@@ -901,7 +919,7 @@ def project(experiment, models: list, ends: list, spec: dict) -> dict:
     series = {k: jnp.stack([forcing[k]] * n + [control[k]] * n) for k in forcing}
     starts = jnp.stack([jnp.asarray(end) for end in ends] * 2)
     thaw, mean = (np.asarray(x) for x in _annual(dynamic, static, series, starts, period, years))
-    magt = np.stack([[np.interp(depths, experiment.centres, row) for row in run] for run in mean])
+    magt = np.stack([[np.interp(depths - experiment.offset, experiment.centres, row) for row in run] for run in mean])
     return dict(
         alt=thaw[:n],
         magt=magt[:n],
