@@ -84,32 +84,38 @@ def test_shipped_borehole_calibrates_and_beats_the_start_values(tmp_path, capsys
         assert (out / f"{figure}.png").stat().st_size > 10_000
 
 
-def test_the_same_borehole_in_a_long_file_and_in_kelvin_gives_the_same_run(tmp_path, capsys, files):
+def test_the_same_borehole_in_a_long_file_and_in_kelvin_gives_the_same_run(tmp_path, capsys, files, daily):
     """`--set data.borehole=...` on other layouts: a long GTN-P file holding two boreholes
-    (755 picked by data.borehole_id) and a netCDF file in K with depths in cm run the
-    same problem as the hourly wide sample, to round-off."""
-    runs = {}
-    for name, overrides in (
-        ("wide", []),
-        ("long", ["--set", f"data.borehole={files / 'two_boreholes.csv'}", "--set", "data.borehole_id=755"]),
-        ("netcdf", ["--set", f"data.borehole={files / 'borehole_kelvin.nc'}"]),
+    (755 picked by data.borehole_id) runs as is; it and a netCDF file in K with depths in cm
+    hold the same daily record as the hourly wide sample, so they set up the same problem."""
+    records = {}
+    for name, data in (
+        ("long", dict(borehole=str(files / "two_boreholes.csv"), borehole_id=755)),
+        ("netcdf", dict(borehole=str(files / "borehole_kelvin.nc"))),
+        ("other", dict(borehole=str(files / "two_boreholes.csv"), borehole_id="999")),
     ):
-        _, summary = run(tmp_path / name, capsys, *QUICK, *overrides)
-        runs[name] = summary["metrics"]["validation"]["ground_temperature"]
-    for name in ("long", "netcdf"):
-        assert runs[name]["n"] == runs["wide"]["n"]
-        for key in ("mae", "rmse", "bias"):
-            assert runs[name][key] == pytest.approx(runs["wide"][key], abs=1e-8)
-    _, warmer = run(
-        tmp_path / "other",
+        records[name], _ = S.open_borehole(data | dict(min_hours=20), [])
+    kept = daily.sel(time=records["long"].time)
+    np.testing.assert_allclose(records["long"].values, kept.values, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(records["netcdf"].values, daily.values, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(records["other"].values, kept.values + 1.0, rtol=0, atol=1e-12)
+    wide = S.SiteExperiment(S.resolve(C.load(BOREHOLE)))
+    long = S.SiteExperiment(
+        S.resolve(C.load(BOREHOLE, [f"data.borehole={files / 'two_boreholes.csv'}", "data.borehole_id=755"]))
+    )
+    np.testing.assert_allclose(long.forcing["surface_temperature"], wide.forcing["surface_temperature"], atol=1e-12)
+    np.testing.assert_allclose(long.initial, wide.initial, atol=1e-12)
+    np.testing.assert_allclose(long.validation_operator.values, wide.validation_operator.values, atol=1e-12)
+    _, summary = run(
+        tmp_path,
         capsys,
         *QUICK,
         "--set",
         f"data.borehole={files / 'two_boreholes.csv'}",
         "--set",
-        "data.borehole_id=999",
+        "data.borehole_id=755",
     )
-    assert warmer["metrics"]["validation"]["ground_temperature"]["mae"] != runs["wide"]["mae"]
+    assert summary["metrics"]["validation"]["ground_temperature"]["n"] == wide.validation_operator.values.size
 
 
 def test_another_gtnp_file_runs_as_is_with_its_periods(tmp_path, capsys):

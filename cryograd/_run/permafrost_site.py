@@ -4,9 +4,12 @@ ground temperatures of a calibration period and validated on the days after it.
 
 The borehole (`data.borehole`) is a GTN-P CSV (wide or long; `data.borehole_id` picks one
 of several), a GIPL2 station folder, or a netCDF file with `temperature (time, depth)`.
-Hourly records are averaged to daily means; gaps stay gaps. The upper boundary
-(`forcing.upper`) is the measured temperature of a sensor (`"borehole"`) or the air
-temperature over a snowpack or through n-factors (`"air"`). The column (`[model]`) is a
+Hourly records are averaged to daily means; gaps stay gaps (`cg.data.open_borehole`). The
+upper boundary (`forcing.upper`) is the measured temperature of a sensor (`"borehole"`),
+the air temperature over a snowpack or through n-factors (`"air"`: ERA5, a CryoGrid JSON, a
+station CSV, `cg.data.open_site_forcing`), or gap-filled clear-sky MODIS LST with a fitted
+offset (`"lst"`). Yearly thaw depths (`data.active_layer`) join the fit where given. The
+column (`[model]`) is a
 geometric grid with the given soil layers and freeze curve, or a GIPL2 folder's own. The
 start (`[initial]`) is the first day's measured profile, extended below its deepest sensor
 as stated, or a periodic spin-up. Config sections and keys: docs/experiments/permafrost_site.md.
@@ -606,7 +609,8 @@ class SiteExperiment(pipeline.Experiment):
                     f"its first forcing day, {str(self.station.time.values[0])[:10]}; start the calibration there"
                 )
             profile = cgdata.gipl_initial_temperature(self.station)
-            depth, values = profile.depth.values, profile.values
+            below = profile.depth.values >= self.offset if self.offset else slice(None)  # from the column's top
+            depth, values = profile.depth.values[below] - self.offset, profile.values[below]
             what = "the station's initial profile"
         else:
             first = self.column_measured.sel(time=self.times[0])
