@@ -18,6 +18,13 @@ ROOT = Path(__file__).resolve().parents[1]
 BOREHOLE = ROOT / "experiments" / "permafrost_borehole.toml"
 GIPL = ROOT / "experiments" / "permafrost_gipl_station.toml"
 QUICK = ["--set", "fit.max_steps=2", "--set", "uncertainty.draws=0"]
+EXAMPLE = [  # the gtnp_example sample with periods inside its record (overrides of BOREHOLE)
+    "data.borehole=sample:gtnp_example",
+    "calibration.start=2014-12-26",
+    "calibration.end=2015-12-31",
+    "validation.start=2016-01-01",
+    "validation.end=2016-05-31",
+]
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +38,9 @@ def daily():
 
 @pytest.fixture(scope="module")
 def files(daily, tmp_path_factory):
-    """The daily means as a long GTN-P file with a second borehole (999, 1 K warmer) and as a
-    netCDF file in kelvin with depths in cm."""
+    """The daily means as a long GTN-P file with a second borehole (999, 1 K warmer), as a
+    netCDF file in kelvin with depths in cm, and as one without values; air temperature
+    that covers only the run's first three months."""
     folder = tmp_path_factory.mktemp("boreholes")
     table = daily.to_dataframe(name="temperature").reset_index().dropna()
     table["date"] = table.time.dt.strftime("%Y-%m-%d")
@@ -46,6 +54,11 @@ def files(daily, tmp_path_factory):
     empty = kelvin * np.nan
     empty.attrs["units"] = "K"
     empty.to_dataset(name="temperature").to_netcdf(folder / "empty.nc")
+    air = xr.Dataset(  # air temperature for the first three months of the run only
+        {"air_temperature": ("time", np.zeros(94), dict(units="degC"))},
+        coords=dict(time=pd.date_range("2007-03-29", "2007-06-30")),
+    )
+    air.to_netcdf(folder / "short_air.nc")
     return folder
 
 
@@ -119,21 +132,7 @@ def test_the_same_borehole_in_a_long_file_and_in_kelvin_gives_the_same_run(tmp_p
 
 
 def test_another_gtnp_file_runs_as_is_with_its_periods(tmp_path, capsys):
-    _, summary = run(
-        tmp_path,
-        capsys,
-        *QUICK,
-        "--set",
-        "data.borehole=sample:gtnp_example",
-        "--set",
-        "calibration.start=2014-12-26",
-        "--set",
-        "calibration.end=2015-12-31",
-        "--set",
-        "validation.start=2016-01-01",
-        "--set",
-        "validation.end=2016-05-31",
-    )
+    _, summary = run(tmp_path, capsys, *QUICK, *(x for o in EXAMPLE for x in ("--set", o)))
     validation = summary["metrics"]["validation"]["ground_temperature"]
     assert validation["n"] > 1000 and np.isfinite(validation["mae"])
     assert "1.6" not in validation["by_depth"]  # the sensor has one value in four years, none in the period
@@ -168,11 +167,6 @@ def test_another_gtnp_file_runs_as_is_with_its_periods(tmp_path, capsys):
     ],
 )
 def test_bad_site_configs_fail_before_computing(tmp_path, capsys, files, overrides, message):
-    air = xr.Dataset(
-        {"air_temperature": ("time", np.zeros(94), dict(units="degC"))},
-        coords=dict(time=pd.date_range("2007-03-29", "2007-06-30")),
-    )
-    air.to_netcdf(files / "short_air.nc")
     out = tmp_path / "never"
     sets = [x for o in overrides for x in ("--set", o.replace("{files}", str(files)))]
     assert main(["run", str(BOREHOLE), "--out", str(out), *sets]) == 2
@@ -349,13 +343,7 @@ def test_active_layer_records_are_fitted_beside_the_temperatures(tmp_path, capsy
     period join the fit (calibration) and the metrics; a record without such a year is
     refused."""
     pd.DataFrame({"Year": [2014, 2015, 2016], "ALT": [np.nan, 95.0, 120.0]}).to_csv(tmp_path / "alt.csv", index=False)
-    periods = [
-        "data.borehole=sample:gtnp_example",
-        "calibration.start=2014-12-26",
-        "calibration.end=2015-12-31",
-        "validation.start=2016-01-01",
-        "validation.end=2016-05-31",
-    ]
+    periods = EXAMPLE
     alt = [f"data.active_layer={tmp_path / 'alt.csv'}", "observations.active_layer.units=cm"]
     experiment = S.SiteExperiment(S.resolve(C.load(BOREHOLE, periods + alt)))
     assert set(experiment.alt_operators) == {"calibration"}  # 2016 is not whole in the validation period
@@ -376,21 +364,18 @@ def test_spin_up_repeats_the_first_year_to_a_periodic_state():
     """initial.method = 'spinup': the first day's profile, then the run's first year of
     forcing repeated until no cell's yearly mean changes by more than the tolerance; the
     result is periodic (one more year from it ends where it started, within tolerance)."""
-    periods = [
-        "data.borehole=sample:gtnp_example",
-        "calibration.start=2014-12-26",
-        "calibration.end=2015-12-31",
-        "validation.start=2016-01-01",
-        "validation.end=2016-05-31",
-    ]
+    periods = EXAMPLE
     profile = S.SiteExperiment(S.resolve(C.load(BOREHOLE, periods)))
     spun = S.SiteExperiment(S.resolve(C.load(BOREHOLE, [*periods, "initial.method=spinup"])))
     assert any("spun up by repeating the first 1 year(s) of forcing" in n for n in spun.notes)
     assert not np.allclose(spun.initial, profile.initial)
     year = {k: v[:365] for k, v in spun.forcing.items()}
-    again = np.asarray(S._temperature(spun.column, year, spun.initial))
+    again = np.asarray(S._outputs(spun.column, year, spun.initial)["temperature"])
     assert (
-        np.abs(again.mean(axis=0) - np.asarray(S._temperature(spun.column, year, again[-1])).mean(axis=0)).max() < 0.02
+        np.abs(
+            again.mean(axis=0) - np.asarray(S._outputs(spun.column, year, again[-1])["temperature"]).mean(axis=0)
+        ).max()
+        < 0.02
     )
 
 

@@ -735,8 +735,8 @@ class SiteExperiment(pipeline.Experiment):
             )
 
     def outputs(self, column) -> dict:
-        """Temperature and liquid water fraction (time, cell) over the whole run."""
-        return _outputs(column, self.forcing, self.initial)
+        """Temperature [degC] and liquid water fraction [1] (time, cell) over the whole run."""
+        return {k: np.asarray(v) for k, v in _outputs(column, self.forcing, self.initial).items()}
 
     def forward(self, column, inputs):
         return column.run(inputs["forcing"], inputs["initial"], DAY, adjoint=diffrax.ForwardMode())
@@ -761,11 +761,11 @@ class SiteExperiment(pipeline.Experiment):
         from ..physics._xarray import forcing_arrays
 
         forcing, _ = forcing_arrays(self.boundary[list(variables)], variables, DAY)
-        return np.asarray(_temperature(column, forcing, initial))
+        return np.asarray(_outputs(column, forcing, initial)["temperature"])
 
     def full_run(self, column) -> np.ndarray:
         """Temperature (time, cell) [degC] over the whole run."""
-        return np.asarray(_temperature(column, self.forcing, self.initial))
+        return self.outputs(column)["temperature"]
 
     def at_sensors(self, run) -> np.ndarray:
         """A run (time, cell) [degC] at the borehole's sensor depths (time, depth); above the
@@ -779,14 +779,10 @@ class SiteExperiment(pipeline.Experiment):
 
 @eqx.filter_jit
 def _outputs(column, forcing, initial):
+    """Temperature [degC] and liquid water fraction [1] (time, cell) of a daily run (compiled
+    once per column structure)."""
     out = column.run(forcing, initial, DAY)
     return dict(temperature=out["temperature"], liquid_water_fraction=out["liquid_water_fraction"])
-
-
-@eqx.filter_jit
-def _temperature(column, forcing, initial):
-    """Temperature (time, cell) [degC] of a daily run (compiled once per column structure)."""
-    return column.run(forcing, initial, DAY)["temperature"]
 
 
 def _label_depths(operator: A.GroundTemperature) -> np.ndarray:
@@ -992,13 +988,16 @@ def _evaluate(experiment, problem, result, posterior, samples, out, progress) ->
     metrics, the predictive band of the Laplace draws and the projection."""
     config, seed = experiment.config, int(experiment.config["experiment"]["seed"])
     report.stage(progress, "whole-record runs: calibrated and start values (and the station's own parameters)")
-    start_model = problem.fitted_model(problem.u0)
-    runs = dict(fitted=experiment.full_run(result.model()), start=experiment.full_run(start_model))
+    outputs = dict(
+        fitted=experiment.outputs(result.model()), start=experiment.outputs(problem.fitted_model(problem.u0))
+    )
+    runs = {name: out["temperature"] for name, out in outputs.items()}
     reference = experiment.reference_run()
     if reference is not None:
         runs["reference"] = reference
 
-    def period_metrics(run, model=None):
+    def period_metrics(run, outputs=None):
+        """Ground-temperature metrics of `run`, and active-layer ones from its `outputs`."""
         metrics = {
             period: {"ground_temperature": depth_metrics(operator, run, experiment.offset)}
             for period, operator in (
@@ -1006,7 +1005,6 @@ def _evaluate(experiment, problem, result, posterior, samples, out, progress) ->
                 ("validation", experiment.validation_operator),
             )
         }
-        outputs = experiment.outputs(model) if experiment.alt_operators and model is not None else None
         for period, operator in experiment.alt_operators.items() if outputs is not None else ():
             predicted = np.asarray(operator.predict(outputs, None))
             metrics[period]["active_layer_thickness"] = report.metrics(predicted, np.asarray(operator.values))
@@ -1027,8 +1025,8 @@ def _evaluate(experiment, problem, result, posterior, samples, out, progress) ->
             experiment, [result.model(), *draw_models], [runs["fitted"][-1], *(r[-1] for r in draw_runs)], spec
         )
 
-    metrics = period_metrics(runs["fitted"], result.model())
-    metrics["start"] = period_metrics(runs["start"], start_model)
+    metrics = period_metrics(runs["fitted"], outputs["fitted"])
+    metrics["start"] = period_metrics(runs["start"], outputs["start"])
     if reference is not None:
         metrics["reference"] = period_metrics(reference)
         metrics["reference"]["note"] = (

@@ -160,7 +160,11 @@ def open_site_forcing(path, *, lat=None, lon=None, elevation=None, columns=None,
                 raise ValueError(f"lat, lon: {names} is a grid; give the borehole's position")
             ds = open_climate(paths, lat=lat, lon=lon, elevation=elevation).rename(temperature="air_temperature")
         else:
-            ds = xr.merge([xr.open_dataset(p).load() for p in paths])
+            parts = []
+            for p in paths:
+                with xr.open_dataset(p) as part:
+                    parts.append(part.load())
+            ds = xr.merge(parts)
     else:
         raise ValueError(f"{names}: give ERA5 or other netCDF files, a CryoGrid JSON or a station CSV")
     if "air_temperature" not in ds:
