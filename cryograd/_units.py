@@ -19,12 +19,11 @@ in the files: `cg.data.open_climate` turns them into kg m-2 per month itself
 for that field would be wrong by the days of the month, so label such a field `m day-1`.
 """
 
+import functools
 import re
 
 import numpy as np
-import pint
 
-UNITS = pint.UnitRegistry()
 WATER_DENSITY = 1000.0  # [kg m-3]: a depth of water as a mass per area
 
 _ALIASES = {
@@ -55,21 +54,43 @@ _ALIASES = {
 _POWER = re.compile(r"(?<=[A-Za-z])(-?\d+)\b")  # CF's m-2 is pint's m**-2
 
 
-def parse(units, name: str) -> pint.Unit:
+@functools.cache
+def registry():
+    """pint's unit registry, made at its first use (pint and its registry take ~0.4 s to load)."""
+    import pint
+
+    return pint.UnitRegistry()
+
+
+def __getattr__(name: str):
+    """`UNITS` (the registry) and the dimensions, made at their first use."""
+    if name == "UNITS":
+        return registry()
+    if name in _DIMENSIONS:
+        return _dimension(_DIMENSIONS[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def parse(units, name: str):
     """The pint unit of a CF unit string; `name` (the variable) goes into the error."""
+    import pint
+
     text = str(units).strip()
     text = _ALIASES.get(text, text)
     try:
-        return UNITS.parse_units(_POWER.sub(r"**\1", text))
+        return registry().parse_units(_POWER.sub(r"**\1", text))
     except (pint.errors.PintError, AttributeError, TypeError, ValueError, AssertionError) as error:
         raise ValueError(f"{name}: units {units!r} are not a unit this reader knows ({error})") from None
 
 
+@functools.cache
 def _dimension(expression: str):
-    return UNITS.parse_units(expression).dimensionality
+    return registry().parse_units(expression).dimensionality
 
 
-TEMPERATURE = _dimension("K")
+# Dimensions: of a temperature, of a depth (of water, or an elevation change) and of its
+# rate, of an amount and a flux of water (module attributes through __getattr__).
+_DIMENSIONS = dict(TEMPERATURE="K", LENGTH="m", SPEED="m s**-1", _AMOUNT="kg m**-2", _FLUX="kg m**-2 s**-1")
 
 
 def to_celsius(values, units, name: str) -> np.ndarray:
@@ -84,9 +105,9 @@ def to_celsius(values, units, name: str) -> np.ndarray:
             )
         return values
     unit = parse(units, name)
-    if unit.dimensionality != TEMPERATURE:
+    if unit.dimensionality != _dimension("K"):
         raise ValueError(f"{name}: units {units!r} are not a temperature (K, degC, degF)")
-    return UNITS.Quantity(values, unit).to("degC").magnitude
+    return registry().Quantity(values, unit).to("degC").magnitude
 
 
 def convert(values, units, to: str, name: str) -> np.ndarray:
@@ -96,12 +117,7 @@ def convert(values, units, to: str, name: str) -> np.ndarray:
     unit, target = parse(units, name), parse(to, to)
     if unit.dimensionality != target.dimensionality:
         raise ValueError(f"{name}: units {units!r} cannot be converted to {to} (another dimension)")
-    return UNITS.Quantity(values, unit).to(target).magnitude
-
-
-LENGTH, SPEED = _dimension("m"), _dimension("m s**-1")
-"""Dimensions of a depth (of water, or an elevation change) and of its rate."""
-_AMOUNT, _FLUX = _dimension("kg m**-2"), _dimension("kg m**-2 s**-1")
+    return registry().Quantity(values, unit).to(target).magnitude
 
 
 def to_water_depth(values, units, name: str) -> np.ndarray:
@@ -109,10 +125,10 @@ def to_water_depth(values, units, name: str) -> np.ndarray:
     or a mass per area (kg m-2); rates and other dimensions are refused."""
     values = np.asarray(values, dtype=np.float64)
     unit = parse(units, name)
-    quantity = UNITS.Quantity(values, unit)
-    if unit.dimensionality == LENGTH:
+    quantity = registry().Quantity(values, unit)
+    if unit.dimensionality == _dimension("m"):
         return quantity.to("m").magnitude
-    if unit.dimensionality == _AMOUNT:
+    if unit.dimensionality == _dimension("kg m**-2"):
         return quantity.to("kg m**-2").magnitude / WATER_DENSITY
     raise ValueError(f"{name}: units {units!r} are not a depth of water (m, mm) nor a mass per area (kg m-2)")
 
@@ -128,17 +144,17 @@ def to_water_amount(values, units, name: str, step_seconds, monthly: bool = Fals
     values = np.asarray(values, dtype=np.float64)
     unit = parse(units, name)
     dimension = unit.dimensionality
-    quantity = UNITS.Quantity(values, unit)
-    if dimension == _AMOUNT:
+    quantity = registry().Quantity(values, unit)
+    if dimension == _dimension("kg m**-2"):
         return quantity.to("kg m**-2").magnitude
-    if dimension == LENGTH:
+    if dimension == _dimension("m"):
         return quantity.to("m").magnitude * WATER_DENSITY
-    if dimension in (_FLUX, SPEED):
+    if dimension in (_dimension("kg m**-2 s**-1"), _dimension("m s**-1")):
         if monthly and "month" in str(unit):
-            per_step = quantity * UNITS.month
+            per_step = quantity * registry().month
         else:
-            per_step = quantity * UNITS.Quantity(np.asarray(step_seconds, dtype=np.float64), "s")
-        if dimension == _FLUX:
+            per_step = quantity * registry().Quantity(np.asarray(step_seconds, dtype=np.float64), "s")
+        if dimension == _dimension("kg m**-2 s**-1"):
             return per_step.to("kg m**-2").magnitude
         return per_step.to("m").magnitude * WATER_DENSITY
     raise ValueError(
@@ -152,17 +168,19 @@ def convert_setting(value, units, to: str, name: str, spread: bool = False):
     converted. The model keeps absolute temperatures in degC, so a model unit of exactly
     `K` is a temperature difference (a bias, an offset): 1 degC or 1 K of it is 1 K and
     1 degF is 5/9 K, never 273.15 K. A unit of another dimension is refused."""
+    import pint
+
     unit, target = parse(units, name), parse(to, to)
     if unit.dimensionality != target.dimensionality:
         raise ValueError(f"{name}: units {units!r} cannot be converted to {to} (another dimension)")
 
     def absolute(x):
         try:
-            return float(UNITS.Quantity(float(x), unit).to(target).magnitude)
+            return float(registry().Quantity(float(x), unit).to(target).magnitude)
         except pint.errors.PintError as error:  # an offset unit inside a compound one (degC m-1)
             raise ValueError(f"{name}: units {units!r} cannot be converted to {to} ({error})") from None
 
-    if spread or target == UNITS.kelvin:
+    if spread or target == registry().kelvin:
         return (absolute(1.0) - absolute(0.0)) * float(value)
     return absolute(value)
 
@@ -181,7 +199,7 @@ def era5_precipitation(values, units, name: str, step_seconds, days_in_month) ->
     monthly steps (28-31 days) times the days of each month (`days_in_month`), hourly
     steps (3600 s) as they are. A bare length on any other step is refused: its meaning is
     not ERA5's. `step_seconds` (one per step) decides which it is."""
-    if units is None or parse(units, name) != UNITS.meter:  # ERA5's is metres exactly; mm or cm are per step
+    if units is None or parse(units, name) != registry().meter:  # ERA5's is metres exactly; mm or cm are per step
         return None
     metres = convert(values, units, "m", name)
     seconds = np.asarray(step_seconds, dtype=np.float64)

@@ -21,7 +21,10 @@
 // step and starts the next one (or the predicted scheme's second pass) while the other
 // lanes iterate on, so a block costs the mean iteration count, not its lanes' maximum.
 // A predicted scheme's final pass whose conductances equal the first pass's bit for bit is
-// that pass again, already solved, and is not iterated. Blocks are shared among threads.
+// that pass again, already solved, and is not iterated. A Newton step that keeps every cell
+// on its branch of T(H) (frozen, at the melting point, thawed) solves the pass's affine
+// residual and ends it without being evaluated (`take_affine_steps`), so a step whose cells
+// stay on their branches costs one evaluation per pass. Blocks are shared among threads.
 //
 // A run may continue an earlier one: `history` holds each column's BDF2 memory M_n (n
 // values), the last step's (surface, bottom) heat input [J m-2] and 1.0 if a step was taken
@@ -76,6 +79,9 @@ struct Options {
   bool bdf2, predicted, fixed_surface, fixed_bottom;
   int64_t nodes = 0;  // > 0: the soil's freeze curve is tabulated with this many nodes (else sharp free water)
   int64_t tables = 0;  // tables per column (one per soil layer)
+  // Take a Newton step that keeps every cell on its branch without evaluating its residual
+  // (`take_affine_steps`); off (CRYOGRAD_NATIVE_EVALUATE_EVERY_STEP=1) every step is evaluated.
+  bool affine_steps = true;
 };
 
 // One block of kLanes columns; arrays are [cell * kLanes + lane] (G: [face * kLanes + lane],
@@ -228,17 +234,45 @@ void evaluate(Block& b, const Options& o, const double* length, const double* fa
 }
 
 // update = J^-1 (-R) at H, all lanes: the back substitution of the forward sweep done by
-// `evaluate`.
-void solve(Block& b) {
+// `evaluate`. Returns, per lane, whether the step H + update takes a cell off the branch of
+// T(H) it is on (frozen H < 0, at the melting point 0 <= H <= L, thawed H > L) or leaves
+// the finite numbers (see take_affine_steps).
+m8 solve(Block& b) {
   const int n = b.n;
   double* x = b.update.data();
-  const double *C = b.C.data(), *Y = b.Y.data();
+  const double *C = b.C.data(), *Y = b.Y.data(), *H = b.H.data(), *L = b.latent.data();
+  const v8 big = v8{} + 1e300;
+  m8 leaves = {};
   v8 xp = row(Y, n - 1);
-  put(x, n - 1, xp);
-  for (int i = n - 2; i >= 0; --i) {
-    xp = row(Y, i) - row(C, i) * xp;
+  for (int i = n - 1; i >= 0; --i) {
+    if (i < n - 1) xp = row(Y, i) - row(C, i) * xp;
     put(x, i, xp);
+    const v8 h = row(H, i), next = h + xp, latent = row(L, i);
+    leaves |= ((h < 0.0) != (next < 0.0)) | ((h > latent) != (next > latent)) | ~(vabs(next) < big);
   }
+  return leaves;
+}
+
+// Newton steps (H -> H + update) of the lanes in `eligible` that leave every cell on its
+// branch of T(H) (`leaves` from `solve`; free water and snow, not tabulated curves): there
+// T is affine in H and the conductances are fixed for the pass, so the residual is affine
+// and the step, solved with its exact Jacobian, zeroes it up to round-off. Such a step is
+// taken without evaluating its residual: H and T of the lane are set as the evaluation
+// would set them, bit for bit, and the lane is marked in `taken`.
+bool take_affine_steps(Block& b, m8 leaves, const bool* eligible, bool* taken) {
+  bool any_taken = false;
+  for (int l = 0; l < kLanes; ++l) taken[l] = eligible[l] && leaves[l] == 0, any_taken = any_taken || taken[l];
+  if (!any_taken) return false;
+  double *H = b.H.data(), *T = b.T.data();
+  const double *u = b.update.data(), *L = b.latent.data(), *icf = b.icf.data(), *ict = b.ict.data();
+  const auto take = mask_of(taken) > 0.5;
+  const v8 zero = {};
+  for (int i = 0; i < b.n; ++i) {
+    const v8 x = row(H, i), next = x + row(u, i), latent = row(L, i);
+    const v8 t = next < 0.0 ? next * row(icf, i) : (next > latent ? (next - latent) * row(ict, i) : zero);
+    put(H, i, take ? next : x), put(T, i, take ? t : row(T, i));
+  }
+  return true;
 }
 
 struct Io {
@@ -642,8 +676,18 @@ void run_block(int64_t first, int64_t columns, const Options& o, const Io& io, B
   prepare(b, o, io, column, z, starting, false);
   double length[kLanes], tmerit[kLanes];
   bool tconv[kLanes], active[kLanes];
+  const bool affine = o.affine_steps && !o.nodes;  // tabulated curves are not affine between nodes
   for (;;) {
-    retire(b, o, io, column, live, z);
+    // The Newton steps of the iterating lanes; those that stay on their branches end their
+    // pass at once (take_affine_steps), with the passes that converged in the last evaluation.
+    const m8 leaves = solve(b);
+    bool taken[kLanes], eligible[kLanes];
+    for (int l = 0; l < kLanes; ++l)
+      eligible[l] = affine && !z.done[l] && !z.fresh[l] && !z.converged[l] && z.iteration[l] < kMaxIterations;
+    if (take_affine_steps(b, leaves, eligible, taken))
+      for (int l = 0; l < kLanes; ++l)
+        if (taken[l]) z.converged[l] = true, z.merit[l] = 0.0, z.iteration[l] += 1, z.iterations[l] += 1.0;
+    retire(b, o, io, column, live, z);  // the next passes and steps start: evaluated below where they stand
     bool any = false;
     for (int l = 0; l < kLanes; ++l) {
       active[l] = !z.done[l] && !z.fresh[l];
@@ -652,7 +696,6 @@ void run_block(int64_t first, int64_t columns, const Options& o, const Io& io, B
       any = any || !z.done[l];
     }
     if (!any) break;
-    solve(b);
     evaluate(b, o, length, z.factor, tconv, tmerit);
     // Backtracking on the merit, from a pass's sixth iteration on, for the lanes whose
     // step does not reduce it enough (at most kLineSearchMaxHalvings halvings each); the
@@ -964,6 +1007,11 @@ void in_parallel(int workers, const Work& work) {
   for (auto& t : pool) t.join();
 }
 
+bool affine_steps() {
+  const char* env = std::getenv("CRYOGRAD_NATIVE_EVALUATE_EVERY_STEP");
+  return !(env && std::atoll(env) != 0);
+}
+
 int thread_count(int64_t requested, int64_t blocks) {
   int64_t threads = requested;
   if (threads <= 0) {
@@ -995,6 +1043,7 @@ ffi::Error HeatRunImpl(ffi::Buffer<ffi::F64> thickness, ffi::Buffer<ffi::F64> ma
   o.nsave = o.nt / save_every;
   o.bdf2 = bdf2 != 0, o.predicted = predicted != 0;
   o.fixed_surface = fixed_surface != 0, o.fixed_bottom = fixed_bottom != 0;
+  o.affine_steps = affine_steps();
   auto count = [](const auto& buffer) { return static_cast<int64_t>(buffer.element_count()); };
   const int64_t columns = soil > 0 ? count(thickness) / soil : 0;
   if (soil == 0 || count(material) != columns * 6 * soil || count(boundary) != columns * o.nt ||
@@ -1064,6 +1113,7 @@ ffi::Error HeatAdjointImpl(ffi::Buffer<ffi::F64> thickness, ffi::Buffer<ffi::F64
   o.save_every = save_every, o.nsave = o.nt / save_every;
   o.bdf2 = bdf2 != 0, o.predicted = predicted != 0;
   o.fixed_surface = fixed_surface != 0, o.fixed_bottom = fixed_bottom != 0;
+  o.affine_steps = affine_steps();
   auto count = [](const auto& buffer) { return static_cast<int64_t>(buffer.element_count()); };
   const int64_t n = o.n, columns = n > 0 ? count(thickness) / n : 0;
   AdjointIo ai;

@@ -7,18 +7,15 @@ density of 850 +- 60 kg m-3 for converting volume to mass are from the project's
 notes.
 """
 
+import functools
 import warnings
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pyproj
-import rasterio
-import rasterio.features
-import rioxarray
 import shapely
 import xarray as xr
-from rasterio.enums import Resampling
 
 from .. import _units
 from ..physics import Hypsometry
@@ -50,6 +47,21 @@ _PRODUCT_DATUMS = (  # file-name hints of products with one documented vertical 
 _TAG = "VERTICAL_DATUM"
 
 
+@functools.cache
+def _raster():
+    """rasterio, with rioxarray's `.rio` accessor registered: imported at the first use of
+    a DEM (they take ~0.5 s to import, which runs without DEMs need not pay)."""
+    import rasterio
+    import rasterio.crs
+    import rasterio.enums
+    import rasterio.errors
+    import rasterio.features
+    import rasterio.transform
+    import rioxarray  # noqa: F401 (the .rio accessor)
+
+    return rasterio
+
+
 def _datum_name(name) -> str:
     text = str(name).strip()
     return _DATUM_NAMES.get(text.lower(), text)
@@ -71,6 +83,9 @@ def open_dem(path, *, vertical_datum=None, band: int = 1) -> xr.DataArray:
     Raises `ValueError` naming the file for a file GDAL cannot read, one without a CRS,
     all-nodata, values outside -1000..9000 m, or a given datum that contradicts the CRS.
     """
+    rasterio = _raster()
+    import rioxarray
+
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: file not found")
@@ -149,6 +164,7 @@ def write_dem(path, elevation, *, x=None, y=None, crs=None, dtype="float32", nod
     floats). int16 values are rounded. A known `vertical_datum` (EGM96, EGM2008) makes the
     CRS compound; every datum is also stored as the `VERTICAL_DATUM` tag.
     """
+    rasterio = _raster()
     if isinstance(elevation, xr.DataArray) and elevation.rio.crs is not None:
         crs = elevation.rio.crs if crs is None else crs
         transform = elevation.rio.transform()
@@ -199,6 +215,7 @@ def write_dem(path, elevation, *, x=None, y=None, crs=None, dtype="float32", nod
 
 
 def _transform(values, x, y):
+    rasterio = _raster()
     if x.shape != (values.shape[-1],) or y.shape != (values.shape[0],):
         raise ValueError(f"x ({x.shape}) and y ({y.shape}) must match elevation's (y, x) shape {values.shape}")
     dx, dy = np.diff(x), np.diff(y)
@@ -237,6 +254,7 @@ def _outlines(outline, crs) -> tuple[gpd.GeoSeries, np.ndarray]:
 
 
 def _check_georeferenced(dem, name="dem"):
+    _raster()
     if not isinstance(dem, xr.DataArray) or dem.rio.crs is None or set(dem.dims) != {"y", "x"}:
         raise ValueError(f"{name} must be a georeferenced (y, x) DataArray, as open_dem returns")
 
@@ -244,6 +262,7 @@ def _check_georeferenced(dem, name="dem"):
 def outline_mask(dem: xr.DataArray, outline) -> xr.DataArray:
     """Boolean (y, x) mask of the DEM pixels whose centres lie inside `outline` (a file,
     GeoDataFrame or GeoSeries; reprojected to the DEM's CRS)."""
+    rasterio = _raster()
     _check_georeferenced(dem)
     outlines, _ = _outlines(outline, dem.rio.crs)
     shape = (dem.sizes["y"], dem.sizes["x"])
@@ -257,6 +276,7 @@ def pixel_area(dem: xr.DataArray) -> xr.DataArray:
     """Area of each DEM pixel on the CRS's ellipsoid [m2]: geodesic for a geographic CRS,
     and for a projected CRS the grid cell divided by the projection's areal scale at the
     pixel centre."""
+    _raster()
     _check_georeferenced(dem)
     rows, cols = np.indices((dem.sizes["y"], dem.sizes["x"]))
     area = _pixel_area_at(dem, rows.ravel(), cols.ravel()).reshape(rows.shape)
@@ -289,6 +309,7 @@ def _coverage(dem, outlines, subpixels):
     fraction) for every pair with a fraction > 0. Each pixel is split into subpixels x
     subpixels cells, rasterised by their centres, in a window around each outline (so
     memory follows the glacier, not the DEM; overlapping outlines each get their share)."""
+    rasterio = _raster()
     transform = dem.rio.transform()
     ny, nx = dem.sizes["y"], dem.sizes["x"]
     bounds = dem.rio.bounds()
@@ -350,6 +371,7 @@ def hypsometry(
     and more than `max_void_fraction` of it void raises `ValueError`. So does an outline
     that does not overlap the DEM or that extends more than 1 % beyond it.
     """
+    _raster()
     _check_georeferenced(dem)
     if not bin_size > 0:
         raise ValueError(f"bin_size must be positive [m], got {bin_size}")
@@ -386,6 +408,7 @@ def elevation_change(new: xr.DataArray, old: xr.DataArray, *, mask=None, years=N
     `mask` keeps only some pixels (NaN elsewhere): a boolean (y, x) DataArray on `new`'s
     grid, or an outline (file, GeoDataFrame, GeoSeries).
     """
+    rasterio = _raster()
     _check_georeferenced(new, "new")
     _check_georeferenced(old, "old")
     datums = (new.attrs.get("vertical_datum", "unknown"), old.attrs.get("vertical_datum", "unknown"))
@@ -398,7 +421,7 @@ def elevation_change(new: xr.DataArray, old: xr.DataArray, *, mask=None, years=N
         warnings.warn("new and old have no recorded vertical datum; assuming they share one", stacklevel=2)
     same_grid = new.rio.crs == old.rio.crs and new.rio.transform() == old.rio.transform() and new.shape == old.shape
     if not same_grid:
-        old = old.rio.write_nodata(np.nan).rio.reproject_match(new, resampling=Resampling.bilinear)
+        old = old.rio.write_nodata(np.nan).rio.reproject_match(new, resampling=rasterio.enums.Resampling.bilinear)
         old = old.assign_coords(x=new.x, y=new.y)
     dh = new - old.values
     units = "m"
@@ -443,6 +466,7 @@ def geodetic_mass_balance(
     `volume_change_rate` [m3 yr-1], `mass_change_rate` [Gt yr-1],
     `specific_mass_balance_rate` [kg m-2 yr-1], each rate with `_uncertainty`.
     """
+    _raster()
     _check_georeferenced(dh, "dh")
     units = dh.attrs.get("units")
     if units is None:

@@ -5,7 +5,10 @@ columns in C++: the same residual, tolerance and Newton iteration as `HeatProble
 columns in blocks of 8 (4 where the build has no AVX-512) with the cell axis outermost
 so the sweeps run across columns with SIMD, each column of a block on its own step (one
 that has converged starts its next step while the others iterate), blocks shared among
-threads (`CRYOGRAD_NATIVE_THREADS`, default: all cores). It covers soil on the sharp
+threads (`CRYOGRAD_NATIVE_THREADS`, default: all cores). A Newton step that keeps every
+cell on its branch of T(H) (frozen, at the melting point, thawed) solves the pass's affine
+residual to round-off and ends the pass without being evaluated (on the sharp curve and
+snow; `CRYOGRAD_NATIVE_EVALUATE_EVERY_STEP=1` evaluates every step). It covers soil on the sharp
 free-water curve (`FreeWater()`) and, through a table of their freezing branch
 (`Tabulated`, built by `PermafrostColumn.problem` and read the same way here and in the
 JAX replay), on `PowerLaw` and `DallAmico`; with or without a `Snow` surface (each step's

@@ -616,3 +616,30 @@ def test_summarize_refuses_a_period_series_of_the_wrong_length():
         column.summarize(forcing, -1.0, DAY, jnp.zeros(30, int), 0)
     with pytest.raises(ValueError, match="at least one step"):
         column.summarize({"surface_temperature": jnp.zeros(0)}, -1.0, DAY, jnp.zeros(0, int), 1)
+
+
+@pytest.mark.parametrize("surface", ["prescribed", "sturm"])
+@pytest.mark.parametrize(("time_scheme", "conductivity"), [("euler", "lagged"), ("bdf2", "predicted")])
+def test_steps_taken_without_evaluation_equal_evaluated_steps(monkeypatch, surface, time_scheme, conductivity):
+    """The kernel ends a Newton pass without evaluating its step where the step keeps every
+    cell on its branch of T(H) (the residual is affine there, so the step solves it): two
+    years through freeze, thaw and a snowpack give the same temperatures, heat inputs and
+    iteration counts as the run that evaluates every step (CRYOGRAD_NATIVE_EVALUATE_EVERY_STEP)."""
+    if surface == "prescribed":
+        column = columns(time_scheme=time_scheme, conductivity=conductivity)["native"]
+        forcing = {"surface_temperature": seasonal(730)}
+    else:
+        column = snow_columns(SNOW_SURFACES[surface], time_scheme=time_scheme, conductivity=conductivity)["native"]
+        forcing = snow_inputs(surface, 730)
+    initial = jnp.linspace(-2.0, -1.0, 40)
+    run = eqx.filter_jit(lambda c: c.run(forcing, initial, DAY))
+    taken = run(column)
+    monkeypatch.setenv("CRYOGRAD_NATIVE_EVALUATE_EVERY_STEP", "1")
+    evaluated = run(column)
+    assert float(taken["liquid_water_fraction"].max()) == 1.0 and float(taken["temperature"].min()) < -5.0
+    for name in ("temperature", "enthalpy", "surface_heat_input", "bottom_heat_input"):
+        scale = float(jnp.abs(evaluated[name]).max())
+        assert float(jnp.abs(taken[name] - evaluated[name]).max()) <= 1e-12 * scale, name
+    for name in ("unconverged_steps", "mean_iterations", "max_iterations"):
+        assert float(taken[name]) == float(evaluated[name]), name
+    assert float(taken["unconverged_steps"]) == 0.0
