@@ -1,10 +1,12 @@
 """Chunk-by-chunk runs over many sites or glaciers, in one process or on a Dask cluster,
 each chunk's result written to its own netCDF file as soon as it is done."""
 
+import concurrent.futures
 import itertools
 import json
 import os
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -15,10 +17,19 @@ import xarray as xr
 MANIFEST = "manifest.json"
 SECONDS = "cryograd_chunk_seconds"
 """The attribute of each part file with the seconds `function` took on it."""
+_WRITING = threading.Lock()  # netCDF/HDF5 writes one at a time when chunks run in threads
 
 
 def run_chunked(
-    function, dataset: xr.Dataset, store, *, dim: str, chunk_size: int | None = None, client=None, progress: bool = True
+    function,
+    dataset: xr.Dataset,
+    store,
+    *,
+    dim: str,
+    chunk_size: int | None = None,
+    client=None,
+    threads: int = 1,
+    progress: bool = True,
 ) -> xr.Dataset:
     """Apply `function` to `dataset` one chunk of members at a time, writing each chunk's
     result to `store` as it finishes; a rerun skips the chunks already written.
@@ -36,7 +47,10 @@ def run_chunked(
       records the chunking; a rerun with other chunks or another `dim` size is refused.
     - `client`: a `dask.distributed.Client`; the chunks then run as tasks on its workers
       (each writes its own file; a task lost with a worker is run again by Dask, and its
-      file is replaced whole). Without a client they run here, one after another.
+      file is replaced whole). Without a client they run here, one after another, or
+      `threads` at a time in threads of this process: while one chunk's compiled code
+      runs (JAX and native kernels release the GIL), the next chunk's Python work (its
+      inputs, its file) goes on. Results are the same; `function` must be thread-safe.
     - `progress`: a bar over the chunks.
 
     **Returns** the combined result, read from the files (each member exactly once, in
@@ -46,6 +60,8 @@ def run_chunked(
     """
     if dim not in dataset.dims:
         raise ValueError(f"dim: {dim!r} is not a dimension of the dataset (it has {', '.join(map(str, dataset.dims))})")
+    if int(threads) != threads or threads < 1:
+        raise ValueError(f"threads: must be a positive integer, got {threads!r}")
     size = dataset.sizes[dim]
     bounds = _chunk_bounds(dataset, dim, chunk_size)
     store = Path(store)
@@ -56,10 +72,23 @@ def run_chunked(
     todo = [(a, b) for a, b in bounds if not _part(store, a, b).exists()]
     bar = _bar(len(bounds), len(bounds) - len(todo), progress)
     try:
-        if client is None:
+        if client is None and threads <= 1:
             for a, b in todo:
                 _run_chunk(function, dataset.isel({dim: slice(a, b)}), _part(store, a, b))
                 bar.update(1)
+        elif client is None:
+            with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+                futures = [
+                    pool.submit(_run_chunk, function, dataset.isel({dim: slice(a, b)}), _part(store, a, b))
+                    for a, b in todo
+                ]
+                try:
+                    for future in concurrent.futures.as_completed(futures):
+                        future.result()  # raises the chunk's error here
+                        bar.update(1)
+                finally:
+                    for future in futures:
+                        future.cancel()  # after an error, the chunks not started yet stay undone
         else:
             from distributed import as_completed
 
@@ -100,7 +129,8 @@ def _run_chunk(function, chunk: xr.Dataset, path: Path) -> str:
         raise ValueError(f"function: must return an xr.Dataset, got {type(result).__name__}")
     result.attrs[SECONDS] = time.perf_counter() - started
     temporary = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex}")
-    result.to_netcdf(temporary)
+    with _WRITING:
+        result.to_netcdf(temporary)
     os.replace(temporary, path)  # atomic: the part is there whole or not at all
     return str(path)
 

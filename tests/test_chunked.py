@@ -89,6 +89,34 @@ def test_an_interrupted_run_resumes_with_the_missing_chunks_only(tmp_path):
     np.testing.assert_allclose(result.temperature, simulator()(data).temperature, rtol=0, atol=1e-12)
 
 
+def test_chunks_in_threads_equal_chunks_in_turn_and_an_error_stops_the_run(tmp_path):
+    """Two chunks at once in threads of this process (`threads=2`): every part file is that
+    of the run one chunk after another; a chunk that fails raises here, and a rerun
+    makes only the chunks not written."""
+    data = forcing()
+    in_turn = cg.run_chunked(simulator(), data, tmp_path / "turn", dim="site", chunk_size=2, progress=False)
+    seen = set()
+
+    def noting(chunk):
+        seen.add(threading.get_ident())
+        return simulator(sleep=0.2)(chunk)
+
+    threaded = cg.run_chunked(noting, data, tmp_path / "threads", dim="site", chunk_size=2, threads=2, progress=False)
+    assert len(seen) == 2  # the chunks did run in two threads
+    for name in ("temperature", "active_layer_thickness"):
+        np.testing.assert_array_equal(threaded[name].values, in_turn[name].values)
+    store = tmp_path / "failing"
+    with pytest.raises(RuntimeError, match="interrupted"):
+        cg.run_chunked(
+            simulator(fail_flag=tmp_path / "failed"), data, store, dim="site", chunk_size=2, threads=2, progress=False
+        )
+    assert not (store / "part-000000008-000000010.nc").exists()
+    again = cg.run_chunked(simulator(), data, store, dim="site", chunk_size=2, threads=2, progress=False)
+    np.testing.assert_array_equal(again.temperature.values, in_turn.temperature.values)
+    with pytest.raises(ValueError, match="threads: must be a positive integer, got 0"):
+        cg.run_chunked(simulator(), data, tmp_path / "zero", dim="site", chunk_size=2, threads=0)
+
+
 def test_refusals(tmp_path):
     data = forcing(sites=4, days=30)
     with pytest.raises(ValueError, match="dim: 'glacier' is not a dimension"):
