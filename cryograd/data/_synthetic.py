@@ -9,7 +9,6 @@ import functools
 import jax
 import numpy as np
 import pandas as pd
-import scipy.signal
 import xarray as xr
 
 YEAR_DAYS = 365.25
@@ -46,6 +45,8 @@ def _ar1(normal, std, correlation_days):
     """AR(1) series (site, time) from standard normal shocks `normal`, with stationary std
     `std` and e-folding time `correlation_days`: x_t = phi x_(t-1) + e_t, phi =
     exp(-1 / correlation_days), started from the stationary distribution."""
+    import scipy.signal  # 0.7 s to import, which runs without synthetic weather need not pay
+
     phi = np.exp(-1.0 / np.asarray(correlation_days))
     shocks = normal * (np.asarray(std) * np.sqrt(1.0 - phi**2))[:, None]
     shocks[:, 0] = normal[:, 0] * np.asarray(std)  # the stationary start
