@@ -21,6 +21,7 @@ for that field would be wrong by the days of the month, so label such a field `m
 
 import functools
 import re
+import threading
 
 import numpy as np
 
@@ -54,12 +55,21 @@ _ALIASES = {
 _POWER = re.compile(r"(?<=[A-Za-z])(-?\d+)\b")  # CF's m-2 is pint's m**-2
 
 
-@functools.cache
-def registry():
-    """pint's unit registry, made at its first use (pint and its registry take ~0.4 s to load)."""
-    import pint
+_REGISTRY = []
+_MAKING = threading.Lock()
 
-    return pint.UnitRegistry()
+
+def registry():
+    """pint's unit registry, made at its first use (pint and its registry take ~0.4 s to
+    load); one for the process, also when threads ask for it at once (units of two
+    registries do not mix)."""
+    if not _REGISTRY:
+        with _MAKING:
+            if not _REGISTRY:
+                import pint
+
+                _REGISTRY.append(pint.UnitRegistry())
+    return _REGISTRY[0]
 
 
 def __getattr__(name: str):
