@@ -72,15 +72,6 @@ def registry():
     return _REGISTRY[0]
 
 
-def __getattr__(name: str):
-    """`UNITS` (the registry) and the dimensions, made at their first use."""
-    if name == "UNITS":
-        return registry()
-    if name in _DIMENSIONS:
-        return _dimension(_DIMENSIONS[name])
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def parse(units, name: str):
     """The pint unit of a CF unit string; `name` (the variable) goes into the error."""
     import pint
@@ -94,13 +85,9 @@ def parse(units, name: str):
 
 
 @functools.cache
-def _dimension(expression: str):
+def dimension(expression: str):
+    """The dimensionality of a pint unit expression ("m", "kg m**-2 s**-1", ...)."""
     return registry().parse_units(expression).dimensionality
-
-
-# Dimensions: of a temperature, of a depth (of water, or an elevation change) and of its
-# rate, of an amount and a flux of water (module attributes through __getattr__).
-_DIMENSIONS = dict(TEMPERATURE="K", LENGTH="m", SPEED="m s**-1", _AMOUNT="kg m**-2", _FLUX="kg m**-2 s**-1")
 
 
 def to_celsius(values, units, name: str) -> np.ndarray:
@@ -115,7 +102,7 @@ def to_celsius(values, units, name: str) -> np.ndarray:
             )
         return values
     unit = parse(units, name)
-    if unit.dimensionality != _dimension("K"):
+    if unit.dimensionality != dimension("K"):
         raise ValueError(f"{name}: units {units!r} are not a temperature (K, degC, degF)")
     return registry().Quantity(values, unit).to("degC").magnitude
 
@@ -136,9 +123,9 @@ def to_water_depth(values, units, name: str) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
     unit = parse(units, name)
     quantity = registry().Quantity(values, unit)
-    if unit.dimensionality == _dimension("m"):
+    if unit.dimensionality == dimension("m"):
         return quantity.to("m").magnitude
-    if unit.dimensionality == _dimension("kg m**-2"):
+    if unit.dimensionality == dimension("kg m**-2"):
         return quantity.to("kg m**-2").magnitude / WATER_DENSITY
     raise ValueError(f"{name}: units {units!r} are not a depth of water (m, mm) nor a mass per area (kg m-2)")
 
@@ -153,18 +140,18 @@ def to_water_amount(values, units, name: str, step_seconds, monthly: bool = Fals
         )
     values = np.asarray(values, dtype=np.float64)
     unit = parse(units, name)
-    dimension = unit.dimensionality
+    given = unit.dimensionality
     quantity = registry().Quantity(values, unit)
-    if dimension == _dimension("kg m**-2"):
+    if given == dimension("kg m**-2"):
         return quantity.to("kg m**-2").magnitude
-    if dimension == _dimension("m"):
+    if given == dimension("m"):
         return quantity.to("m").magnitude * WATER_DENSITY
-    if dimension in (_dimension("kg m**-2 s**-1"), _dimension("m s**-1")):
+    if given in (dimension("kg m**-2 s**-1"), dimension("m s**-1")):
         if monthly and "month" in str(unit):
             per_step = quantity * registry().month
         else:
             per_step = quantity * registry().Quantity(np.asarray(step_seconds, dtype=np.float64), "s")
-        if dimension == _dimension("kg m**-2 s**-1"):
+        if given == dimension("kg m**-2 s**-1"):
             return per_step.to("kg m**-2").magnitude
         return per_step.to("m").magnitude * WATER_DENSITY
     raise ValueError(

@@ -142,6 +142,15 @@ inline v8 mask_of(const Flag* flags) {  // 1.0 where the lane's flag is set
   return lanes(m);
 }
 
+// Temperature [degC] and dT/dH of cells at enthalpy x [J m-3] on the sharp curve (free
+// water, snow): frozen below 0, at the melting point up to the latent heat L, thawed above.
+inline void sharp_state(v8 x, v8 latent, v8 icf, v8 ict, v8& t, v8& slope) {
+  const v8 zero = {};
+  const auto frozen = x < 0.0, thawed = x > latent;
+  t = frozen ? x * icf : (thawed ? (x - latent) * ict : zero);
+  slope = frozen ? icf : (thawed ? ict : zero);
+}
+
 // A tabulated freeze curve (`cryograd.physics.Tabulated`): K nodes on the freezing branch,
 // rows H_k [J m-3], T_k [degC], dT/dH_k, f_k [1], df/dH_k. T(H) and f(H) are the cubic
 // Hermite interpolants through the nodes; above the last node (the thaw point) the cell is
@@ -184,10 +193,7 @@ void evaluate(Block& b, const Options& o, const double* length, const double* fa
   // cell i's enthalpy, temperature and dT/dH (stored: X and T)
   auto state = [&](int i, v8& x, v8& t, v8& slope) {
     x = moving ? row(H, i) + step * row(u, i) : row(H, i);
-    const v8 latent = row(L, i);
-    const auto frozen = x < 0.0, thawed = x > latent;
-    t = frozen ? x * row(icf, i) : (thawed ? (x - latent) * row(ict, i) : zero);
-    slope = frozen ? row(icf, i) : (thawed ? row(ict, i) : zero);
+    sharp_state(x, row(L, i), row(icf, i), row(ict, i), t, slope);
     if (o.nodes && i >= o.ns)
       for (int l = 0; l < kLanes; ++l) {
         const int j = i * kLanes + l;
@@ -266,10 +272,10 @@ bool take_affine_steps(Block& b, m8 leaves, const bool* eligible, bool* taken) {
   double *H = b.H.data(), *T = b.T.data();
   const double *u = b.update.data(), *L = b.latent.data(), *icf = b.icf.data(), *ict = b.ict.data();
   const auto take = mask_of(taken) > 0.5;
-  const v8 zero = {};
   for (int i = 0; i < b.n; ++i) {
-    const v8 x = row(H, i), next = x + row(u, i), latent = row(L, i);
-    const v8 t = next < 0.0 ? next * row(icf, i) : (next > latent ? (next - latent) * row(ict, i) : zero);
+    const v8 x = row(H, i), next = x + row(u, i);
+    v8 t, slope;
+    sharp_state(next, row(L, i), row(icf, i), row(ict, i), t, slope);
     put(H, i, take ? next : x), put(T, i, take ? t : row(T, i));
   }
   return true;
@@ -774,9 +780,9 @@ void pass_adjoint(Block& b, const Options& o, Adjoint& a, const double* X, const
   // cell i: T and dT/dH at X, half-cell resistance at Y (mushy lanes one by one)
   auto cell = [&](int i) {
     const v8 x = row(X, i), y = row(Y, i), latent = row(L, i);
-    const auto frozen = x < 0.0, thawed = x > latent;
-    put(T, i, frozen ? x * row(icf, i) : (thawed ? (x - latent) * row(ict, i) : zero));
-    put(slope, i, frozen ? row(icf, i) : (thawed ? row(ict, i) : zero));
+    v8 t, dTdH;
+    sharp_state(x, latent, row(icf, i), row(ict, i), t, dTdH);
+    put(T, i, t), put(slope, i, dTdH);
     v8 ri = y < 0.0 ? row(b.rf.data(), i) : row(b.rt.data(), i);
     const auto mushy = (y >= 0.0) & (y <= latent);
     if (any(mushy))

@@ -254,7 +254,7 @@ def _outlines(outline, crs) -> tuple[gpd.GeoSeries, np.ndarray]:
 
 
 def _check_georeferenced(dem, name="dem"):
-    _raster()
+    _raster()  # the .rio accessor, for every function that takes a DEM
     if not isinstance(dem, xr.DataArray) or dem.rio.crs is None or set(dem.dims) != {"y", "x"}:
         raise ValueError(f"{name} must be a georeferenced (y, x) DataArray, as open_dem returns")
 
@@ -276,7 +276,6 @@ def pixel_area(dem: xr.DataArray) -> xr.DataArray:
     """Area of each DEM pixel on the CRS's ellipsoid [m2]: geodesic for a geographic CRS,
     and for a projected CRS the grid cell divided by the projection's areal scale at the
     pixel centre."""
-    _raster()
     _check_georeferenced(dem)
     rows, cols = np.indices((dem.sizes["y"], dem.sizes["x"]))
     area = _pixel_area_at(dem, rows.ravel(), cols.ravel()).reshape(rows.shape)
@@ -371,7 +370,6 @@ def hypsometry(
     and more than `max_void_fraction` of it void raises `ValueError`. So does an outline
     that does not overlap the DEM or that extends more than 1 % beyond it.
     """
-    _raster()
     _check_georeferenced(dem)
     if not bin_size > 0:
         raise ValueError(f"bin_size must be positive [m], got {bin_size}")
@@ -466,17 +464,16 @@ def geodetic_mass_balance(
     `volume_change_rate` [m3 yr-1], `mass_change_rate` [Gt yr-1],
     `specific_mass_balance_rate` [kg m-2 yr-1], each rate with `_uncertainty`.
     """
-    _raster()
     _check_georeferenced(dh, "dh")
     units = dh.attrs.get("units")
     if units is None:
         raise ValueError("dh: no 'units' attribute; give an elevation change (m, cm) or a rate (m yr-1, m a-1)")
     dimension = _units.parse(units, "dh").dimensionality
-    if dimension == _units.LENGTH:
+    if dimension == _units.dimension("m"):
         if years is None or not years > 0:
             raise ValueError(f"years: dh is an elevation change [{units}]; give the period in years (> 0)")
         rate = _units.convert(dh.values, units, "m", "dh") / years
-    elif dimension == _units.SPEED:
+    elif dimension == _units.dimension("m s**-1"):
         if years is not None:
             raise ValueError(f"years: dh is already a rate [{units}]; leave years out")
         rate = _units.convert(dh.values, units, "m yr-1", "dh")

@@ -156,7 +156,7 @@ def _to_metres(path, variable):
     units = variable.attrs.get("units", variable.attrs.get("Units"))
     if units is None:
         raise ValueError(f"{path}: variable {variable.name!r} has no units; expected a length (cm, mm, m)")
-    if _units.parse(units, f"{path}: variable {variable.name!r}").dimensionality != _units.LENGTH:
+    if _units.parse(units, f"{path}: variable {variable.name!r}").dimensionality != _units.dimension("m"):
         raise ValueError(f"{path}: variable {variable.name!r} has units {units!r}; expected a length (cm, mm, m)")
     factor = _units.convert(1.0, units, "m", f"{path}: variable {variable.name!r}")
     out = variable.astype(np.float64) * float(factor)
