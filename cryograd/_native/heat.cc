@@ -285,6 +285,9 @@ struct Io {
   const double *thickness, *material, *boundary, *bottom, *initial, *history, *snow;
   double *enthalpy, *energy, *statistics, *first;
   bool keep_first;
+  // Enthalpies (and first solutions) in (step, cell, lane) rows of one block (run_block
+  // from 0; the adjoint's re-run) instead of (column, step, cell).
+  bool lane_rows = false;
   // With checkpoint_every > 0 (soil-only columns), the state before every
   // checkpoint_every-th step: H (n), BDF2 memory (n), last (surface, bottom) input, started.
   double* checkpoints = nullptr;
@@ -554,8 +557,11 @@ bool end_pass(Block& b, const Options& o, const Io& io, int64_t column, bool liv
   const int n = b.n;
   if (z.pass[l] == 0) {  // the step again, with the first solution's conductivities, from it
     z.first_ok[l] = z.converged[l];
-    if (io.keep_first && live)
-      for (int i = 0; i < n; ++i) io.first[(column * o.nt + z.step[l]) * n + i] = b.H[i * kLanes + l];
+    if (io.keep_first && live) {
+      const int64_t stride = io.lane_rows ? kLanes : 1;
+      double* to = io.first + (io.lane_rows ? z.step[l] * n * kLanes + l : (column * o.nt + z.step[l]) * n);
+      for (int i = 0; i < n; ++i) to[i * stride] = b.H[i * kLanes + l];
+    }
     z.pass[l] = 1, z.iteration[l] = 0;
     z.fresh[l] = z.need_G[l] = true, z.from_origin[l] = false;
     return false;
@@ -585,8 +591,9 @@ bool end_pass(Block& b, const Options& o, const Io& io, int64_t column, bool liv
   if (live && io.summary) summarize(b, o, io, column, step, l);
   if (live && (step + 1) % o.save_every == 0) {
     const int64_t row = (step + 1) / o.save_every - 1;
-    double* out = io.enthalpy + (column * o.nsave + row) * n;
-    for (int i = 0; i < n; ++i) out[i] = b.H[i * kLanes + l];
+    const int64_t stride = io.lane_rows ? kLanes : 1;
+    double* out = io.enthalpy + (io.lane_rows ? row * n * kLanes + l : (column * o.nsave + row) * n);
+    for (int i = 0; i < n; ++i) out[i * stride] = b.H[i * kLanes + l];
     for (int k = 0; k < 3; ++k) io.energy[(column * o.nsave + row) * 3 + k] = b.energy[k][l];
     for (int k = 0; k < 3; ++k) io.statistics[(column * o.nsave + row) * 3 + k] = b.stats[k][l];
   }
@@ -740,9 +747,9 @@ void run_block(int64_t first, int64_t columns, const Options& o, const Io& io, B
 
 struct Adjoint {  // one block's scratch, (cell, lane) rows unless noted
   std::vector<double> seg_boundary, seg_initial, seg_history;  // the segment's run: inputs (column by column)
-  std::vector<double> seg_enthalpy, seg_first, seg_energy, seg_stats;  // its every step (column, step, cell)
-  std::vector<double> X, O, P;  // one step's solution, start and first solution
-  std::vector<double> Hb, Mb, Ob, Mn, Yb, Yb2, T, slope, G, r, cp, yp, lam, ikf, ikt;
+  std::vector<double> seg_enthalpy, seg_first;  // its every step's solution and first solution (step, cell, lane)
+  std::vector<double> seg_energy, seg_stats, start;  // its energy and statistics; its start (cell, lane)
+  std::vector<double> Hb, Mb, Ob, Mn, Yb, Yb2, T, G, r, cp, yp, ikf, ikt;
   std::vector<double> hb, kfb, ktb, cfb, ctb, Lb;  // accumulated cotangents of the cell properties
   double LIb[2][kLanes], Eb[2][kLanes], qb[kLanes], Tbb[kLanes];
 
@@ -751,8 +758,8 @@ struct Adjoint {  // one block's scratch, (cell, lane) rows unless noted
     seg_boundary.assign(kLanes * K, 0.0), seg_initial.assign(m, 0.0), seg_history.assign(kLanes * (n + 3), 0.0);
     seg_enthalpy.assign(K * m, 0.0), seg_first.assign(predicted ? K * m : 1, 0.0);
     seg_energy.assign(K * kLanes * 3, 0.0), seg_stats.assign(K * kLanes * 3, 0.0);
-    X.assign(m, 0.0), O.assign(m, 0.0), P.assign(m, 0.0);
-    for (auto* v : {&Hb, &Mb, &Ob, &Mn, &Yb, &Yb2, &T, &slope, &r, &cp, &yp, &lam, &ikf, &ikt, &hb, &kfb, &ktb, &cfb, &ctb, &Lb})
+    start.assign(m, 0.0);
+    for (auto* v : {&Hb, &Mb, &Ob, &Mn, &Yb, &Yb2, &T, &r, &cp, &yp, &ikf, &ikt, &hb, &kfb, &ktb, &cfb, &ctb, &Lb})
       v->assign(m, 0.0);
     G.assign(m + kLanes, 0.0);
   }
@@ -767,109 +774,96 @@ struct AdjointIo {
 // One pass in reverse (see above): `rhs` the cotangent of its solution X, F0e and Fne the
 // energy outputs' cotangents of the surface and bottom face fluxes; accumulates into Ob
 // (origin), Mn (the previous memory), the cell properties, bb (boundary value) and the
-// bottom's, and sets Yb (the liquid-fraction state Y). Down the rows the
-// temperatures, resistances and conductances; the solve of J^T lambda = rhs; up the rows the
-// cotangents of each face and cell.
-void pass_adjoint(Block& b, const Options& o, Adjoint& a, const double* X, const double* Y, const double* O, v8 dtb,
+// bottom's, and sets Yb (the liquid-fraction state Y); returns whether Yb is non-zero
+// anywhere (only cells at the melting point in Y give it). Two sweeps: down the rows the
+// temperatures, resistances and conductances with the forward elimination of
+// J^T lambda = rhs; up the rows its back substitution with the cotangents of each face
+// and cell.
+bool pass_adjoint(Block& b, const Options& o, Adjoint& a, const double* X, const double* Y, const double* O, v8 dtb,
                   v8 mw, v8 boundary, v8 F0e, v8 Fne, const double* rhs, double* Yb, v8& bb) {
   const int n = b.n;
   const v8 zero = {};
-  double *T = a.T.data(), *slope = a.slope.data(), *G = a.G.data(), *r = a.r.data();
-  double *cp = a.cp.data(), *yp = a.yp.data();
+  double *T = a.T.data(), *G = a.G.data(), *r = a.r.data(), *cp = a.cp.data(), *yp = a.yp.data();
   const double *icf = b.icf.data(), *ict = b.ict.data(), *L = b.latent.data(), *h = b.h.data();
+  const double *rf = b.rf.data(), *rt = b.rt.data();
   // cell i: T and dT/dH at X, half-cell resistance at Y (mushy lanes one by one)
-  auto cell = [&](int i) {
-    const v8 x = row(X, i), y = row(Y, i), latent = row(L, i);
-    v8 t, dTdH;
-    sharp_state(x, latent, row(icf, i), row(ict, i), t, dTdH);
-    put(T, i, t), put(slope, i, dTdH);
-    v8 ri = y < 0.0 ? row(b.rf.data(), i) : row(b.rt.data(), i);
+  auto cell = [&](int i, v8& t, v8& slope, v8& ri) __attribute__((always_inline)) {
+    const v8 y = row(Y, i), latent = row(L, i);
+    sharp_state(row(X, i), latent, row(icf, i), row(ict, i), t, slope);
+    ri = y < 0.0 ? row(rf, i) : row(rt, i);
     const auto mushy = (y >= 0.0) & (y <= latent);
     if (any(mushy))
       for (int l = 0; l < kLanes; ++l)
         if (mushy[l]) ri[l] = resistance(b, i * kLanes + l, y[l]);
-    put(r, i, ri);
   };
-  for (int i = 0; i < n; ++i) cell(i);
-  put(G, 0, o.fixed_surface ? 1.0 / row(r, 0) : zero);
-  for (int i = 1; i < n; ++i) put(G, i, 1.0 / (row(r, i - 1) + row(r, i)));
-  put(G, n, o.fixed_bottom ? 1.0 / row(r, n - 1) : zero);
-  // J^T lambda = q, row i: a_i lambda_{i-1} + d_i lambda_i + c_i lambda_{i+1} = q_i with
-  // a_i = -dt G_i s_i, c_i = -dt G_{i+1} s_i (s = dT/dH). Twisted elimination: rows above
-  // the middle row k from the top, rows below it from the bottom, the two recurrences
-  // interleaved (each is a chain of divisions; two chains of half the length take about
-  // half the time), then lambda_k and the substitutions outward from it.
-  auto coefficients = [&](int i, v8& lo, v8& d, v8& up, v8& q) {
-    const v8 s = row(slope, i), Gt = row(G, i), Gb = row(G, i + 1);
-    lo = -dtb * Gt * s, up = -dtb * Gb * s, d = row(h, i) + dtb * (Gt + Gb) * s, q = row(rhs, i);
+  // J^T lambda = q, row i: lo_i lambda_{i-1} + d_i lambda_i + up_i lambda_{i+1} = q_i with
+  // lo_i = -dt G_i s_i, up_i = -dt G_{i+1} s_i (s = dT/dH), eliminated down the rows with
+  // the cells' properties computed on the way (c and y stored, as in `evaluate`).
+  v8 t, s, ri;
+  cell(0, t, s, ri);
+  v8 Gt = o.fixed_surface ? 1.0 / ri : zero, c = zero, y = zero;
+  put(G, 0, Gt);
+  for (int i = 0; i < n; ++i) {
+    v8 tb = zero, sb = zero, rb = zero, Gb;
+    if (i < n - 1) {
+      cell(i + 1, tb, sb, rb);
+      Gb = 1.0 / (ri + rb);
+    } else {
+      Gb = o.fixed_bottom ? 1.0 / ri : zero;
+    }
+    put(T, i, t), put(r, i, ri), put(G, i + 1, Gb);
+    const v8 lo = -dtb * Gt * s, up = -dtb * Gb * s, d = row(h, i) + dtb * (Gt + Gb) * s;
+    v8 q = row(rhs, i);
     if (i == 0 && o.fixed_surface) q -= s * Gt * F0e;  // the surface heat's dependence on T_0
     if (i == n - 1 && o.fixed_bottom) q += s * Gb * Fne;
-  };
-  const int k = n / 2;
-  v8 ct = zero, yt = zero, ab = zero, zb = zero;
-  for (int t = 0; t < std::max(k, n - 1 - k); ++t) {
-    v8 lo, d, up, q;
-    if (t < k) {
-      coefficients(t, lo, d, up, q);
-      const v8 inv = 1.0 / (d - lo * ct);
-      ct = up * inv, yt = (q - lo * yt) * inv;
-      put(cp, t, ct), put(yp, t, yt);
-    }
-    const int j = n - 1 - t;
-    if (j > k) {
-      coefficients(j, lo, d, up, q);
-      const v8 inv = 1.0 / (d - up * ab);
-      ab = lo * inv, zb = (q - up * zb) * inv;
-      put(cp, j, ab), put(yp, j, zb);
-    }
-  }
-  double* lambda = a.lam.data();
-  {
-    v8 lo, d, up, q;
-    coefficients(k, lo, d, up, q);
-    put(lambda, k, (q - lo * yt - up * zb) / (d - lo * ct - up * ab));
-  }
-  for (int t = 1; t <= std::max(k, n - 1 - k); ++t) {
-    if (k - t >= 0) put(lambda, k - t, row(yp, k - t) - row(cp, k - t) * row(lambda, k - t + 1));
-    if (k + t < n) put(lambda, k + t, row(yp, k + t) - row(cp, k + t) * row(lambda, k + t - 1));
+    const v8 inv = 1.0 / (d - lo * c);
+    c = up * inv, y = (q - lo * y) * inv;
+    put(cp, i, c), put(yp, i, y);
+    t = tb, s = sb, ri = rb, Gt = Gb;
   }
   double *Ob = a.Ob.data(), *Mn = a.Mn.data(), *hb = a.hb.data();
   double *cfb = a.cfb.data(), *ctb = a.ctb.data(), *Lbp = a.Lb.data(), *kfb = a.kfb.data(), *ktb = a.ktb.data();
+  const double *ih = b.ih.data(), *ikf = a.ikf.data(), *ikt = a.ikt.data();
+  bool y_cotangent = false;
   // cell j's cotangents from lambda_j and the cotangents of its temperature (tbar) and resistance (rbar)
-  auto finish = [&](int j, v8 lm, v8 tbar, v8 rbar) {
+  auto finish = [&](int j, v8 lm, v8 tbar, v8 rbar) __attribute__((always_inline)) {
     const v8 x = row(X, j), hi = row(h, j), latent = row(L, j);
     put(Ob, j, row(Ob, j) + hi * lm), put(Mn, j, row(Mn, j) + mw * lm);
     const v8 t = row(T, j), ri = row(r, j), y = row(Y, j);
-    v8 hbar = row(hb, j) - lm * (x - row(O, j)) + ri * row(b.ih.data(), j) * rbar;
+    v8 hbar = row(hb, j) - lm * (x - row(O, j)) + ri * row(ih, j) * rbar;
     const auto frozen = x < 0.0, thawed = x > latent;  // T(X): frozen X / c_f, thawed (X - L) / c_t
     put(cfb, j, row(cfb, j) + (frozen ? -t * row(icf, j) * tbar : zero));
     put(ctb, j, row(ctb, j) + (thawed ? -t * row(ict, j) * tbar : zero));
     v8 Lbar = row(Lbp, j) + (thawed ? -row(ict, j) * tbar : zero);
     const auto yf = y < 0.0, yt = y > latent;  // resistance 0.5 h / k at Y
-    put(kfb, j, row(kfb, j) + (yf ? -ri * row(a.ikf.data(), j) * rbar : zero));
-    put(ktb, j, row(ktb, j) + (yt ? -ri * row(a.ikt.data(), j) * rbar : zero));
+    put(kfb, j, row(kfb, j) + (yf ? -ri * row(ikf, j) * rbar : zero));
+    put(ktb, j, row(ktb, j) + (yt ? -ri * row(ikt, j) * rbar : zero));
     v8 ybar = zero;
     const auto mushy = ~(yf | yt);
-    for (int l = 0; l < kLanes && any(mushy); ++l) {
-      if (!mushy[l]) continue;
-      const int k = j * kLanes + l;
-      const double f = y[l] * b.iL[k], kc = 0.5 * b.h[k] / ri[l], kbar = -ri[l] / kc * rbar[l];
-      double fbar;
-      if (b.quad[k] > 0.5) {
-        const double sq = (1.0 - f) * b.skf[k] + f * b.skt[k];
-        kfb[k] += kbar * sq * (1.0 - f) / b.skf[k], ktb[k] += kbar * sq * f / b.skt[k];
-        fbar = kbar * 2.0 * sq * (b.skt[k] - b.skf[k]);
-      } else {
-        kfb[k] += kbar * kc * (1.0 - f) / b.kf[k], ktb[k] += kbar * kc * f / b.kt[k];
-        fbar = kbar * kc * (b.lkt[k] - b.lkf[k]);
+    if (any(mushy)) {
+      for (int l = 0; l < kLanes; ++l) {
+        if (!mushy[l]) continue;
+        const int k = j * kLanes + l;
+        const double f = y[l] * b.iL[k], kc = 0.5 * b.h[k] / ri[l], kbar = -ri[l] / kc * rbar[l];
+        double fbar;
+        if (b.quad[k] > 0.5) {
+          const double sq = (1.0 - f) * b.skf[k] + f * b.skt[k];
+          kfb[k] += kbar * sq * (1.0 - f) / b.skf[k], ktb[k] += kbar * sq * f / b.skt[k];
+          fbar = kbar * 2.0 * sq * (b.skt[k] - b.skf[k]);
+        } else {
+          kfb[k] += kbar * kc * (1.0 - f) / b.kf[k], ktb[k] += kbar * kc * f / b.kt[k];
+          fbar = kbar * kc * (b.lkt[k] - b.lkf[k]);
+        }
+        ybar[l] = fbar * b.iL[k];
+        Lbar[l] -= fbar * y[l] * b.iL[k] * b.iL[k];
       }
-      ybar[l] = fbar * b.iL[k];
-      Lbar[l] -= fbar * y[l] * b.iL[k] * b.iL[k];
+      y_cotangent = y_cotangent || any(ybar != 0.0);
     }
     put(Lbp, j, Lbar), put(hb, j, hbar), put(Yb, j, ybar);
   };
-  // the bottom face, then up: lambda_i, the face between cells i and i + 1, cell i + 1 finished
-  v8 lam = row(a.lam.data(), n - 1), tbar = zero, rbar = zero;  // the partial cotangents of cell i
+  // the back substitution from the bottom face up: lambda_i, the face between cells i and
+  // i + 1, cell i + 1 finished
+  v8 lam = row(yp, n - 1), tbar = zero, rbar = zero;  // the partial cotangents of cell i
   {
     const v8 F = Fne - dtb * lam;
     if (o.fixed_bottom) {
@@ -882,13 +876,14 @@ void pass_adjoint(Block& b, const Options& o, Adjoint& a, const double* X, const
       for (int l = 0; l < kLanes; ++l) a.qb[l] = now[l];
     }
   }
+  v8 t_below = row(T, n - 1);
   for (int i = n - 2; i >= 0; --i) {
-    const v8 below = lam;
-    lam = row(a.lam.data(), i);
+    const v8 below = lam, ti = row(T, i);
+    lam = row(yp, i) - row(cp, i) * below;
     const v8 F = dtb * (below - lam), g = row(G, i + 1);
-    const v8 Gbar = (row(T, i) - row(T, i + 1)) * F, rface = -g * g * Gbar;
+    const v8 Gbar = (ti - t_below) * F, rface = -g * g * Gbar;
     finish(i + 1, below, tbar - g * F, rbar + rface);
-    tbar = g * F, rbar = rface;
+    tbar = g * F, rbar = rface, t_below = ti;
   }
   {
     const v8 F = dtb * lam + F0e;
@@ -900,6 +895,7 @@ void pass_adjoint(Block& b, const Options& o, Adjoint& a, const double* X, const
     }
   }
   finish(0, lam, tbar, rbar);
+  return y_cotangent;
 }
 
 // The block of columns first.. in reverse, segment by segment from the last.
@@ -930,23 +926,19 @@ void adjoint_block(int64_t first, int64_t columns, const Options& o, const Io& i
     Io sio{io.thickness + first * soil, io.material + first * 6 * soil, a.seg_boundary.data(), io.bottom + first * 2,
            a.seg_initial.data(), a.seg_history.data(), io.snow, a.seg_enthalpy.data(), a.seg_energy.data(),
            a.seg_stats.data(), a.seg_first.data(), o.predicted};
+    sio.lane_rows = true;
     run_block(0, cols, os, sio, b);
+    // padding lanes (not run) repeat the last column, as in the forward run
+    for (auto* v : {&a.seg_enthalpy, &a.seg_first})
+      for (size_t i = 0; cols < kLanes && i < std::min(v->size(), steps * m) / kLanes; ++i)
+        for (int64_t l = cols; l < kLanes; ++l) (*v)[i * kLanes + l] = (*v)[i * kLanes + cols - 1];
+    for (int l = 0; l < kLanes; ++l)
+      for (int i = 0; i < n; ++i) a.start[i * kLanes + l] = a.seg_initial[std::min<int64_t>(l, cols - 1) * n + i];
     for (size_t j = 0; j < m; ++j) a.ikf[j] = 1.0 / b.kf[j], a.ikt[j] = 1.0 / b.kt[j];
-    // one step's (cell, lane) rows from the run's (column, step, cell) output; step -1 is the start
-    auto gather = [&](const double* from, int64_t k, double* to) {
-      for (int l = 0; l < kLanes; ++l) {
-        const int64_t lc = std::min<int64_t>(l, cols - 1);
-        const double* x = k < 0 ? a.seg_initial.data() + lc * n : from + (lc * steps + k) * n;
-        for (int i = 0; i < n; ++i) to[i * kLanes + l] = x[i];
-      }
-    };
-    gather(a.seg_enthalpy.data(), steps - 1, a.O.data());
     for (int64_t k = steps - 1; k >= 0; --k) {
       const int64_t s = s0 + k;
-      std::swap(a.X, a.O);
-      gather(a.seg_enthalpy.data(), k - 1, a.O.data());
-      if (o.predicted) gather(a.seg_first.data(), k, a.P.data());
-      const double *X = a.X.data(), *O = a.O.data();
+      const double* X = a.seg_enthalpy.data() + k * m;  // the step's solution and its start
+      const double* O = k > 0 ? X - m : a.start.data();
       double mwv[kLanes], dtv[kLanes], bv[kLanes], sbar[kLanes], bbar[kLanes];
       const bool saved = (s + 1) % o.save_every == 0 && (s + 1) / o.save_every <= o.nsave;
       const int64_t out_row = (s + 1) / o.save_every - 1;
@@ -971,11 +963,10 @@ void adjoint_block(int64_t first, int64_t columns, const Options& o, const Io& i
           put(a.hb.data(), i, row(a.hb.data(), i) + (row(X, i) - row(O, i)) * mb);
         }
       v8 bb = {};
-      const double* P = o.predicted ? a.P.data() : O;
-      pass_adjoint(b, o, a, X, P, O, dtb, mw, boundary, dtb * lanes(sbar), -dtb * lanes(bbar), a.Hb.data(),
-                   a.Yb.data(), bb);
-      bool mushy = false;  // Y's cotangent comes from cells at the melting point only
-      for (size_t j = 0; j < m && !mushy; ++j) mushy = a.Yb[j] != 0.0;
+      const double* P = o.predicted ? a.seg_first.data() + k * m : O;
+      // Y's cotangent (mushy) comes from cells at the melting point only
+      const bool mushy = pass_adjoint(b, o, a, X, P, O, dtb, mw, boundary, dtb * lanes(sbar), -dtb * lanes(bbar),
+                                      a.Hb.data(), a.Yb.data(), bb);
       if (o.predicted && mushy) {  // the first pass, whose solution P gave the final pass its conductances
         const v8 zero = {};
         pass_adjoint(b, o, a, P, O, O, dtb, mw, boundary, zero, zero, a.Yb.data(), a.Yb2.data(), bb);
