@@ -84,6 +84,12 @@ struct Options {
   bool affine_steps = true;
 };
 
+// The block's lanes as one generic vector (GCC/Clang vector extension: AVX-512, AVX2 or
+// SSE2 instructions, whatever the build targets). Unaligned: loads and stores of rows.
+typedef double v8 __attribute__((vector_size(kLanes * sizeof(double)), aligned(sizeof(double))));
+typedef int64_t m8 __attribute__((vector_size(kLanes * sizeof(int64_t))));  // comparisons of v8: 0 or -1
+static_assert(kLanes == 4 || kLanes == 8, "v8 holds one row of a block");
+
 // One block of kLanes columns; arrays are [cell * kLanes + lane] (G: [face * kLanes + lane],
 // n + 1 faces).
 struct Block {
@@ -98,7 +104,8 @@ struct Block {
   double boundary[kLanes], last_input[2][kLanes], energy[3][kLanes];  // energy: surface, bottom, snow mass
   double coupled[kLanes], snow_thickness[kLanes], snow_k[kLanes];  // this step's pack (coupled: 1 with a pack)
   std::vector<double> specific, edge;  // the snow remap's scratch
-  std::vector<double> cell_t, cell_f;  // the summary's scratch: one lane's soil temperatures and liquid fractions
+  std::vector<int> melting_rows;       // prepare's scratch: the soil rows with a cell at the melting point
+  std::vector<m8> melting_lanes;       // and which lanes
   double dtb[kLanes], mw[kLanes];
   bool started[kLanes];  // the run continues one whose first step was taken (BDF2 history from the start)
   double stats[3][kLanes];
@@ -114,17 +121,11 @@ struct Block {
       v->assign(m, 0.0);
     G.assign(static_cast<size_t>(cells + 1) * kLanes, 0.0);
     specific.assign(cells + 1, 0.0), edge.assign(cells + 1, 0.0);
-    cell_t.assign(cells, 0.0), cell_f.assign(cells, 0.0);
+    melting_rows.assign(cells, 0), melting_lanes.assign(cells, m8{});
     geothermal.assign(kLanes, 0.0);
     bottom_temperature.assign(kLanes, 0.0);
   }
 };
-
-// The block's lanes as one generic vector (GCC/Clang vector extension: AVX-512, AVX2 or
-// SSE2 instructions, whatever the build targets). Unaligned: loads and stores of rows.
-typedef double v8 __attribute__((vector_size(kLanes * sizeof(double)), aligned(sizeof(double))));
-typedef int64_t m8 __attribute__((vector_size(kLanes * sizeof(int64_t))));  // comparisons of v8: 0 or -1
-static_assert(kLanes == 4 || kLanes == 8, "v8 holds one row of a block");
 
 inline v8 row(const double* p, int i) { return *reinterpret_cast<const v8*>(p + static_cast<size_t>(i) * kLanes); }
 inline void put(double* p, int i, v8 v) { *reinterpret_cast<v8*>(p + static_cast<size_t>(i) * kLanes) = v; }
@@ -354,23 +355,22 @@ void snow_step(Block& b, const Options& o, const Io& io, int64_t column, int64_t
   if (o.bdf2 && booked)
     for (int i = 0; i <= ns; ++i) memory[at(i)] = b.h[at(i)] * (H[at(i)] - b.origin[at(i)]);
   double previous = 0.0;
-  for (int k = 0; k < ns; ++k) {
-    previous += old[kCellThickness] * H[at(k)];
-    b.specific[k] = H[at(ns - 1 - k)] / old[kDensity];  // [J kg-1], cells from the ground up
+  for (int k = 0; k < ns; ++k) previous += old[kCellThickness] * H[at(k)];
+  if (present) {
+    for (int k = 0; k < ns; ++k) b.specific[k] = H[at(ns - 1 - k)] / old[kDensity];  // [J kg-1], from the ground up
+    const double old_cell = old[kMass] / ns, fresh = pack[kFresh] / pack[kDensity];
+    for (int e = 0; e <= ns; ++e) {  // snow enthalpy below each new cell edge [J m-2]
+      const double bound = pack[kMass] * e / ns;
+      double energy = fresh * std::max(bound - old[kMass], 0.0);
+      for (int k = 0; k < ns; ++k) energy += std::clamp(bound - old_cell * k, 0.0, old_cell) * b.specific[k];
+      b.edge[e] = energy;
+    }
+    const double cell_mass = pack[kMass] / ns;
+    for (int k = 0; k < ns; ++k) H[at(ns - 1 - k)] = pack[kDensity] * (b.edge[k + 1] - b.edge[k]) / cell_mass;
+  } else {
+    for (int k = 0; k < ns; ++k) H[at(k)] = pack[kFresh];
   }
-  const double old_cell = old[kMass] / ns, fresh = pack[kFresh] / pack[kDensity];
-  for (int e = 0; e <= ns; ++e) {  // snow enthalpy below each new cell edge [J m-2]
-    const double bound = pack[kMass] * e / ns;
-    double energy = fresh * std::max(bound - old[kMass], 0.0);
-    for (int k = 0; k < ns; ++k) energy += std::clamp(bound - old_cell * k, 0.0, old_cell) * b.specific[k];
-    b.edge[e] = energy;
-  }
-  const double cell_mass = present ? pack[kMass] / ns : 1.0;
   double arrived = 0.0;
-  for (int k = 0; k < ns; ++k) {
-    const double remapped = pack[kDensity] * (b.edge[k + 1] - b.edge[k]) / cell_mass;
-    H[at(ns - 1 - k)] = present ? remapped : pack[kFresh];
-  }
   for (int k = 0; k < ns; ++k) arrived += pack[kCellThickness] * H[at(k)];
   b.energy[2][l] += arrived - previous;
   if (o.bdf2) {
@@ -420,11 +420,11 @@ void prepare(Block& b, const Options& o, const Io& io, const int64_t* column, La
   const int ns = static_cast<int>(o.ns), memory_from = ns ? ns + 1 : 0;  // snow_step did the rows above
   const auto start = mask_of(starting) > 0.5, from_origin = mask_of(z.from_origin) > 0.5;
   const auto need = mask_of(z.need_G) > 0.5;
-  const v8 zero = {}, weight = lanes(b.mw);
+  const v8 weight = lanes(b.mw);
   double *H = b.H.data(), *origin = b.origin.data(), *S = b.S.data(), *memory = b.memory.data(), *G = b.G.data();
   bool any_start = false;
   for (int l = 0; l < kLanes; ++l) any_start = any_start || starting[l];
-  v8 lo = zero + n, hi = zero - 1.0;  // rows of the first and last cell at the melting point
+  int melting = 0;  // soil rows with a cell at the melting point (b.melting_rows, b.melting_lanes)
   m8 changed = {}, above_frozen = {}, above_mushy = {};
   for (int i = 0; i < n; ++i) {
     v8 x = row(H, i), x0 = row(origin, i);
@@ -442,11 +442,8 @@ void prepare(Block& b, const Options& o, const Io& io, const int64_t* column, La
     const bool tabulated = o.nodes && i >= ns;
     const auto frozen = tabulated ? y != y : y < 0.0;
     const auto mushy = tabulated ? y < row(b.Hstar.data(), i) : (y >= 0.0) & (y <= latent);
-    const v8 index = zero + i;
-    if (i >= ns) {  // soil cells (the snow's conductivity does not depend on its liquid fraction)
-      lo = mushy & (index < lo) ? index : lo;
-      hi = mushy ? index : hi;
-    }
+    if (i >= ns && any(mushy))  // soil cells (the snow's conductivity does not depend on its liquid fraction)
+      b.melting_rows[melting] = i, b.melting_lanes[melting++] = mushy;
     if (i > ns) {  // face i, between soil cells i - 1 and i; the melting point's faces are left for below
       const v8 table = above_frozen ? (frozen ? row(b.Gff.data(), i) : row(b.Gft.data(), i))
                                     : (frozen ? row(b.Gtf.data(), i) : row(b.Gtt.data(), i));
@@ -469,19 +466,19 @@ void prepare(Block& b, const Options& o, const Io& io, const int64_t* column, La
     if (!z.need_G[l]) continue;
     const double* x = z.from_origin[l] ? origin : H;
     bool differs = changed[l] != 0;
-    const int first = std::max(static_cast<int>(lo[l]) - 1, ns), last = std::min(static_cast<int>(hi[l]) + 1, n - 1);
-    double r_above = first <= last ? resistance(b, first * kLanes + l, x[first * kLanes + l], o.nodes) : 0.0;
-    for (int i = first + 1; i <= last; ++i) {  // faces with a cell at the melting point on either side
-      const int j = i * kLanes + l;
-      const double r = resistance(b, j, x[j], o.nodes);
-      auto varies = [&](int c) { return b.table[c] ? x[c] < b.Hstar[c] : x[c] >= 0.0 && x[c] <= b.latent[c]; };
-      const bool melting = varies(j), melting_above = varies(j - kLanes);
-      if (melting || melting_above) {
+    int done = ns;  // the soil faces (ns + 1 .. n - 1) with a cell at the melting point on either side, in order
+    double r = 0.0;  // the resistance of the cell below face `done`
+    for (int q = 0; q < melting; ++q) {
+      if (!b.melting_lanes[q][l]) continue;
+      const int c = b.melting_rows[q];
+      for (int face = std::max(c, done + 1); face <= std::min(c + 1, n - 1); ++face) {  // above and below cell c
+        const int j = face * kLanes + l;
+        const double r_above = face == done + 1 && done > ns ? r : resistance(b, j - kLanes, x[j - kLanes], o.nodes);
+        r = resistance(b, j, x[j], o.nodes);
         const double g = 1.0 / (r_above + r);
         differs = differs || g != G[j];
-        G[j] = g;
+        G[j] = g, done = face;
       }
-      r_above = r;
     }
     double top = o.fixed_surface ? 1.0 / resistance(b, l, x[l], o.nodes) : 0.0;
     if (ns) {  // the snow's faces and its link to the soil (the soil's top face to the air without a pack)
@@ -505,11 +502,16 @@ void prepare(Block& b, const Options& o, const Io& io, const int64_t* column, La
 }
 
 // Depth [m] of the bottom of the uppermost thawed zone of a soil column with cell
-// temperatures t [degC], liquid fractions f and edges e (soil + 1) [m]: the same rule as
-// `cryograd.physics.thaw_depth` (cells at exactly 0 degC thawed in their upper f share;
-// between a thawed and a frozen cell the 0 degC isotherm interpolated between centres).
-double thaw_depth(const double* t, const double* f, const double* e, int soil) {
-  auto share = [&](int k) { return t[k] > 0.0 ? 1.0 : (t[k] < 0.0 ? 0.0 : f[k]); };
+// temperatures t(k) [degC], liquid fractions f(k) (asked for cells at exactly 0 degC only)
+// and edges e (soil + 1) [m]: the same rule as `cryograd.physics.thaw_depth` (cells at
+// exactly 0 degC thawed in their upper f share; between a thawed and a frozen cell the
+// 0 degC isotherm interpolated between centres).
+template <typename Temperature, typename Fraction>
+double thaw_depth(const Temperature& t, const Fraction& f, const double* e, int soil) {
+  auto share = [&](int k) {
+    const double tk = t(k);
+    return tk > 0.0 ? 1.0 : (tk < 0.0 ? 0.0 : f(k));
+  };
   int first = -1;
   for (int k = 0; k < soil && first < 0; ++k)
     if (share(k) > 0.0) first = k;
@@ -521,9 +523,9 @@ double thaw_depth(const double* t, const double* f, const double* e, int soil) {
   const double part = share(front);
   if (part > 0.0) return e[front] + part * (e[front + 1] - e[front]);
   const int above = std::max(front - 1, 0);
-  const double gap = t[above] - t[front] > 0.0 ? t[above] - t[front] : 1.0;
+  const double gap = t(above) - t(front) > 0.0 ? t(above) - t(front) : 1.0;
   const double centre_above = 0.5 * (e[above + 1] + e[above]), centre = 0.5 * (e[front + 1] + e[front]);
-  return centre_above + (centre - centre_above) * std::clamp(t[above] / gap, 0.0, 1.0);
+  return centre_above + (centre - centre_above) * std::clamp(t(above) / gap, 0.0, 1.0);
 }
 
 // Lane l has booked step `step` of `column`: its soil cells' temperatures (those of the
@@ -533,20 +535,20 @@ void summarize(Block& b, const Options& o, const Io& io, int64_t column, int64_t
   const double p = io.period[column * o.nt + step];
   if (!(p >= 0.0 && p < static_cast<double>(io.periods))) return;
   const int ns = static_cast<int>(o.ns), soil = b.n - ns;
-  double *t = b.cell_t.data(), *f = b.cell_f.data();
-  for (int k = 0; k < soil; ++k) {
-    const int j = (k + ns) * kLanes + l;
-    t[k] = b.T[j];
-    f[k] = t[k] != 0.0 ? (t[k] > 0.0 ? 1.0 : 0.0)
-                       : (b.table[j] ? table_state(b.table[j], o.nodes, b.ict[j], b.H[j]).f : b.H[j] * b.iL[j]);
-  }
+  const double* T = b.T.data() + ns * kLanes + l;  // soil cell k: T[k * kLanes]
   double* out = io.summary + (column * io.periods + static_cast<int64_t>(p)) * (3 * soil + 2);
   for (int k = 0; k < soil; ++k) {
-    out[k] += t[k];
-    out[soil + k] = std::max(out[soil + k], t[k]);
-    out[2 * soil + k] = std::min(out[2 * soil + k], t[k]);
+    const double t = T[k * kLanes];
+    out[k] += t;
+    out[soil + k] = std::max(out[soil + k], t);
+    out[2 * soil + k] = std::min(out[2 * soil + k], t);
   }
-  out[3 * soil] = std::max(out[3 * soil], thaw_depth(t, f, io.edges + column * (soil + 1), soil));
+  auto temperature = [&](int k) { return T[k * kLanes]; };
+  auto fraction = [&](int k) {
+    const int j = (k + ns) * kLanes + l;
+    return b.table[j] ? table_state(b.table[j], o.nodes, b.ict[j], b.H[j]).f : b.H[j] * b.iL[j];
+  };
+  out[3 * soil] = std::max(out[3 * soil], thaw_depth(temperature, fraction, io.edges + column * (soil + 1), soil));
   out[3 * soil + 1] += 1.0;
 }
 
