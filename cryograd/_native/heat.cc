@@ -321,18 +321,19 @@ struct Lanes {
   bool live[kLanes];     // a real column (not a padding lane)
 };
 
+// Liquid fraction of cell j at enthalpy x [J m-3] where it is neither frozen nor thawed:
+// of its tabulated curve, or its share of the latent heat (free water).
+inline double melting_fraction(const Block& b, int j, double x, int64_t nodes) {
+  return b.table[j] ? table_state(b.table[j], nodes, b.ict[j], x).f : x * b.iL[j];
+}
+
 // Half-cell resistance [m2 K W-1] of cell j at enthalpy x [J m-3]: frozen, thawed, or at
-// the melting point with the conductivity of its liquid fraction.
+// the melting point with the conductivity of its liquid fraction (a tabulated soil cell
+// below its thaw point is never "frozen": its liquid fraction varies).
 inline double resistance(const Block& b, int j, double x, int64_t nodes = 0) {
-  double f;
-  if (b.table[j]) {  // a tabulated soil cell: the liquid fraction of its curve
-    if (x >= b.Hstar[j]) return b.rt[j];
-    f = table_state(b.table[j], nodes, b.ict[j], x).f;
-  } else {
-    if (x < 0.0) return b.rf[j];
-    if (x > b.latent[j]) return b.rt[j];
-    f = x * b.iL[j];
-  }
+  if (b.table[j] ? x >= b.Hstar[j] : x > b.latent[j]) return b.rt[j];
+  if (!b.table[j] && x < 0.0) return b.rf[j];
+  const double f = melting_fraction(b, j, x, nodes);
   const double s = (1.0 - f) * b.skf[j] + f * b.skt[j];
   const double k = b.quad[j] > 0.5 ? s * s : std::exp((1.0 - f) * b.lkf[j] + f * b.lkt[j]);
   return 0.5 * b.h[j] / k;
@@ -546,10 +547,20 @@ void summarize(Block& b, const Options& o, const Io& io, int64_t column, int64_t
   auto temperature = [&](int k) { return T[k * kLanes]; };
   auto fraction = [&](int k) {
     const int j = (k + ns) * kLanes + l;
-    return b.table[j] ? table_state(b.table[j], o.nodes, b.ict[j], b.H[j]).f : b.H[j] * b.iL[j];
+    return melting_fraction(b, j, b.H[j], o.nodes);
   };
   out[3 * soil] = std::max(out[3 * soil], thaw_depth(temperature, fraction, io.edges + column * (soil + 1), soil));
   out[3 * soil + 1] += 1.0;
+}
+
+// Lane l's state H into an output of the run: its row `at` of (column-major) rows of n
+// cells, or with io.lane_rows its lane of (cell, lane) block row `block_row`.
+void put_state(const Block& b, const Io& io, double* output, int64_t at, int64_t block_row, int l) {
+  const int n = b.n;
+  if (io.lane_rows)
+    for (int i = 0; i < n; ++i) output[(block_row * n + i) * kLanes + l] = b.H[i * kLanes + l];
+  else
+    for (int i = 0; i < n; ++i) output[at * n + i] = b.H[i * kLanes + l];
 }
 
 // Lane l's pass has ended (converged or out of iterations): start the final pass of the
@@ -559,11 +570,7 @@ bool end_pass(Block& b, const Options& o, const Io& io, int64_t column, bool liv
   const int n = b.n;
   if (z.pass[l] == 0) {  // the step again, with the first solution's conductivities, from it
     z.first_ok[l] = z.converged[l];
-    if (io.keep_first && live) {
-      const int64_t stride = io.lane_rows ? kLanes : 1;
-      double* to = io.first + (io.lane_rows ? z.step[l] * n * kLanes + l : (column * o.nt + z.step[l]) * n);
-      for (int i = 0; i < n; ++i) to[i * stride] = b.H[i * kLanes + l];
-    }
+    if (io.keep_first && live) put_state(b, io, io.first, column * o.nt + z.step[l], z.step[l], l);
     z.pass[l] = 1, z.iteration[l] = 0;
     z.fresh[l] = z.need_G[l] = true, z.from_origin[l] = false;
     return false;
@@ -593,9 +600,7 @@ bool end_pass(Block& b, const Options& o, const Io& io, int64_t column, bool liv
   if (live && io.summary) summarize(b, o, io, column, step, l);
   if (live && (step + 1) % o.save_every == 0) {
     const int64_t row = (step + 1) / o.save_every - 1;
-    const int64_t stride = io.lane_rows ? kLanes : 1;
-    double* out = io.enthalpy + (io.lane_rows ? row * n * kLanes + l : (column * o.nsave + row) * n);
-    for (int i = 0; i < n; ++i) out[i * stride] = b.H[i * kLanes + l];
+    put_state(b, io, io.enthalpy, column * o.nsave + row, row, l);
     for (int k = 0; k < 3; ++k) io.energy[(column * o.nsave + row) * 3 + k] = b.energy[k][l];
     for (int k = 0; k < 3; ++k) io.statistics[(column * o.nsave + row) * 3 + k] = b.stats[k][l];
   }
@@ -931,9 +936,12 @@ void adjoint_block(int64_t first, int64_t columns, const Options& o, const Io& i
     sio.lane_rows = true;
     run_block(0, cols, os, sio, b);
     // padding lanes (not run) repeat the last column, as in the forward run
-    for (auto* v : {&a.seg_enthalpy, &a.seg_first})
-      for (size_t i = 0; cols < kLanes && i < std::min(v->size(), steps * m) / kLanes; ++i)
-        for (int64_t l = cols; l < kLanes; ++l) (*v)[i * kLanes + l] = (*v)[i * kLanes + cols - 1];
+    const int64_t rows = steps * n;  // of the segment's solutions (and first solutions)
+    for (int64_t i = 0; i < rows && cols < kLanes; ++i)
+      for (int64_t l = cols; l < kLanes; ++l) {
+        a.seg_enthalpy[i * kLanes + l] = a.seg_enthalpy[i * kLanes + cols - 1];
+        if (o.predicted) a.seg_first[i * kLanes + l] = a.seg_first[i * kLanes + cols - 1];
+      }
     for (int l = 0; l < kLanes; ++l)
       for (int i = 0; i < n; ++i) a.start[i * kLanes + l] = a.seg_initial[std::min<int64_t>(l, cols - 1) * n + i];
     for (size_t j = 0; j < m; ++j) a.ikf[j] = 1.0 / b.kf[j], a.ikt[j] = 1.0 / b.kt[j];
