@@ -53,8 +53,9 @@ def run_chunked(
       inputs, its file) goes on. Results are the same; `function` must be thread-safe.
     - `progress`: a bar over the chunks.
 
-    **Returns** the combined result, read from the files (each member exactly once, in
-    the order of `dataset`). Each part file records the seconds `function` took on its
+    **Returns** the combined result (each member exactly once, in the order of `dataset`):
+    the chunks this call ran in this process as `function` returned them, the others (an
+    earlier run's, or a cluster's) read from their files. Each part file records the seconds `function` took on its
     chunk in the attribute `cryograd_chunk_seconds`; the combined result has them all, in
     chunk order, under the same name.
     """
@@ -71,20 +72,21 @@ def run_chunked(
         stale.unlink()  # left by a run that was killed while writing
     todo = [(a, b) for a, b in bounds if not _part(store, a, b).exists()]
     bar = _bar(len(bounds), len(bounds) - len(todo), progress)
+    computed = {}  # first member -> result of the chunks run in this process (not read back from their files)
     try:
         if client is None and threads <= 1:
             for a, b in todo:
-                _run_chunk(function, dataset.isel({dim: slice(a, b)}), _part(store, a, b))
+                computed[a] = _run_chunk(function, dataset.isel({dim: slice(a, b)}), _part(store, a, b))
                 bar.update(1)
         elif client is None:
             with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-                futures = [
-                    pool.submit(_run_chunk, function, dataset.isel({dim: slice(a, b)}), _part(store, a, b))
+                futures = {
+                    pool.submit(_run_chunk, function, dataset.isel({dim: slice(a, b)}), _part(store, a, b)): a
                     for a, b in todo
-                ]
+                }
                 try:
                     for future in concurrent.futures.as_completed(futures):
-                        future.result()  # raises the chunk's error here
+                        computed[futures[future]] = future.result()  # raises the chunk's error here
                         bar.update(1)
                 finally:
                     for future in futures:
@@ -94,7 +96,7 @@ def run_chunked(
 
             futures = [
                 client.submit(
-                    _run_chunk, function, dataset.isel({dim: slice(a, b)}).load(), _part(store, a, b), pure=False
+                    _write_chunk, function, dataset.isel({dim: slice(a, b)}).load(), _part(store, a, b), pure=False
                 )
                 for a, b in todo
             ]
@@ -103,26 +105,31 @@ def run_chunked(
                 bar.update(1)
     finally:
         bar.close()
-    return combine(store)
+    return _combine(store, computed)
 
 
 def combine(store) -> xr.Dataset:
     """The result of a chunked run in `store`, every chunk read and joined along the
     manifest's dimension; `ValueError` if a chunk of the manifest is missing."""
-    store = Path(store)
+    return _combine(Path(store), {})
+
+
+def _combine(store: Path, computed: dict) -> xr.Dataset:
+    """`combine`, taking the chunks in `computed` (first member -> the chunk's result, as
+    written to its file) from memory instead of reading their files back."""
     manifest = json.loads((store / MANIFEST).read_text())
     dim = manifest["dim"]
     missing = [f"[{a}, {b})" for a, b in manifest["chunks"] if not _part(store, a, b).exists()]
     if missing:
         raise ValueError(f"store {store}: chunks {', '.join(missing)} of {dim} are not written yet; run again")
-    parts = [xr.load_dataset(_part(store, a, b)) for a, b in manifest["chunks"]]
+    parts = [computed[a] if a in computed else xr.load_dataset(_part(store, a, b)) for a, b in manifest["chunks"]]
     seconds = [part.attrs.pop(SECONDS, np.nan) for part in parts]
     combined = xr.concat(parts, dim=dim, data_vars="minimal", coords="minimal", compat="override", join="override")
     combined.attrs[SECONDS] = np.asarray(seconds, dtype=float)
     return combined
 
 
-def _run_chunk(function, chunk: xr.Dataset, path: Path) -> str:
+def _run_chunk(function, chunk: xr.Dataset, path: Path) -> xr.Dataset:
     started = time.perf_counter()
     result = function(chunk)
     if not isinstance(result, xr.Dataset):
@@ -132,6 +139,12 @@ def _run_chunk(function, chunk: xr.Dataset, path: Path) -> str:
     with _WRITING:
         result.to_netcdf(temporary)
     os.replace(temporary, path)  # atomic: the part is there whole or not at all
+    return result
+
+
+def _write_chunk(function, chunk: xr.Dataset, path: Path) -> str:
+    """`_run_chunk` as a cluster task: its file is the result (the dataset stays on the worker)."""
+    _run_chunk(function, chunk, path)
     return str(path)
 
 

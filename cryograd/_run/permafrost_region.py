@@ -495,6 +495,7 @@ def _figures(out: Path, result: xr.Dataset, summary: dict) -> None:
         f"{name}: {result.sizes['cell']} cells, {summary['region']['years'][0]}-{year} "
         "(colder to the north; larger amplitude and less precipitation to the east)"
     )
-    figure.tight_layout()
+    # fixed margins for the labels and colour bars (tight_layout drew the figure twice: 0.35 s of 1.1 s)
+    figure.subplots_adjust(left=0.045, right=0.965, bottom=0.07, top=0.91, wspace=0.36, hspace=0.3)
     figure.savefig(out / "maps.png", dpi=100)
     plt.close(figure)

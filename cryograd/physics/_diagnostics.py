@@ -49,10 +49,17 @@ def thaw_depth(
 def interpolate_depths(values: np.ndarray, centres: np.ndarray, depths) -> np.ndarray:
     """Values on the last axis (cell centres [m]) linearly interpolated to `depths` [m];
     depths above the first centre take the first value, below the last are NaN."""
-    depths = np.asarray(depths, dtype=float)
-    flat = values.reshape(-1, values.shape[-1])
-    out = np.stack([np.interp(depths, centres, row, right=np.nan) for row in flat])
-    return out.reshape(*values.shape[:-1], depths.size)
+    depths, centres, values = (np.asarray(a, dtype=float) for a in (depths, centres, values))
+    if centres.size < 2:
+        return np.where(depths > centres[-1], np.nan, values[..., :1])
+    # np.interp's formula, slope (v[j+1] - v[j]) / (z[j+1] - z[j]) times (depth - z[j]) plus v[j],
+    # for every row at once (the cells and depths are the same for all of them)
+    j = np.clip(np.searchsorted(centres, depths, side="right") - 1, 0, centres.size - 2)
+    slope = (values[..., j + 1] - values[..., j]) / (centres[j + 1] - centres[j])
+    out = slope * (depths - centres[j]) + values[..., j]
+    out = np.where(depths <= centres[0], values[..., :1], out)
+    out = np.where(depths == centres[-1], values[..., -1:], out)
+    return np.where(depths > centres[-1], np.nan, out)
 
 
 def zero_annual_amplitude_depth(

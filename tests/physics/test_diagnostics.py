@@ -82,3 +82,17 @@ def test_mean_annual_ground_temperature_at_depths():
     np.testing.assert_allclose(out[0, :5], [-1.0, -1.0, -3.0, -4.5, -5.0], atol=1e-12)
     np.testing.assert_allclose(out[1, :5], [1.0, 1.0, -0.5, -2.0, -3.0], atol=1e-12)
     assert np.isnan(out[:, 5]).all()
+
+
+def test_interpolate_depths_equals_numpy_interp_row_by_row():
+    from cryograd.physics._diagnostics import interpolate_depths
+
+    rng = np.random.default_rng(4)
+    centres = np.cumsum(rng.uniform(0.05, 1.0, 30))
+    values = rng.normal(size=(7, 3, 30))
+    depths = np.concatenate([[0.0, centres[0], centres[-1], centres[-1] + 1.0], centres[5:8], rng.uniform(0, 20, 40)])
+    out = interpolate_depths(values, centres, depths)
+    assert out.shape == (7, 3, depths.size)
+    for index in np.ndindex(values.shape[:-1]):
+        expected = np.interp(depths, centres, values[index], right=np.nan)
+        np.testing.assert_array_equal(out[index], expected)  # bit for bit, NaN where np.interp gives NaN
