@@ -55,9 +55,9 @@ def run_chunked(
 
     **Returns** the combined result (each member exactly once, in the order of `dataset`):
     the chunks this call ran in this process as `function` returned them, the others (an
-    earlier run's, or a cluster's) read from their files. Each part file records the seconds `function` took on its
-    chunk in the attribute `cryograd_chunk_seconds`; the combined result has them all, in
-    chunk order, under the same name.
+    earlier run's, or a cluster's) read from their files. Each part file records the
+    seconds `function` took on its chunk in the attribute `cryograd_chunk_seconds`; the
+    combined result has them all, in chunk order, under the same name.
     """
     if dim not in dataset.dims:
         raise ValueError(f"dim: {dim!r} is not a dimension of the dataset (it has {', '.join(map(str, dataset.dims))})")
