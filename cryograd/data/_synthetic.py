@@ -132,7 +132,9 @@ def synthetic_permafrost_forcing(
     normal, uniform, exponential = (np.asarray(a) for a in _weather_draws(key, shape))
     day = times.day_of_year.values[None, :]
     v = {k: a[:, None] for k, a in values.items()}
-    air = v["mean_air_temperature"] + v["amplitude"] * np.cos(2 * np.pi * (day - v["warmest_day"]) / YEAR_DAYS)
+    warmest, curve = np.unique(values["warmest_day"], return_inverse=True)  # the seasonal cosine once per warmest day
+    seasonal = np.cos(2 * np.pi * (day - warmest[:, None]) / YEAR_DAYS)[curve.ravel()]
+    air = v["mean_air_temperature"] + v["amplitude"] * seasonal
     air = air + _ar1(normal, values["anomaly_std"], values["anomaly_days"])
     wet = uniform < v["wet_day_fraction"]
     mean_amount = v["precipitation"] / (365.0 * v["wet_day_fraction"])
