@@ -4,10 +4,8 @@ temperature and snow): calibrate on the first year, validate on the rest."""
 import json
 import shutil
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
-import pandas as pd
 import pytest
 import xarray as xr
 
@@ -105,24 +103,3 @@ def test_bad_permafrost_configs_fail_before_computing(tmp_path, capsys, override
     assert main(["run", str(EXPERIMENT), "--out", str(out), "--set", override]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
-
-
-def test_projection_forcing_repeats_the_record_s_whole_years_and_adds_the_warming():
-    """Day k after the record's last day takes the record's day (n + k) mod (365 x whole
-    years), so the seasons go on; the warming grows linearly from the record's end."""
-    from cryograd._run.permafrost_site import projection_forcing
-
-    record = SimpleNamespace(
-        times=pd.date_range("2008-07-01", periods=757, freq="D"),
-        forcing={"air_temperature": np.arange(757.0), "snow_depth": np.arange(757.0) / 1000},
-    )
-    forcing, warming = projection_forcing(record, {"years": 3, "warming_per_decade": 0.5})
-    k = np.arange(3 * 365)
-    day = (757 + k) % 730
-    assert day[0] == 27 and day[730 - 27] == 0  # 2010-07-28 continues the record's 28 July
-    np.testing.assert_allclose(forcing["snow_depth"], day / 1000)
-    np.testing.assert_allclose(forcing["air_temperature"] - day, 0.05 * (k + 1) / 365, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(warming, 0.05 * (k + 1) / 365)
-    short = SimpleNamespace(times=record.times[:300], forcing={"air_temperature": np.zeros(300)})
-    with pytest.raises(ValueError, match="300 days; it needs at least one whole year"):
-        projection_forcing(short, {"years": 1, "warming_per_decade": 0.5})

@@ -115,6 +115,28 @@ def data_path(reference: str) -> Path:
     return Path(reference)
 
 
+ARGUMENTS = {  # a reader's argument named at the start of its error: the config key
+    "borehole_id": "data.borehole_id",
+    "lat, lon": "data.lat, data.lon",
+    "columns": "data.forcing_columns",
+    "site": "data.lst_site",
+    "id_column": "data.id_column",
+}
+
+
+def keyed(key: str, read, *args, **kwargs):
+    """`read(*args, **kwargs)`, its ValueError naming the config key: the one its message
+    starts with (`ARGUMENTS`), else `key`."""
+    try:
+        return read(*args, **kwargs)
+    except ValueError as error:
+        text = str(error)
+        for argument, name in ARGUMENTS.items():
+            if text.startswith(f"{argument}: "):
+                raise ValueError(f"{name}: {text.removeprefix(argument + ': ')}") from None
+        raise ValueError(f"{key}: {text}") from None
+
+
 def open_climate_noting(reference: str, notes: list, **kwargs):
     """`cg.data.open_climate` of a data reference; its warnings (a file's own defects, such
     as negative precipitation set to 0) are appended to `notes` as 'climate: ...'."""
@@ -333,21 +355,6 @@ def remove_checkpoint(path: Path) -> None:
 
 def copy_config(config: dict) -> dict:
     return copy.deepcopy(config)
-
-
-def with_leaves(model, values: dict):
-    """`model` with the leaves at dotted paths set to `values` (path -> value)."""
-    import equinox as eqx
-    import jax.numpy as jnp
-
-    from ..assimilation._parameters import split_path
-
-    for path, value in values.items():
-        where, element = split_path(model, path)
-        leaf = jnp.asarray(where(model), jnp.float64)
-        new = jnp.broadcast_to(value, leaf.shape) if element is None else leaf.at[element].set(value)
-        model = eqx.tree_at(where, model, new)
-    return model
 
 
 COLUMN_OPTIONS = ("solver", "time_scheme", "conductivity")

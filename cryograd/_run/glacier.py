@@ -19,6 +19,7 @@ from .config import (
     check_files,
     data_path,
     fit_settings,
+    keyed,
     parameter,
 )
 from .typed import Config, Field, Section
@@ -142,13 +143,7 @@ def _glacier(config) -> P.Hypsometry:
         reference = data["flowline"]
         if reference.startswith("sample:"):
             return cgdata.load_sample(reference.removeprefix("sample:"))
-        import pandas as pd
-
-        table = pd.read_csv(reference)
-        missing = {"surface_h_m", "width_m", "dx_m"} - set(table.columns)
-        if missing:
-            raise ValueError(f"flowline {reference}: missing columns {sorted(missing)} (OGGM elevation-band format)")
-        return P.Hypsometry.from_flowline(table.surface_h_m.values, table.width_m.values, table.dx_m.values)
+        return keyed("data.flowline", cgdata.open_flowline, data_path(reference))
     import geopandas as gpd
 
     dem = cgdata.open_dem(data_path(data["dem"]))
@@ -300,8 +295,7 @@ def _evaluate(experiment, problem, result, posterior, samples, progress) -> pipe
 
     # Parameter uncertainty propagated to the annual balance (Laplace, Gaussian in u).
     draws = int(uncertainty.get("band_draws", 200))
-    key = jax.random.key(seed + 1)
-    u_draws = jax.random.multivariate_normal(key, result.u, posterior.covariance_u, (draws,))
+    u_draws = posterior.draws_u(draws, seed + 1)
     band = np.asarray(jax.jit(jax.vmap(lambda u: problem.outputs(u)["specific_mass_balance"]))(u_draws))
 
     dataset = _result_dataset(experiment, problem, outputs, start_outputs, held_out, band, posterior, result)

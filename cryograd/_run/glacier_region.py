@@ -44,6 +44,7 @@ from .config import (
     check_files,
     data_path,
     fit_settings,
+    keyed,
     open_climate_noting,
     parameter,
 )
@@ -255,25 +256,6 @@ def resolve(config: dict) -> dict:
     return typed.resolve(GlacierRegionConfig, config, check_files(config, FILES))
 
 
-def _outlines(config):
-    import geopandas as gpd
-
-    data = config["data"]
-    outlines = gpd.read_file(data_path(data["outlines"]))
-    column = data.get("id_column", "RGIId")
-    if column not in outlines:
-        raise ValueError(
-            f"data.id_column: the outlines have no column {column!r}; they have {', '.join(outlines.columns)}"
-        )
-    ids = outlines[column].astype(str).str.strip().tolist()
-    repeated = sorted({i for i in ids if ids.count(i) > 1})
-    if repeated:
-        raise ValueError(f"data.id_column: {column!r} repeats ids {repeated[:5]}; each outline needs its own")
-    if outlines.crs is None:
-        raise ValueError(f"data.outlines: {data['outlines']} has no coordinate reference system (.prj)")
-    return outlines, ids
-
-
 def _wgms(config):
     reference = config["data"]["wgms"]
     table = cgdata.open_wgms(data_path(reference))
@@ -365,15 +347,6 @@ def _table_hypsometry(reference, outline_ids, notes):
     return glaciers, ids
 
 
-def _positions(outlines) -> tuple[np.ndarray, np.ndarray]:
-    """Each glacier's position [degree]: the RGI's CenLat/CenLon where the outlines have
-    them, else a point inside the outline."""
-    if {"CenLat", "CenLon"} <= set(outlines.columns):
-        return outlines.CenLat.to_numpy(dtype=float), outlines.CenLon.to_numpy(dtype=float)
-    points = outlines.to_crs("EPSG:4326").geometry.representative_point()
-    return points.y.to_numpy(), points.x.to_numpy()
-
-
 def _station_climate(data, latitude, longitude, ids, notes):
     """Every glacier's monthly climate from the [[data.stations]] (`cg.data.station_climate`)."""
     import warnings
@@ -430,7 +403,9 @@ class Region(pipeline.Experiment):
         super().__init__(config)
         self.fit_options = {}
         data = config["data"]
-        outlines, ids = _outlines(config)
+        reference = data_path(data["outlines"])
+        outlines = keyed("data.outlines", cgdata.open_outlines, reference, id_column=data.get("id_column", "RGIId"))
+        ids = outlines.glacier_id.tolist()
         if data.get("hypsometry") is not None:
             self.glaciers, self.ids = _table_hypsometry(data["hypsometry"], ids, self.notes)
             outlines = outlines.iloc[[ids.index(i) for i in self.ids]]
@@ -441,7 +416,7 @@ class Region(pipeline.Experiment):
         self.n = len(self.ids)
         self.outlines = outlines
         self.area = np.asarray(self.glaciers.area).sum(axis=1)  # [m2]
-        self.latitude, self.longitude = _positions(outlines)
+        self.latitude, self.longitude = outlines.latitude.to_numpy(), outlines.longitude.to_numpy()
         if data.get("stations") is not None:
             climate = _station_climate(data, self.latitude, self.longitude, self.ids, self.notes)
         else:
@@ -642,7 +617,7 @@ def _evaluate(region, problem, result, posterior, samples) -> pipeline.Outcome:
     smb, mass_balance = np.asarray(outputs["specific_mass_balance"]), np.asarray(outputs["mass_balance"])
     smb_start = np.asarray(run_all(problem.u0)["specific_mass_balance"])
     draws = int(uncertainty.get("band_draws", 200))
-    u_draws = jax.random.multivariate_normal(jax.random.key(seed + 1), result.u, posterior.covariance_u, (draws,))
+    u_draws = posterior.draws_u(draws, seed + 1)
     largest = np.argsort(-region.area)[:LARGEST]
     rows = jnp.asarray((region.years >= region.calibration[0]) & (region.years <= region.calibration[1]))
 

@@ -41,7 +41,6 @@ from .config import (
     in_model_units,
     open_climate_noting,
     parameter,
-    with_leaves,
 )
 from .typed import Config, Field, Section
 
@@ -246,7 +245,7 @@ class RegionTwin(pipeline.Experiment):
         member = {p.path: jnp.asarray(values[p.name]) for p in self.parameters if p.scope == "member"}
         shared = {p.path: values[p.name] for p in self.parameters if p.scope != "member"}
         hypsometry = self.glaciers if glaciers is None else jax.tree.map(lambda a: a[glaciers], self.glaciers)
-        return np.asarray(_region_run(with_leaves(self.model, shared), member, hypsometry, self.arrays))
+        return np.asarray(_region_run(A.with_leaves(self.model, shared), member, hypsometry, self.arrays))
 
     def _observe(self, k_grace, k_geodetic) -> dict:
         spec = self.config["observations"]
@@ -328,7 +327,7 @@ def _region_run(model, member, glaciers, climate):
     """Annual specific balances of many glaciers; `member` holds per-glacier values by path."""
 
     def one(member_values, glacier):
-        return with_leaves(model, member_values).run(glacier, climate)["specific_mass_balance"]
+        return A.with_leaves(model, member_values).run(glacier, climate)["specific_mass_balance"]
 
     return jax.vmap(one)(member, glaciers)
 

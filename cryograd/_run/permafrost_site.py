@@ -23,7 +23,6 @@ from typing import Annotated
 
 import diffrax
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -32,7 +31,7 @@ import xarray as xr
 
 from .. import assimilation as A, data as cgdata, physics as P
 from . import pipeline, report, typed
-from .config import check_files, column_options, data_path, parameter
+from .config import check_files, column_options, data_path, keyed, parameter
 from .typed import Config, Field, Section
 
 DAY = 86400.0
@@ -318,27 +317,6 @@ def resolve(config: dict) -> dict:
 # --- the borehole -------------------------------------------------------------------------
 
 
-ARGUMENTS = {  # a reader's argument named at the start of its error: the config key
-    "borehole_id": "data.borehole_id",
-    "lat, lon": "data.lat, data.lon",
-    "columns": "data.forcing_columns",
-    "site": "data.lst_site",
-}
-
-
-def keyed(key: str, read, *args, **kwargs):
-    """`read(*args, **kwargs)`, its ValueError naming the config key: the one its message
-    starts with (`ARGUMENTS`), else `key`."""
-    try:
-        return read(*args, **kwargs)
-    except ValueError as error:
-        text = str(error)
-        for argument, name in ARGUMENTS.items():
-            if text.startswith(f"{argument}: "):
-                raise ValueError(f"{name}: {text.removeprefix(argument + ': ')}") from None
-        raise ValueError(f"{key}: {text}") from None
-
-
 def open_borehole(data: dict, notes: list) -> tuple[xr.DataArray, xr.Dataset | None]:
     """Daily ground temperature (time, depth) [degC] of the borehole `data` names
     (`cg.data.open_borehole`), and the GIPL2 station (its forcing, soil and initial
@@ -529,7 +507,8 @@ class SiteExperiment(pipeline.Experiment):
                     f"projection.magt_depths: {max(projection['magt_depths']):g} m lies below the column's base "
                     f"({base:g} m)"
                 )
-            _whole_years(self.times.size)
+            if self.times.size < P.YEAR_DAYS:
+                raise ValueError(f"projection: the run has {self.times.size} days; it needs a whole year to repeat")
         self.initial = jnp.asarray(self._initial())
         self.parameters = [parameter(name, spec) for name, spec in config["parameters"].items()]
         self._observations(config["observations"]["ground_temperature"])
@@ -772,9 +751,9 @@ class SiteExperiment(pipeline.Experiment):
         top cell's centre from the prescribed boundary value at the top (upper = 'borehole')."""
         depths, run = self.column_measured.depth.values, np.asarray(run)
         if self.upper != "borehole":
-            return np.stack([np.interp(depths, self.centres, row) for row in run])
-        top, centres = np.asarray(self.forcing["surface_temperature"]), np.r_[0.0, self.centres]
-        return np.stack([np.interp(depths, centres, np.r_[t, row]) for t, row in zip(top, run, strict=True)])
+            return P.interpolate_depths(run, self.centres, depths, hold_below=True)
+        top = np.asarray(self.forcing["surface_temperature"])[:, None]
+        return P.interpolate_depths(np.hstack([top, run]), np.r_[0.0, self.centres], depths, hold_below=True)
 
 
 @eqx.filter_jit
@@ -804,13 +783,6 @@ def depth_metrics(operator: A.GroundTemperature, temperature, offset: float = 0.
         **report.metrics(predicted, observed),
         mean_mae_over_depths=float(np.mean([m["mae"] for m in table.values()])),
         by_depth=table,
-    )
-
-
-def laplace_draws(result, posterior, draws: int, seed: int) -> np.ndarray:
-    """`draws` parameter vectors (unconstrained) from the Laplace posterior."""
-    return np.asarray(
-        jax.random.multivariate_normal(jax.random.key(seed + 1), result.u, posterior.covariance_u, (draws,))
     )
 
 
@@ -858,75 +830,30 @@ def predictive_band(experiment, fitted, runs, seed: int):
     return (lower, upper), coverage
 
 
-YEAR_DAYS = 365
-
-
-def _whole_years(days: int) -> int:
-    """The days of a record's whole years, the part a projection repeats (refused if none)."""
-    if days < YEAR_DAYS:
-        raise ValueError(f"projection: the record has {days} days; it needs at least one whole year to repeat")
-    return YEAR_DAYS * (days // YEAR_DAYS)
-
-
-def projection_forcing(experiment, spec: dict) -> tuple[dict, np.ndarray]:
-    """The projection's daily forcing: the record's whole years repeated (day k after the
-    record's last day takes the record's day (n + k) mod (365 x whole years), so the
-    seasons continue) with `warming_per_decade` [K per decade] added to the air (or
-    surface) temperature, growing linearly from the record's end; snow as recorded.
-    Returns (forcing, the warming added each day [K])."""
-    nt = experiment.times.size
-    base = _whole_years(nt)
-    days = YEAR_DAYS * int(spec["years"])
-    index = (nt + np.arange(days)) % base
-    warming = float(spec["warming_per_decade"]) / 10.0 * (np.arange(days) + 1) / YEAR_DAYS
-    forcing = {k: np.asarray(v)[index] for k, v in experiment.forcing.items()}
-    names = ("air_temperature", "surface_temperature", "land_surface_temperature")
-    warmed = next((k for k in names if k in forcing), None)
-    if warmed is None:
-        raise ValueError(f"projection: the surface's forcing {sorted(forcing)} has no air or surface temperature")
-    forcing[warmed] = forcing[warmed] + warming
-    return {k: jnp.asarray(v) for k, v in forcing.items()}, warming
-
-
-@eqx.filter_jit
-def _annual(dynamic, static, forcing, initial, period, periods: int):
-    """Per-year largest thaw depth and mean cell temperatures of a batch of columns (the
-    leading axis of `dynamic`, `forcing` and `initial`) in one call, so the native kernel
-    runs them side by side on every core (`PermafrostColumn.summarize`)."""
-
-    def one(leaves, series, start):
-        out = eqx.combine(leaves, static).summarize(series, start, DAY, period, periods)
-        return out["max_thaw_depth"], out["mean_temperature"]
-
-    return jax.vmap(one)(dynamic, forcing, initial)
-
-
 def project(experiment, models: list, ends: list, spec: dict) -> dict:
     """Active-layer thickness (model, year) [m] and MAGT (model, year, depth) [degC] of each
     model (the calibrated one first, then the Laplace draws), each run on from its own
-    state at the record's last day (`ends`: temperature (cell,) [degC]) through
-    `projection_forcing`, and again without the warming (the control: what the column
-    does in the record's climate, its drift from a state that was not spun up included).
-    All runs go in one batched call."""
-    forcing, warming = projection_forcing(experiment, spec)
-    control, _ = projection_forcing(experiment, spec | dict(warming_per_decade=0.0))
+    state at the record's last day (`ends`: temperature (cell,) [degC]) through the
+    record's whole years repeated with the warming (`cg.physics.repeated_forcing`), and
+    again without it (the control: what the column does in the record's climate, its drift
+    from a state that was not spun up included). All runs go in one batched call
+    (`cg.physics.yearly_runs`)."""
     years, n = int(spec["years"]), len(models)
-    period = jnp.asarray(np.arange(YEAR_DAYS * years) // YEAR_DAYS)
-    depths = np.asarray(spec["magt_depths"], dtype=float)
-    parts = [eqx.partition(model, eqx.is_inexact_array) for model in models]
-    static = parts[0][1]
-    dynamic = jax.tree_util.tree_map(lambda *leaves: jnp.stack([*leaves, *leaves]), *(d for d, _ in parts))
-    series = {k: jnp.stack([forcing[k]] * n + [control[k]] * n) for k in forcing}
-    starts = jnp.stack([jnp.asarray(end) for end in ends] * 2)
-    thaw, mean = (np.asarray(x) for x in _annual(dynamic, static, series, starts, period, years))
-    magt = np.stack([[np.interp(depths - experiment.offset, experiment.centres, row) for row in run] for run in mean])
+    forcing, warming = P.repeated_forcing(experiment.forcing, years, spec["warming_per_decade"])
+    control, _ = P.repeated_forcing(experiment.forcing, years)
+    series = {k: np.stack([forcing[k]] * n + [control[k]] * n) for k in forcing}
+    runs = P.yearly_runs(models * 2, series, np.stack([*ends, *ends]), years, DAY)
+    thaw, depths = runs["max_thaw_depth"], np.asarray(spec["magt_depths"], dtype=float)
+    magt = P.interpolate_depths(
+        runs["mean_temperature"], experiment.centres, depths - experiment.offset, hold_below=True
+    )
     return dict(
         alt=thaw[:n],
         magt=magt[:n],
         control_alt=thaw[n:],
         control_magt=magt[n:],
         depths=depths,
-        warming=warming.reshape(years, YEAR_DAYS).mean(axis=1),
+        warming=warming.reshape(years, P.YEAR_DAYS).mean(axis=1),
         start=experiment.times[-1] + pd.Timedelta(days=1),
     )
 
@@ -1014,7 +941,7 @@ def _evaluate(experiment, problem, result, posterior, samples, out, progress) ->
     draws = config["uncertainty"]["draws"]
     if posterior is not None and draws > 1:
         report.stage(progress, f"predictive band: {draws} Laplace draws over the whole record")
-        draw_models = [problem.fitted_model(u) for u in laplace_draws(result, posterior, draws, seed)]
+        draw_models = [problem.fitted_model(u) for u in posterior.draws_u(draws, seed + 1)]
         draw_runs = np.stack([experiment.full_run(m) for m in draw_models])  # compiled once already
         band, coverage = predictive_band(experiment, runs["fitted"], draw_runs, seed)
     projected = None
@@ -1138,30 +1065,16 @@ def _result_dataset(experiment, runs, posterior, result) -> xr.Dataset:
 
 
 def _yearly(ds: xr.Dataset) -> xr.Dataset:
-    """Per calendar year of the run: the thaw depth of the maximum-temperature envelope
-    over the year's days in the run (`thaw_from_envelope`; `run_days` says how many, so a
-    year cut short is seen) and the mean temperature at each sensor (where it has values on
-    330 days of the year), measured and calibrated."""
-    years = np.unique(ds.time.dt.year.values)
-    days = [int((ds.time.dt.year == year).sum()) for year in years]
-    ds = ds.assign_coords(year=("year", years, dict(long_name="calendar year")))
-    ds["run_days"] = ("year", np.array(days), dict(units="1", long_name="days of the year in the run"))
+    """Per calendar year of the run, measured and calibrated: the thaw depth of the
+    maximum-temperature envelope and the mean temperature at each sensor where it has
+    values on 330 days of the year (`cg.physics.yearly_sensor_statistics`); `run_days`
+    says how many of the year's days are in the run, so a year cut short is seen."""
     for source, variable in (("measured", "measured_temperature"), ("modelled", "temperature")):
-        alt, magt = [], []
-        for year in years:
-            t = ds[variable].sel(time=str(year))
-            magt.append(np.where(t.count("time").values >= 330, t.mean("time").values, np.nan))
-            alt.append(thaw_from_envelope(ds.depth, t.max("time")))
-        ds[f"active_layer_thickness_{source}"] = (
-            "year",
-            np.array(alt),
-            dict(units="m", long_name=f"thaw depth of the year's maximum envelope, {source}"),
-        )
-        ds[f"mean_annual_ground_temperature_{source}"] = (
-            ("year", "depth"),
-            np.array(magt),
-            dict(units="degC", long_name=f"mean annual ground temperature, {source}"),
-        )
+        yearly = P.yearly_sensor_statistics(ds[variable])
+        for name in ("active_layer_thickness", "mean_annual_ground_temperature"):
+            attrs = yearly[name].attrs
+            ds[f"{name}_{source}"] = yearly[name].assign_attrs(long_name=f"{attrs['long_name']}, {source}")
+    ds["run_days"] = yearly.days.assign_attrs(long_name="days of the year in the run")
     return ds
 
 
@@ -1292,24 +1205,6 @@ def _trumpet_figure(path, name, ds) -> None:
     plt.close(figure)
 
 
-def thaw_from_envelope(depth, maximum) -> float:
-    """Thaw depth [m] where the maximum-temperature envelope crosses 0 degC, by linear
-    interpolation between sensors (0 when the top sensor never thaws; NaN when the
-    deepest one thaws too)."""
-    depth, maximum = np.asarray(depth, float), np.asarray(maximum, float)
-    keep = np.isfinite(maximum)
-    depth, maximum = depth[keep], maximum[keep]
-    if maximum.size == 0:
-        return float("nan")
-    if maximum[0] <= 0:
-        return 0.0
-    frozen = np.flatnonzero(maximum <= 0)
-    if frozen.size == 0:
-        return float("nan")
-    i = frozen[0]
-    return float(np.interp(0.0, [maximum[i], maximum[i - 1]], [depth[i], depth[i - 1]]))
-
-
 def _active_layer_figure(path, name, ds) -> None:
     """Thaw depth of each calendar year from the maximum-temperature envelope, measured
     and modelled alike (a year cut short by the record is labelled with its last day)."""
@@ -1319,10 +1214,7 @@ def _active_layer_figure(path, name, ds) -> None:
     runs = [r for r in RUNS if r[1] in ds]
     width = 0.8 / len(runs)
     for k, (label, variable, style) in enumerate(runs):
-        values = []
-        for year in years:
-            t = ds[variable].sel(time=str(year))
-            values.append(thaw_from_envelope(ds.depth, t.max("time")))
+        values = P.yearly_sensor_statistics(ds[variable]).active_layer_thickness
         axis.bar(np.arange(years.size) + (k - 1) * width, values, width, color=style["color"], label=label)
     labels = []
     for year in years:

@@ -35,7 +35,6 @@ from .config import (
     in_model_units,
     parameter,
     snow_column,
-    with_leaves,
 )
 from .typed import Config, Field, Section
 
@@ -230,7 +229,7 @@ class TwinExperiment(pipeline.Experiment):
         lst = config.get("observations", {}).get("lst", {})
         self.offset = lst.get("offset")
         truth_paths = {p.path: self.truth[p.name] for p in self.parameters if p.path is not None}
-        self.truth_column = with_leaves(self.column, truth_paths)
+        self.truth_column = A.with_leaves(self.column, truth_paths)
 
         mean_air = np.asarray(self.forcing.air_temperature.mean("time"))
         surface = mean_air + synthetic.get("initial_surface_offset", 3.0)
@@ -287,9 +286,7 @@ class TwinExperiment(pipeline.Experiment):
 
     def at_depths(self, temperature) -> np.ndarray:
         """(site, time, cell) -> (site, time, borehole depth), linear between centres."""
-        flat = temperature.reshape(-1, temperature.shape[-1])
-        out = np.stack([np.interp(self.depths, self.centres, row) for row in flat])
-        return out.reshape(*temperature.shape[:-1], self.depths.size)
+        return P.interpolate_depths(temperature, self.centres, self.depths, hold_below=True)
 
     def annual_alt(self, thaw_depth) -> np.ndarray:
         """(site, time) -> (site, year): the yearly maximum thaw depth [m]."""
@@ -512,7 +509,7 @@ def _figures(out, experiment, runs, posterior, table, result, summary) -> None:
                 (start, dict(color="0.6", lw=1, ls=":"), "start values"),
                 (fitted, dict(color="tab:red", lw=1, ls="--"), "fitted"),
             ):
-                series = np.stack([np.interp(cell, experiment.centres, r) for r in run["temperature"][s]])[:, 0]
+                series = P.interpolate_depths(run["temperature"][s], experiment.centres, cell, hold_below=True)[:, 0]
                 axis.plot(t, series, label=label, **style)
             axis.set_ylabel(f"T at {depth:g} m [°C]")
         for axis in axes[:, s]:

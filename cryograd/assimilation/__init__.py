@@ -35,6 +35,7 @@ from ._parameters import (
     TruncatedNormal as TruncatedNormal,
     Uniform as Uniform,
     closure_parameters as closure_parameters,
+    with_leaves as with_leaves,
 )
 from ._problem import Problem as Problem
 from ._uncertainty import (

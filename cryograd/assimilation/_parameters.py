@@ -210,6 +210,19 @@ def split_path(model, path: str):
     return _selector(parts), None
 
 
+def with_leaves(model, values: dict):
+    """`model` with the leaves at dotted parameter paths set (path -> value, e.g.
+    `{"layers.0.k_frozen": 1.8, "geothermal_flux": 0.06}`); a value fills the whole leaf,
+    or one element where the path ends in an index (`"melt_factor.3"`). The leaves become
+    float64 arrays."""
+    for path, value in values.items():
+        where, element = split_path(model, path)
+        leaf = jnp.asarray(where(model), jnp.float64)
+        new = jnp.broadcast_to(value, leaf.shape) if element is None else leaf.at[element].set(value)
+        model = eqx.tree_at(where, model, new)
+    return model
+
+
 def _selector(parts):
     def where(model):
         node = model

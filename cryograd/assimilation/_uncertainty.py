@@ -27,8 +27,9 @@ class Posterior:
     """A posterior summary over the problem's scalar unknowns, in `labels` order.
 
     `mean` [parameter units] (the optimum for Laplace, the sample mean for NUTS), `std`,
-    `correlation` (k, k); `covariance_u` (k, k) in the unconstrained space (Laplace);
-    `samples` (draws, k) constrained (NUTS); `diagnostics` (NUTS: acceptance, divergences).
+    `correlation` (k, k); `covariance_u` (k, k) in the unconstrained space and `u` (k,) the
+    optimum there (Laplace); `samples` (draws, k) constrained (NUTS); `diagnostics` (NUTS:
+    acceptance, divergences).
     """
 
     labels: list
@@ -39,10 +40,19 @@ class Posterior:
     covariance_u: np.ndarray | None = None
     samples: np.ndarray | None = None
     diagnostics: dict | None = None
+    u: np.ndarray | None = None
 
     def by_name(self) -> dict:
         """label -> {value, std}."""
         return {k: dict(value=float(m), std=float(s)) for k, m, s in zip(self.labels, self.mean, self.std, strict=True)}
+
+    def draws_u(self, count: int, seed: int) -> np.ndarray:
+        """`count` draws (count, k) of the unconstrained unknowns from the Laplace Gaussian
+        N(`u`, `covariance_u`), with `jax.random.key(seed)`; map one to a model with
+        `problem.fitted_model(u)` or to values with `problem.values(u)`."""
+        if self.u is None or self.covariance_u is None:
+            raise ValueError(f"posterior: {self.method} has no unconstrained Gaussian to draw from (use laplace)")
+        return np.asarray(jax.random.multivariate_normal(jax.random.key(seed), self.u, self.covariance_u, (count,)))
 
 
 def _correlation(covariance):
@@ -88,6 +98,7 @@ def laplace(problem: Problem, u, *, hessian: str = "exact") -> Posterior:
         correlation=correlation,
         method=f"laplace ({hessian})",
         covariance_u=covariance_u,
+        u=np.asarray(u),
     )
 
 

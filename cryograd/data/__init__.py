@@ -15,6 +15,7 @@ from ._dem import (
     geodetic_mass_balance as geodetic_mass_balance,
     hypsometry as hypsometry,
     open_dem as open_dem,
+    open_outlines as open_outlines,
     outline_mask as outline_mask,
     pixel_area as pixel_area,
     write_dem as write_dem,
@@ -24,7 +25,11 @@ from ._gipl import (
     gipl_initial_temperature as gipl_initial_temperature,
     open_gipl_station as open_gipl_station,
 )
-from ._glacier_tables import open_geodetic_mb as open_geodetic_mb, open_wgms as open_wgms
+from ._glacier_tables import (
+    open_flowline as open_flowline,
+    open_geodetic_mb as open_geodetic_mb,
+    open_wgms as open_wgms,
+)
 from ._grace import (
     apply_gain_factors as apply_gain_factors,
     cell_area as cell_area,

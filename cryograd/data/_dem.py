@@ -253,6 +253,35 @@ def _outlines(outline, crs) -> tuple[gpd.GeoSeries, np.ndarray]:
     return outline.to_crs(crs).reset_index(drop=True), names
 
 
+def open_outlines(path, *, id_column: str = "RGIId") -> gpd.GeoDataFrame:
+    """Glacier outlines (a shapefile, GeoPackage or GeoJSON) with an id per glacier and its
+    position.
+
+    **Returns:** the outlines in file order with `glacier_id` (str, stripped, from
+    `id_column`) and `latitude`, `longitude` [degree] columns: the RGI's CenLat/CenLon
+    where the file has them, else a point inside the outline (in EPSG:4326). Refused with a
+    ValueError when `id_column` is missing or repeats ids, or the file has no CRS.
+    """
+    path = Path(path)
+    outlines = gpd.read_file(path)
+    if id_column not in outlines:
+        raise ValueError(
+            f"id_column: the outlines have no column {id_column!r}; they have {', '.join(outlines.columns)}"
+        )
+    ids = outlines[id_column].astype(str).str.strip()
+    repeated = sorted(set(ids[ids.duplicated()]))
+    if repeated:
+        raise ValueError(f"id_column: {id_column!r} repeats ids {repeated[:5]}; each outline needs its own")
+    if outlines.crs is None:
+        raise ValueError(f"{path}: no coordinate reference system (.prj)")
+    if {"CenLat", "CenLon"} <= set(outlines.columns):
+        latitude, longitude = outlines.CenLat.to_numpy(dtype=float), outlines.CenLon.to_numpy(dtype=float)
+    else:
+        points = outlines.to_crs("EPSG:4326").geometry.representative_point()
+        latitude, longitude = points.y.to_numpy(), points.x.to_numpy()
+    return outlines.assign(glacier_id=ids.to_numpy(), latitude=latitude, longitude=longitude)
+
+
 def _check_georeferenced(dem, name="dem"):
     _raster()  # the .rio accessor, for every function that takes a DEM
     if not isinstance(dem, xr.DataArray) or dem.rio.crs is None or set(dem.dims) != {"y", "x"}:

@@ -16,6 +16,19 @@ WGMS_MISSING = (9999, -9999, 99999)
 """Placeholder values in WGMS elevation columns (glacier-wide rows)."""
 
 
+def open_flowline(path):
+    """An OGGM elevation-band flowline CSV (columns `surface_h_m`, `width_m`, `dx_m` [m],
+    one row per grid point) as the glacier's `cg.physics.Hypsometry`
+    (`Hypsometry.from_flowline`)."""
+    from ..physics import Hypsometry
+
+    table = pd.read_csv(path)
+    missing = {"surface_h_m", "width_m", "dx_m"} - set(table.columns)
+    if missing:
+        raise ValueError(f"{Path(path).name}: missing columns {sorted(missing)} (OGGM elevation-band format)")
+    return Hypsometry.from_flowline(table.surface_h_m.values, table.width_m.values, table.dx_m.values)
+
+
 def open_wgms(path) -> xr.Dataset:
     """Read WGMS mass balance.
 

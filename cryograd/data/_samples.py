@@ -7,24 +7,17 @@ from importlib import resources
 from pathlib import Path
 
 import geopandas as gpd
-import pandas as pd
 
-from ..physics import Hypsometry
 from ._climate import open_climate
 from ._dem import open_dem
 from ._gipl import open_gipl_station
-from ._glacier_tables import open_geodetic_mb, open_wgms
+from ._glacier_tables import open_flowline, open_geodetic_mb, open_wgms
 from ._grace import open_grace
 from ._gtnp import open_gtnp
 from ._modis import open_modis_lst
 from ._rgi import open_imo_station, open_rgi_hypsometry
 
 ERA5_OETZTAL = ("sel_era5_monthly_t2m_1979-2018.nc", "sel_era5_monthly_prcp_1979-2018.nc", "sel_era5_invariant.nc")
-
-
-def _flowline(path) -> Hypsometry:
-    flowline = pd.read_csv(path)
-    return Hypsometry.from_flowline(flowline.surface_h_m.values, flowline.width_m.values, flowline.dx_m.values)
 
 
 def _json(path) -> dict:
@@ -73,7 +66,7 @@ _SAMPLES = {
     ),
     "hintereisferner_flowline": (
         "hintereisferner/elevation_band_flowline.csv",
-        _flowline,
+        open_flowline,
         "OGGM's 56-band elevation-band flowline of Hintereisferner, as a Hypsometry",
     ),
     "hintereisferner_mb_calib": (

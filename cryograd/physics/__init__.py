@@ -7,7 +7,11 @@ from ._closures import (
     neural_melt_factor as neural_melt_factor,
 )
 from ._column import PermafrostColumn as PermafrostColumn
-from ._diagnostics import thaw_depth as thaw_depth
+from ._diagnostics import (
+    envelope_thaw_depth as envelope_thaw_depth,
+    interpolate_depths as interpolate_depths,
+    thaw_depth as thaw_depth,
+)
 from ._equilibrium import (
     Kudryavtsev as Kudryavtsev,
     degree_days as degree_days,
@@ -32,6 +36,7 @@ from ._initial import (
     steady_state_temperature as steady_state_temperature,
 )
 from ._lst import SatelliteLST as SatelliteLST, fill_lst_gaps as fill_lst_gaps, gap_fill_lst as gap_fill_lst
+from ._projection import YEAR_DAYS as YEAR_DAYS, repeated_forcing as repeated_forcing, yearly_runs as yearly_runs
 from ._smb import Hypsometry as Hypsometry, MonthlyTemperatureIndex as MonthlyTemperatureIndex
 from ._smb_snowpack import (
     AbstractSnowpackMassBalance as AbstractSnowpackMassBalance,
@@ -46,3 +51,4 @@ from ._surface import (
     Prescribed as Prescribed,
     PrescribedFlux as PrescribedFlux,
 )
+from ._xarray import yearly_sensor_statistics as yearly_sensor_statistics

@@ -46,12 +46,14 @@ def thaw_depth(
     return jnp.where(any_thawed, depth, 0.0)
 
 
-def interpolate_depths(values: np.ndarray, centres: np.ndarray, depths) -> np.ndarray:
+def interpolate_depths(values: np.ndarray, centres: np.ndarray, depths, *, hold_below: bool = False) -> np.ndarray:
     """Values on the last axis (cell centres [m]) linearly interpolated to `depths` [m];
-    depths above the first centre take the first value, below the last are NaN."""
+    depths above the first centre take the first value, below the last are NaN (or, with
+    `hold_below`, take the last value). Bit for bit `np.interp` of each row."""
     depths, centres, values = (np.asarray(a, dtype=float) for a in (depths, centres, values))
+    below = values[..., -1:] if hold_below else np.nan
     if centres.size < 2:
-        return np.where(depths > centres[-1], np.nan, values[..., :1])
+        return np.where(depths > centres[-1], below, values[..., :1])
     # np.interp's formula, slope (v[j+1] - v[j]) / (z[j+1] - z[j]) times (depth - z[j]) plus v[j],
     # for every row at once (the cells and depths are the same for all of them)
     j = np.clip(np.searchsorted(centres, depths, side="right") - 1, 0, centres.size - 2)
@@ -59,7 +61,26 @@ def interpolate_depths(values: np.ndarray, centres: np.ndarray, depths) -> np.nd
     out = slope * (depths - centres[j]) + values[..., j]
     out = np.where(depths <= centres[0], values[..., :1], out)
     out = np.where(depths == centres[-1], values[..., -1:], out)
-    return np.where(depths > centres[-1], np.nan, out)
+    return np.where(depths > centres[-1], below, out)
+
+
+def envelope_thaw_depth(depth, maximum) -> float:
+    """Thaw depth [m] where a maximum-temperature envelope `maximum` [degC] over sensor
+    depths `depth` [m] (positive down, increasing) crosses 0 degC, linear between sensors
+    (the trumpet curve's estimate of the active layer): 0 when the top sensor never thaws,
+    NaN when the deepest one thaws too or no sensor has a value; NaN sensors are skipped."""
+    depth, maximum = np.asarray(depth, float), np.asarray(maximum, float)
+    keep = np.isfinite(maximum)
+    depth, maximum = depth[keep], maximum[keep]
+    if maximum.size == 0:
+        return float("nan")
+    if maximum[0] <= 0:
+        return 0.0
+    frozen = np.flatnonzero(maximum <= 0)
+    if frozen.size == 0:
+        return float("nan")
+    i = frozen[0]
+    return float(np.interp(0.0, [maximum[i], maximum[i - 1]], [depth[i], depth[i - 1]]))
 
 
 def zero_annual_amplitude_depth(

@@ -9,7 +9,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import _units
-from ._diagnostics import interpolate_depths, talik, thaw_depth, zero_annual_amplitude_depth
+from ._diagnostics import envelope_thaw_depth, interpolate_depths, talik, thaw_depth, zero_annual_amplitude_depth
 
 FORCING_UNITS = {
     "snow_depth": "m",
@@ -238,3 +238,35 @@ def _annual_diagnostics(ds: xr.Dataset, magt_depths, centres: np.ndarray) -> Non
         talik(annual_min.values),
         dict(units="1", long_name="unfrozen layer all year below the seasonally frozen layer"),
     )
+
+
+def yearly_sensor_statistics(temperature: xr.DataArray, min_days: int = 330) -> xr.Dataset:
+    """Per calendar year of daily temperatures at sensors, `temperature` (time, depth)
+    [degC], measured or modelled alike: `active_layer_thickness` (year) [m], the 0 degC
+    crossing of the maximum envelope of the year's days (`envelope_thaw_depth`);
+    `mean_annual_ground_temperature` (year, depth) [degC], where the sensor has values on
+    at least `min_days` days of the year (else NaN); `days` (year), the year's days in the
+    series (a year cut short by the record is seen there)."""
+    if set(temperature.dims) != {"time", "depth"}:
+        raise ValueError(f"temperature: dims {temperature.dims}, not (time, depth)")
+    temperature = temperature.transpose("time", "depth")
+    years = np.unique(temperature.time.dt.year.values)
+    alt, magt, days = [], [], []
+    for year in years:
+        t = temperature.sel(time=str(year))
+        days.append(t.sizes["time"])
+        magt.append(np.where(t.count("time").values >= min_days, t.mean("time").values, np.nan))
+        alt.append(envelope_thaw_depth(temperature.depth, t.max("time")))
+    ds = xr.Dataset(coords=dict(year=("year", years, dict(long_name="calendar year")), depth=temperature.depth))
+    ds["active_layer_thickness"] = (
+        "year",
+        np.array(alt),
+        dict(units="m", long_name="thaw depth of the year's maximum envelope"),
+    )
+    ds["mean_annual_ground_temperature"] = (
+        ("year", "depth"),
+        np.array(magt).reshape(years.size, temperature.sizes["depth"]),
+        dict(units="degC", long_name="mean annual ground temperature"),
+    )
+    ds["days"] = ("year", np.array(days), dict(units="1", long_name="days of the year in the series"))
+    return ds

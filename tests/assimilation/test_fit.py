@@ -170,3 +170,20 @@ def test_levenberg_marquardt_stops_at_max_steps_below_the_chunk(twin):
     short = A.fit(problem, "levenberg_marquardt", progress=False, max_steps=2)
     assert short.steps == 2 and short.history_steps == [2]
     assert short.loss < short.start_loss
+
+
+def test_with_leaves_sets_leaves_and_elements_by_path():
+    soil = dict(water_content=0.3, k_thawed=1.2, k_frozen=2.0, c_thawed=2.5e6, c_frozen=1.9e6)
+    column = P.PermafrostColumn(
+        grid=P.Grid.uniform(depth=2.0, dz=0.5),
+        layers=[P.SoilLayer(top=0.0, **soil), P.SoilLayer(top=1.0, **soil)],
+        freeze_curve=P.FreeWater(),
+        surface=P.NFactor(),
+    )
+    changed = A.with_leaves(column, {"layers.1.k_frozen": 1.5, "geothermal_flux": 0.07})
+    assert float(changed.layers[1].k_frozen) == 1.5 and float(changed.layers[0].k_frozen) == 2.0
+    assert float(changed.geothermal_flux) == 0.07 and changed.geothermal_flux.dtype == np.float64
+    edges = A.with_leaves(column, {"grid.edges.2": 1.1}).grid.edges
+    np.testing.assert_array_equal(edges, [0.0, 0.5, 1.1, 1.5, 2.0])  # one element of an array leaf
+    with pytest.raises(ValueError, match=r"layers\.1\.nonsense"):
+        A.with_leaves(column, {"layers.1.nonsense": 1.0})

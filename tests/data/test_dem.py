@@ -271,3 +271,27 @@ def test_refusals(tmp_path):
         D.elevation_change(dem, unknown)
     with pytest.warns(UserWarning, match="no recorded vertical datum"):
         D.elevation_change(unknown, unknown.copy())
+
+
+def test_open_outlines_ids_positions_and_refusals(tmp_path):
+    """The Ötztal's RGI outlines: ids stripped, positions the RGI's CenLat/CenLon; without
+    those columns a point inside each outline; a missing or repeating id column and a file
+    without a CRS are refused."""
+    outlines = D.open_outlines(OETZTAL_OUTLINES)
+    raw = gpd.read_file(OETZTAL_OUTLINES)
+    assert outlines.glacier_id.tolist() == raw.RGIId.str.strip().tolist() and len(outlines) == 20
+    np.testing.assert_array_equal(outlines.latitude, raw.CenLat.astype(float))
+    plain = tmp_path / "plain.gpkg"
+    raw.drop(columns=["CenLat", "CenLon"]).to_crs("EPSG:32632").to_file(plain)  # projected, no centres
+    inside = D.open_outlines(plain)
+    points = gpd.points_from_xy(inside.longitude, inside.latitude, crs="EPSG:4326").to_crs("EPSG:32632")
+    assert all(g.contains(p) for g, p in zip(inside.geometry, points, strict=True))
+    assert np.abs(inside.latitude - raw.CenLat).max() < 0.05  # within a few km of the RGI's centre
+    with pytest.raises(ValueError, match="id_column: the outlines have no column 'rgi_id'"):
+        D.open_outlines(OETZTAL_OUTLINES, id_column="rgi_id")
+    with pytest.raises(ValueError, match="id_column: 'O1Region' repeats ids"):
+        D.open_outlines(OETZTAL_OUTLINES, id_column="O1Region")
+    raw.to_file(tmp_path / "bare.shp")
+    (tmp_path / "bare.prj").unlink()  # a shapefile without its .prj
+    with pytest.raises(ValueError, match=r"bare\.shp: no coordinate reference system"):
+        D.open_outlines(tmp_path / "bare.shp")

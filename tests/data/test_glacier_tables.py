@@ -117,3 +117,14 @@ def test_refusals(tmp_path):
     ).to_csv(period, index=False)
     with pytest.raises(ValueError, match="'period' must read"):
         D.open_geodetic_mb(period)
+
+
+def test_open_flowline_reads_oggm_elevation_bands(tmp_path):
+    path = cg.data.sample_path("hintereisferner_flowline")
+    glacier = cg.data.open_flowline(path)
+    table = pd.read_csv(path)
+    np.testing.assert_allclose(float(np.sum(glacier.area)), float(np.sum(table.width_m * table.dx_m)))
+    np.testing.assert_allclose(float(np.sum(glacier.area)), 8.036e6)  # RGI 6: 8.036 km2
+    table.drop(columns="dx_m").to_csv(tmp_path / "bands.csv", index=False)
+    with pytest.raises(ValueError, match=r"bands.csv: missing columns \['dx_m'\]"):
+        cg.data.open_flowline(tmp_path / "bands.csv")

@@ -92,7 +92,45 @@ def test_interpolate_depths_equals_numpy_interp_row_by_row():
     values = rng.normal(size=(7, 3, 30))
     depths = np.concatenate([[0.0, centres[0], centres[-1], centres[-1] + 1.0], centres[5:8], rng.uniform(0, 20, 40)])
     out = interpolate_depths(values, centres, depths)
-    assert out.shape == (7, 3, depths.size)
+    held = interpolate_depths(values, centres, depths, hold_below=True)
+    assert out.shape == held.shape == (7, 3, depths.size)
     for index in np.ndindex(values.shape[:-1]):
         expected = np.interp(depths, centres, values[index], right=np.nan)
         np.testing.assert_array_equal(out[index], expected)  # bit for bit, NaN where np.interp gives NaN
+        np.testing.assert_array_equal(held[index], np.interp(depths, centres, values[index]))  # the last value below
+
+
+@pytest.mark.parametrize(
+    ("maximum", "expected"),
+    [
+        ([4.0, 2.0, -2.0, -3.0], 2.0),  # 0 degC halfway between 1.5 m (+2) and 2.5 m (-2)
+        ([4.0, np.nan, 1.0, -1.0], 3.0),  # a sensor without a value is skipped
+        ([-0.5, -1.0, -2.0, -3.0], 0.0),  # the top sensor never thaws
+        ([3.0, 2.0, 1.0, 0.5], np.nan),  # the deepest sensor thaws too: deeper than the sensors
+        ([np.nan] * 4, np.nan),
+    ],
+)
+def test_envelope_thaw_depth(maximum, expected):
+    np.testing.assert_equal(P.envelope_thaw_depth(CENTRES, maximum), expected)
+
+
+def test_yearly_sensor_statistics_of_a_worked_record():
+    """Two years of daily values at the four centres: 2001 whole (a seasonal wave whose
+    warmest day, 2 July, has 3 - 2 z degC: 0 degC at 1.5 m), 2002 only 100 days at
+    -1 degC (too few for a MAGT)."""
+    import pandas as pd
+    import xarray as xr
+
+    time = pd.date_range("2001-01-01", "2002-04-10", freq="D")
+    season = np.where(time.year == 2001, np.sin(np.pi * (time.day_of_year - 1) / 364.0), 0.0)
+    values = season[:, None] * (4.0 - 2.0 * CENTRES)[None, :] - 1.0
+    temperature = xr.DataArray(values, coords=dict(time=time, depth=CENTRES), dims=("time", "depth"))
+    out = P.yearly_sensor_statistics(temperature)
+    assert out.year.values.tolist() == [2001, 2002] and out.days.values.tolist() == [365, 100]
+    np.testing.assert_allclose(out.active_layer_thickness.sel(year=2001), 1.5, atol=1e-12)
+    assert out.active_layer_thickness.sel(year=2002) == 0.0  # -1 degC all through
+    np.testing.assert_allclose(out.mean_annual_ground_temperature.sel(year=2001), values[:365].mean(axis=0))
+    assert np.isnan(out.mean_annual_ground_temperature.sel(year=2002)).all()  # 100 of the 330 days needed
+    assert out.active_layer_thickness.attrs["units"] == "m"
+    with pytest.raises(ValueError, match="temperature: dims"):
+        P.yearly_sensor_statistics(temperature.rename(depth="z"))
