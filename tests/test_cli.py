@@ -74,6 +74,7 @@ def test_hintereisferner_beats_oggm_on_held_out_years(tmp_path, capsys):
         ('uncertainty.sampler="nut"', "uncertainty.sampler: 'nut'; use one of none, nuts"),
         ("data.wgms_profile=sample:hintereisferner_wgms", "is not a WGMS profile table"),
         ("calibration.end=1960", "data.wgms_profile: no year between calibration.start 1953 and end 1960"),
+        ("data.latitude=46.8", "data.latitude: give data.latitude and data.longitude together"),
     ],
 )
 def test_bad_configs_fail_before_computing(tmp_path, capsys, override, message):

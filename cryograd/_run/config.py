@@ -137,16 +137,27 @@ def keyed(key: str, read, *args, **kwargs):
         raise ValueError(f"{key}: {text}") from None
 
 
-def open_climate_noting(reference: str, notes: list, **kwargs):
-    """`cg.data.open_climate` of a data reference; its warnings (a file's own defects, such
-    as negative precipitation set to 0) are appended to `notes` as 'climate: ...'."""
+def open_climate_noting(reference: str | list[str], notes: list, **kwargs):
+    """`cg.data.open_climate` of a data reference (or a list of them, read as one); its
+    warnings (a file's own defects, such as negative precipitation set to 0) are appended
+    to `notes` as 'climate: ...'."""
     import warnings
 
+    paths = [data_path(r) for r in (reference if isinstance(reference, list) else [reference])]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        climate = cgdata.open_climate(data_path(reference), **kwargs)
+        climate = cgdata.open_climate(paths if len(paths) > 1 else paths[0], **kwargs)
     notes.extend(f"climate: {w.message}" for w in caught)
     return climate
+
+
+def grid_point(data: dict) -> dict:
+    """The `lat`, `lon` arguments of `open_climate` from [data] latitude and longitude
+    (none where the config gives none: a file of one point)."""
+    given = [key for key in ("latitude", "longitude") if key in data]
+    if len(given) == 1:
+        raise ValueError(f"data.{given[0]}: give data.latitude and data.longitude together (or neither)")
+    return dict(lat=data["latitude"], lon=data["longitude"]) if given else {}
 
 
 def check_files(config: dict, keys) -> list[str]:

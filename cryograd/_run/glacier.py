@@ -19,7 +19,9 @@ from .config import (
     check_files,
     data_path,
     fit_settings,
+    grid_point,
     keyed,
+    open_climate_noting,
     parameter,
 )
 from .typed import Config, Field, Section
@@ -128,15 +130,6 @@ def resolve(config: dict) -> dict:
     return typed.resolve(GlacierConfig, config, _data_problems(config))
 
 
-def _climate(config):
-    data = config["data"]
-    references = data["climate"] if isinstance(data["climate"], list) else [data["climate"]]
-    paths = [data_path(r) for r in references]
-    point = {k: data[k] for k in ("latitude", "longitude") if k in data}
-    kwargs = dict(lat=point["latitude"], lon=point["longitude"]) if point else {}
-    return cgdata.open_climate(paths if len(paths) > 1 else paths[0], **kwargs)
-
-
 def _glacier(config) -> P.Hypsometry:
     data = config["data"]
     if "flowline" in data:
@@ -174,7 +167,7 @@ class GlacierExperiment(pipeline.Experiment):
         self.model = P.MonthlyTemperatureIndex(**model_keys)
         calibration = config["calibration"]
         self.start, self.end = int(calibration["start"]), int(calibration["end"])
-        climate = _climate(config)
+        climate = open_climate_noting(config["data"]["climate"], self.notes, **grid_point(config["data"]))
         self.glacier = _glacier(config)
         self.wgms = _wgms(config)
         arrays, years = self.model.climate_arrays(climate)

@@ -38,6 +38,7 @@ from . import pipeline, report, typed
 from .config import (
     check_files,
     fit_settings,
+    grid_point,
     in_model_units,
     open_climate_noting,
     parameter,
@@ -170,13 +171,6 @@ def resolve(config: dict) -> dict:
     return typed.resolve(RegionTwinConfig, config, check_files(config, ("climate",)))
 
 
-def _climate(config, notes) -> xr.Dataset:
-    data = config["data"]
-    point = {k: data[k] for k in ("latitude", "longitude") if k in data}
-    kwargs = dict(lat=point["latitude"], lon=point["longitude"]) if point else {}
-    return open_climate_noting(data["climate"], notes, **kwargs)
-
-
 class RegionTwin(pipeline.Experiment):
     """The synthetic region of a config: glaciers, climate, truth, observations."""
 
@@ -208,7 +202,7 @@ class RegionTwin(pipeline.Experiment):
         self.area = np.asarray(self.glaciers.area).sum(axis=1)  # [m2]
         model_keys = dict(config.get("model", {}))
         self.model = P.MonthlyTemperatureIndex(year_start_month=10, **model_keys)
-        climate = _climate(config, self.notes)
+        climate = open_climate_noting(config["data"]["climate"], self.notes, **grid_point(config["data"]))
         arrays, years = self.model.climate_arrays(climate)
         first = min(config["calibration"]["start"], config["validation"]["start"])
         last = max(config["calibration"]["end"], config["validation"]["end"])
