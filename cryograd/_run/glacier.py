@@ -414,37 +414,13 @@ def _figures(out, experiment, ds, posterior, result, fold_histories, samples):
     plt = report.pyplot()
     name = experiment.config.get("experiment", {}).get("name", "glacier")
     years = ds.year.values
-    figure, axis = plt.subplots(figsize=(10, 4.6))
-    axis.fill_between(
-        years,
-        ds.specific_mass_balance_p05,
-        ds.specific_mass_balance_p95,
-        color="tab:red",
-        alpha=0.2,
-        label="calibrated, 5-95 % (parameter uncertainty)",
+    report.annual_balance_figure(
+        out / "mass_balance_by_year.png",
+        ds,
+        f"{name}: annual mass balance",
+        "calibrated on all years",
+        held_out=ds.get("specific_mass_balance_validation"),
     )
-    axis.plot(years, ds.specific_mass_balance, color="tab:red", lw=1.2, label="calibrated on all years")
-    axis.plot(years, ds.specific_mass_balance_start, color="0.5", lw=1, ls="--", label="start parameters")
-    if "specific_mass_balance_validation" in ds:
-        axis.plot(
-            years,
-            ds.specific_mass_balance_validation,
-            "s",
-            mfc="none",
-            color="tab:blue",
-            ms=5,
-            label="held-out prediction (leave-years-out)",
-        )
-    axis.plot(years, ds.observed_annual_balance, "k.-", lw=0.8, label="WGMS annual balance")
-    axis.axhline(0, color="0.7", lw=0.6)
-    axis.set_xlabel("hydrological year (labelled by its end)")
-    axis.set_ylabel("specific mass balance [kg m-2]")
-    axis.set_title(f"{name}: annual mass balance")
-    axis.grid(alpha=0.3)
-    axis.legend(loc="lower left", ncol=2)
-    figure.tight_layout()
-    figure.savefig(out / "mass_balance_by_year.png", dpi=120)
-    plt.close(figure)
 
     figure, axis = plt.subplots(figsize=(6, 5.5))
     area = ds.area.values > 0
@@ -476,9 +452,7 @@ def _figures(out, experiment, ds, posterior, result, fold_histories, samples):
     axis.set_title(f"{name}: mass balance by elevation")
     axis.grid(alpha=0.3)
     axis.legend()
-    figure.tight_layout()
-    figure.savefig(out / "mass_balance_by_elevation.png", dpi=120)
-    plt.close(figure)
+    report.save(figure, out / "mass_balance_by_elevation.png")
 
     report.convergence_figure(
         out / "convergence.png",

@@ -903,31 +903,13 @@ def _figures(out, region, ds, posterior, result, samples, without, profiles) -> 
 
     if region.wgms is not None:
         g = region.monitored
-        figure, axis = plt.subplots(figsize=(10, 4.6))
-        axis.fill_between(
-            years,
-            ds.specific_mass_balance_p05.isel(glacier=g),
-            ds.specific_mass_balance_p95.isel(glacier=g),
-            color="tab:red",
-            alpha=0.2,
-            label="fitted, 5-95 % (parameter uncertainty)",
+        report.annual_balance_figure(
+            out / "mass_balance_by_year.png",
+            ds.isel(glacier=g),
+            f"{name}: {region.ids[g]} (WGMS {region.wgms_id}); outside the green span: held out",
+            "fitted",
+            calibration=years[calibration][[0, -1]],
         )
-        axis.plot(years, ds.specific_mass_balance.isel(glacier=g), color="tab:red", lw=1.2, label="fitted")
-        axis.plot(
-            years, ds.specific_mass_balance_start.isel(glacier=g), color="0.5", lw=1, ls="--", label="start values"
-        )
-        axis.plot(years, ds.observed_annual_balance, "k.-", lw=0.8, label="WGMS annual balance")
-        span = years[calibration][[0, -1]] + np.array([-0.5, 0.5])
-        axis.axvspan(*span, color="tab:green", alpha=0.08, label="calibration")
-        axis.axhline(0, color="0.7", lw=0.6)
-        axis.set_xlabel("hydrological year (labelled by its end)")
-        axis.set_ylabel("specific mass balance [kg m-2]")
-        axis.set_title(f"{name}: {region.ids[g]} (WGMS {region.wgms_id}); outside the green span: held out")
-        axis.grid(alpha=0.3)
-        axis.legend(loc="lower left", ncol=3, fontsize=8)
-        figure.tight_layout()
-        figure.savefig(out / "mass_balance_by_year.png", dpi=120)
-        plt.close(figure)
 
     if region.series:
         _regional_change_figure(plt, out / "regional_mass_change.png", region, ds, name)
@@ -986,9 +968,7 @@ def _rates_figure(plt, path, region, ds, without, name) -> None:
     axis.set_title(f"{name}: glacier rates (bars: 5-95 % parameter uncertainty), largest first")
     axis.grid(alpha=0.3, axis="y")
     axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    report.save(figure, path)
 
 
 def _regional_change_figure(plt, path, region, ds, name) -> None:
@@ -1034,9 +1014,7 @@ def _regional_change_figure(plt, path, region, ds, name) -> None:
     axis.set_title(f"{name}: {region.n} glaciers, {region.area.sum() / 1e6:,.0f} km2; outside the green span: held out")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8, loc="lower left", ncol=2)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    report.save(figure, path)
 
 
 def _map_figure(plt, path, region, ds, name) -> None:
@@ -1057,9 +1035,7 @@ def _map_figure(plt, path, region, ds, name) -> None:
     axis.set_ylabel("latitude [degree north]")
     axis.set_aspect(1.0 / np.cos(np.deg2rad(float(np.mean(region.latitude)))))
     axis.set_title(f"{name}: specific mass balance per glacier (fitted parameters)")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    report.save(figure, path)
 
 
 def _profile_figure(plt, path, region, ds, profiles, name) -> None:
@@ -1084,6 +1060,4 @@ def _profile_figure(plt, path, region, ds, profiles, name) -> None:
     axes[0, 0].set_ylabel("band elevation [m a.s.l.]")
     axes[0, 0].legend(fontsize=8, loc="lower right")
     figure.suptitle(f"{name}: balance by elevation of the {len(largest)} largest glaciers, {first}-{last}")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    report.save(figure, path)

@@ -610,9 +610,7 @@ def _figures(out, twin, runs, posterior, table, result, summary) -> None:
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     figure.suptitle(f"{name}: recovery")
-    figure.tight_layout()
-    figure.savefig(out / "recovery.png", dpi=110)
-    plt.close(figure)
+    report.save(figure, out / "recovery.png", dpi=110)
 
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     years = twin.years
@@ -655,7 +653,5 @@ def _figures(out, twin, runs, posterior, table, result, summary) -> None:
         axes[1].legend(fontsize=8)
         axes[1].grid(alpha=0.3)
     figure.suptitle(f"{name}: {twin.n} glaciers, {total / 1e6:.0f} km2")
-    figure.tight_layout()
-    figure.savefig(out / "mass_balance_by_year.png", dpi=110)
-    plt.close(figure)
+    report.save(figure, out / "mass_balance_by_year.png", dpi=110)
     report.convergence_figure(out / "convergence.png", {"calibration": result}, f"{name}: convergence")

@@ -1124,9 +1124,7 @@ def _figures(out, experiment, ds, posterior, result, metrics) -> None:
     axes[0].legend(loc="lower left", ncol=2)
     axes[1].legend(loc="lower left", ncol=3)
     axes[0].set_title(f"{name}: calibration until {split.date()} (green line), validation after")
-    figure.tight_layout()
-    figure.savefig(out / "ground_temperature.png", dpi=110)
-    plt.close(figure)
+    report.save(figure, out / "ground_temperature.png", dpi=110)
 
     figure, axis = plt.subplots(figsize=(6, 6))
     for period, style in (("calibration", "-"), ("validation", "-")):
@@ -1151,9 +1149,7 @@ def _figures(out, experiment, ds, posterior, result, metrics) -> None:
     axis.set_title(f"{name}: error by depth")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(out / "error_by_depth.png", dpi=120)
-    plt.close(figure)
+    report.save(figure, out / "error_by_depth.png")
 
     _trumpet_figure(out / "trumpet.png", name, ds)
     _active_layer_figure(out / "active_layer.png", name, ds)
@@ -1200,9 +1196,7 @@ def _trumpet_figure(path, name, ds) -> None:
     axes[0].set_ylabel("depth [m]")
     axes[0].legend(loc="lower left", fontsize=8)
     figure.suptitle(f"{name}: trumpet curves")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    report.save(figure, path)
 
 
 def _active_layer_figure(path, name, ds) -> None:
@@ -1227,9 +1221,7 @@ def _active_layer_figure(path, name, ds) -> None:
     axis.set_title(f"{name}: active-layer thickness (0 °C of the max envelope)")
     axis.grid(alpha=0.3, axis="y")
     axis.legend(fontsize=8, loc="lower right")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    report.save(figure, path)
 
 
 def _projection_figure(out, experiment, ds) -> None:
@@ -1264,6 +1256,4 @@ def _projection_figure(out, experiment, ds) -> None:
     axes[0].set_title(f"{name}: the record's climate repeated, +{warming:.2f} K in the last year")
     for axis in axes:
         axis.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(out / "projection.png", dpi=110)
-    plt.close(figure)
+    report.save(figure, out / "projection.png", dpi=110)

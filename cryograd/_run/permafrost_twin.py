@@ -523,9 +523,7 @@ def _figures(out, experiment, runs, posterior, table, result, summary) -> None:
     if depths:
         axes[1, 0].legend(loc="lower left", fontsize=8)
     figure.suptitle(f"{name}: calibration until {split.date()} (green line), validation after")
-    figure.tight_layout()
-    figure.savefig(out / "ground_temperature.png", dpi=100)
-    plt.close(figure)
+    report.save(figure, out / "ground_temperature.png", dpi=100)
 
     figure, axis = plt.subplots(figsize=(8, 0.45 * len(table) + 1.8))
     labels = list(table)
@@ -548,9 +546,7 @@ def _figures(out, experiment, runs, posterior, table, result, summary) -> None:
     axis.set_title(f"{name}: {recovered['recovered']} of {recovered['parameters']} parameters recovered")
     axis.grid(alpha=0.3)
     axis.legend(loc="lower right", fontsize=8)
-    figure.tight_layout()
-    figure.savefig(out / "recovery.png", dpi=120)
-    plt.close(figure)
+    report.save(figure, out / "recovery.png")
 
     report.convergence_figure(out / "convergence.png", {"calibration": result}, f"{name}: convergence")
     report.correlation_figure(out / "posterior.png", posterior, f"{name}: Laplace posterior")

@@ -181,6 +181,41 @@ def pyplot():
     return plt
 
 
+def save(figure, path, dpi: int = 120) -> None:
+    """Lay `figure` out tightly, write it to `path` (PNG, `dpi`) and close it."""
+    figure.tight_layout()
+    figure.savefig(path, dpi=dpi)
+    pyplot().close(figure)
+
+
+def annual_balance_figure(path, ds, title: str, fitted: str, *, held_out=None, calibration=None) -> None:
+    """A glacier's annual specific balance [kg m-2] by year: the run of the fitted values
+    (labelled `fitted`) with its 5-95 % parameter band, the start values' run, the WGMS
+    balances, and where given the held-out predictions and the calibration years'
+    (first, last) span. `ds` holds these variables over `year` for this glacier."""
+    plt = pyplot()
+    years = ds.year.values
+    figure, axis = plt.subplots(figsize=(10, 4.6))
+    band = (ds.specific_mass_balance_p05, ds.specific_mass_balance_p95)
+    axis.fill_between(years, *band, color="tab:red", alpha=0.2, label=f"{fitted}, 5-95 % (parameter uncertainty)")
+    axis.plot(years, ds.specific_mass_balance, color="tab:red", lw=1.2, label=fitted)
+    axis.plot(years, ds.specific_mass_balance_start, color="0.5", lw=1, ls="--", label="start values")
+    if held_out is not None:
+        axis.plot(
+            years, held_out, "s", mfc="none", color="tab:blue", ms=5, label="held-out prediction (leave-years-out)"
+        )
+    axis.plot(years, ds.observed_annual_balance, "k.-", lw=0.8, label="WGMS annual balance")
+    if calibration is not None:
+        axis.axvspan(calibration[0] - 0.5, calibration[1] + 0.5, color="tab:green", alpha=0.08, label="calibration")
+    axis.axhline(0, color="0.7", lw=0.6)
+    axis.set_xlabel("hydrological year (labelled by its end)")
+    axis.set_ylabel("specific mass balance [kg m-2]")
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend(loc="lower left", ncol=3 if calibration is not None else 2, fontsize=8)
+    save(figure, path)
+
+
 def convergence_figure(path, fits: dict, title: str) -> None:
     """The loss (-log posterior) against optimiser steps for one or more fits (label ->
     `FitResult`), from the start values (step 0)."""
@@ -200,9 +235,7 @@ def convergence_figure(path, fits: dict, title: str) -> None:
     axis.set_title(title)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8, ncol=2 if len(fits) > 3 else 1)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    save(figure, path)
 
 
 def posterior_figure(path, posterior, units: dict, title: str, samples=None) -> None:
@@ -245,9 +278,7 @@ def posterior_figure(path, posterior, units: dict, title: str, samples=None) -> 
                 axis.set_xlabel(_label(posterior.labels[j], units))
             axis.grid(alpha=0.3)
     figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save(figure, path, dpi=110)
 
 
 def _label(name, units):
@@ -271,6 +302,4 @@ def correlation_figure(path, posterior, title: str) -> None:
             axis.text(j, i, f"{posterior.correlation[i, j]:.2f}", ha="center", va="center", fontsize=7)
     figure.colorbar(image, ax=axis, label="posterior correlation [1]")
     axis.set_title(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save(figure, path, dpi=110)
