@@ -312,52 +312,49 @@ def _evaluate(experiment, problem, result, posterior, samples, progress) -> pipe
 def _result_dataset(experiment, problem, outputs, start_outputs, held_out, band, posterior, result):
     years = experiment.years
     ds = xr.Dataset(coords=dict(year=("year", years), parameter=("parameter", posterior.labels)))
-    ds["elevation"] = ("band", np.asarray(experiment.glacier.elevation), dict(units="m", long_name="band elevation"))
-    ds["area"] = ("band", np.asarray(experiment.glacier.area), dict(units="m2", long_name="band area"))
+    bands = experiment.glacier
+    report.put(
+        ds,
+        "band",
+        elevation=(np.asarray(bands.elevation), "m", "band elevation"),
+        area=(np.asarray(bands.area), "m2", "band area"),
+    )
     observed = experiment.wgms["annual_balance"]
     glacier = experiment.config["data"].get("wgms_glacier")
     if "glacier" in observed.dims:
         observed = observed.sel(glacier=glacier) if glacier is not None else observed.isel(glacier=0)
-    ds["observed_annual_balance"] = (
+    drawn = "over Laplace parameter draws"
+    report.put(
+        ds,
         "year",
-        observed.reindex(year=years).values,
-        dict(units="kg m-2", long_name="WGMS annual balance (hydrological year)"),
-    )
-    mb = dict(units="kg m-2")
-    ds["specific_mass_balance"] = (
-        "year",
-        np.asarray(outputs["specific_mass_balance"]),
-        dict(mb, long_name="modelled annual balance, calibrated on all years"),
-    )
-    ds["specific_mass_balance_start"] = (
-        "year",
-        np.asarray(start_outputs["specific_mass_balance"]),
-        dict(mb, long_name="modelled annual balance with the start parameters"),
-    )
-    ds["specific_mass_balance_p05"] = (
-        "year",
-        np.percentile(band, 5, axis=0),
-        dict(mb, long_name="5th percentile over Laplace parameter draws"),
-    )
-    ds["specific_mass_balance_p95"] = (
-        "year",
-        np.percentile(band, 95, axis=0),
-        dict(mb, long_name="95th percentile over Laplace parameter draws"),
+        observed_annual_balance=(
+            observed.reindex(year=years).values,
+            "kg m-2",
+            "WGMS annual balance (hydrological year)",
+        ),
+        specific_mass_balance=(
+            np.asarray(outputs["specific_mass_balance"]),
+            "kg m-2",
+            "modelled annual balance, calibrated on all years",
+        ),
+        specific_mass_balance_start=(
+            np.asarray(start_outputs["specific_mass_balance"]),
+            "kg m-2",
+            "modelled annual balance with the start parameters",
+        ),
+        specific_mass_balance_p05=(np.percentile(band, 5, axis=0), "kg m-2", f"5th percentile {drawn}"),
+        specific_mass_balance_p95=(np.percentile(band, 95, axis=0), "kg m-2", f"95th percentile {drawn}"),
     )
     if "wgms_annual" in held_out:
-        ds["specific_mass_balance_validation"] = (
-            "year",
-            held_out["wgms_annual"],
-            dict(mb, long_name="annual balance predicted by the fold that left the year out"),
-        )
+        left_out = "annual balance predicted by the fold that left the year out"
+        report.put(ds, "year", specific_mass_balance_validation=(held_out["wgms_annual"], "kg m-2", left_out))
     for name in ("winter_balance", "summer_balance"):
         if name in outputs:
-            ds[name] = ("year", np.asarray(outputs[name]), dict(mb, long_name=f"modelled {name.replace('_', ' ')}"))
-    ds["mass_balance"] = (
-        ("year", "band"),
-        np.asarray(outputs["mass_balance"]),
-        dict(mb, long_name="modelled annual balance of the band"),
-    )
+            report.put(
+                ds, "year", **{name: (np.asarray(outputs[name]), "kg m-2", f"modelled {name.replace('_', ' ')}")}
+            )
+    balance = (np.asarray(outputs["mass_balance"]), "kg m-2", "modelled annual balance of the band")
+    report.put(ds, ("year", "band"), mass_balance=balance)
     reference = experiment.config["data"].get("wgms_profile")
     if reference is not None:
         ds = _with_observed_profile(ds, reference)

@@ -794,73 +794,59 @@ def _result_dataset(region, smb, smb_start, band, mass_balance, posterior, resul
     ds = xr.Dataset(coords=dict(glacier=np.asarray(region.ids, dtype=str), year=region.years))
     ds.year.attrs.update(long_name="mass-balance year (October-September), labelled by its end")
     source = "the hypsometry table" if region.config["data"].get("hypsometry") else "the DEM and outline"
-    ds["area"] = ("glacier", region.area, dict(units="m2", long_name=f"glacier area (from {source})"))
-    ds["latitude"] = ("glacier", region.latitude, dict(units="degrees_north", long_name="the glacier's position"))
-    ds["longitude"] = ("glacier", region.longitude, dict(units="degrees_east"))
-    ds["grid_height"] = (
-        "glacier",
-        region.grid_height,
-        dict(units="m", long_name="reference height of the glacier's climate (grid point or stations)"),
-    )
     band_area = np.asarray(region.glaciers.area)
-    ds["elevation"] = (
-        ("glacier", "band"),
-        np.asarray(region.glaciers.elevation),
-        dict(units="m", long_name="elevation band centre"),
+    first, last = region.rate_period
+    rows = (region.years >= first) & (region.years <= last)
+    drawn, rates = "over Laplace parameter draws", band[:, :, rows].mean(axis=2)
+    report.put(
+        ds,
+        "glacier",
+        area=(region.area, "m2", f"glacier area (from {source})"),
+        latitude=(region.latitude, "degrees_north", "the glacier's position"),
+        longitude=(region.longitude, "degrees_east", None),
+        grid_height=(region.grid_height, "m", "reference height of the glacier's climate (grid point or stations)"),
+        period_rate=(smb[:, rows].mean(axis=1), "kg m-2 yr-1", f"modelled mean annual balance {first}-{last}"),
+        period_rate_p05=(
+            np.percentile(rates, 5, axis=0),
+            "kg m-2 yr-1",
+            f"5th percentile of the {first}-{last} rate {drawn}",
+        ),
+        period_rate_p95=(
+            np.percentile(rates, 95, axis=0),
+            "kg m-2 yr-1",
+            f"95th percentile of the {first}-{last} rate {drawn}",
+        ),
     )
-    ds["band_area"] = (("glacier", "band"), band_area, dict(units="m2", long_name="glacier area in the band"))
+    report.put(
+        ds,
+        ("glacier", "band"),
+        elevation=(np.asarray(region.glaciers.elevation), "m", "elevation band centre"),
+        band_area=(band_area, "m2", "glacier area in the band"),
+    )
     ds["mass_balance"] = (
         ("glacier", "year", "band"),
         np.where(band_area[:, None, :] > 0, mass_balance, np.nan),
         dict(units="kg m-2", long_name="modelled annual balance by elevation band (NaN where the band has no ice)"),
     )
-    unit = dict(units="kg m-2")
-    ds["specific_mass_balance"] = (
+    report.put(
+        ds,
         ("glacier", "year"),
-        smb,
-        dict(unit, long_name="modelled annual balance (hydrological year, labelled by its end)"),
-    )
-    ds["specific_mass_balance_start"] = (("glacier", "year"), smb_start, dict(unit, long_name="with the start values"))
-    ds["specific_mass_balance_p05"] = (
-        ("glacier", "year"),
-        np.percentile(band, 5, axis=0),
-        dict(unit, long_name="5th percentile over Laplace parameter draws"),
-    )
-    ds["specific_mass_balance_p95"] = (
-        ("glacier", "year"),
-        np.percentile(band, 95, axis=0),
-        dict(unit, long_name="95th percentile over Laplace parameter draws"),
-    )
-    first, last = region.rate_period
-    rows = (region.years >= first) & (region.years <= last)
-    rate = dict(units="kg m-2 yr-1")
-    ds["period_rate"] = (
-        "glacier",
-        smb[:, rows].mean(axis=1),
-        dict(rate, long_name=f"modelled mean annual balance {first}-{last}"),
-    )
-    for q in (5, 95):
-        ds[f"period_rate_p{q:02d}"] = (
-            "glacier",
-            np.percentile(band[:, :, rows].mean(axis=2), q, axis=0),
-            dict(rate, long_name=f"{q}th percentile of the {first}-{last} rate over Laplace parameter draws"),
-        )
-    total = region.area.sum()
-    ds["regional_balance"] = ("year", region.area @ smb / total, dict(unit, long_name="area-weighted mean balance"))
-    gt = dict(units="Gt", long_name="modelled regional mass change in the year (sum over the glaciers)")
-    ds["regional_mass_change"] = ("year", region.area @ smb / 1e12, gt)
-    ds["regional_mass_change_start"] = (
-        "year",
-        region.area @ smb_start / 1e12,
-        dict(gt, long_name="with the start values"),
+        specific_mass_balance=(smb, "kg m-2", "modelled annual balance (hydrological year, labelled by its end)"),
+        specific_mass_balance_start=(smb_start, "kg m-2", "with the start values"),
+        specific_mass_balance_p05=(np.percentile(band, 5, axis=0), "kg m-2", f"5th percentile {drawn}"),
+        specific_mass_balance_p95=(np.percentile(band, 95, axis=0), "kg m-2", f"95th percentile {drawn}"),
     )
     change = np.einsum("g,dgy->dy", region.area, band) / 1e12
-    for q in (5, 95):
-        ds[f"regional_mass_change_p{q:02d}"] = (
-            "year",
-            np.percentile(change, q, axis=0),
-            dict(units="Gt", long_name=f"{q}th percentile over Laplace parameter draws"),
-        )
+    in_the_year = "modelled regional mass change in the year (sum over the glaciers)"
+    report.put(
+        ds,
+        "year",
+        regional_balance=(region.area @ smb / region.area.sum(), "kg m-2", "area-weighted mean balance"),
+        regional_mass_change=(region.area @ smb / 1e12, "Gt", in_the_year),
+        regional_mass_change_start=(region.area @ smb_start / 1e12, "Gt", "with the start values"),
+        regional_mass_change_p05=(np.percentile(change, 5, axis=0), "Gt", f"5th percentile {drawn}"),
+        regional_mass_change_p95=(np.percentile(change, 95, axis=0), "Gt", f"95th percentile {drawn}"),
+    )
     if region.model_error > 0:  # the predictive range: parameters and the model's own error
         spread = np.hypot((ds.regional_mass_change_p95 - ds.regional_mass_change_p05) / 2, 1.645 * region.model_error)
         for q, sign in ((5, -1), (95, 1)):
@@ -888,7 +874,10 @@ def _result_dataset(region, smb, smb_start, band, mass_balance, posterior, resul
         ds["observed_annual_balance"] = (
             "year",
             region.observed,
-            dict(unit, long_name=f"WGMS annual balance of {region.ids[region.monitored]} (WGMS {region.wgms_id})"),
+            dict(
+                units="kg m-2",
+                long_name=f"WGMS annual balance of {region.ids[region.monitored]} (WGMS {region.wgms_id})",
+            ),
         )
     ds = report.posterior_variables(ds, posterior, {p.name: p.units for p in region.parameters}, correlation=True)
     ds = report.loss_variable(ds, result)

@@ -963,11 +963,8 @@ def _evaluate(experiment, problem, result, posterior, samples, out, progress) ->
     dataset = _result_dataset(experiment, runs, posterior, result)
     if band is not None:
         for name, values, text in (("temperature_p05", band[0], "5"), ("temperature_p95", band[1], "95")):
-            dataset[name] = (
-                ("time", "depth"),
-                values,
-                dict(units="degC", long_name=f"{text} % predictive quantile (parameters and residual error)"),
-            )
+            quantile = f"{text} % predictive quantile (parameters and residual error)"
+            report.put(dataset, ("time", "depth"), **{name: (values, "degC", quantile)})
     if projected is not None:
         dataset = projection_variables(dataset, projected)
 
@@ -1031,11 +1028,8 @@ def _result_dataset(experiment, runs, posterior, result) -> xr.Dataset:
             depth=("depth", measured.depth.values, dict(units="m", long_name="sensor depth", positive="down")),
         )
     )
-    ds["measured_temperature"] = (
-        ("time", "depth"),
-        measured.values,
-        dict(units="degC", long_name="measured ground temperature, daily mean"),
-    )
+    daily = "measured ground temperature, daily mean"
+    report.put(ds, ("time", "depth"), measured_temperature=(measured.values, "degC", daily))
     texts = dict(
         fitted=("temperature", "calibrated parameters"),
         start=("temperature_start", "the fit's start values"),
@@ -1043,21 +1037,13 @@ def _result_dataset(experiment, runs, posterior, result) -> xr.Dataset:
     )
     for key, run in runs.items():
         name, text = texts[key]
-        ds[name] = (
-            ("time", "depth"),
-            experiment.at_sensors(run),
-            dict(units="degC", long_name=f"modelled ground temperature, {text}"),
-        )
-    ds["fitted"] = (
-        "depth",
-        np.isin(measured.depth.values, experiment.observed_depths).astype(np.int8),
-        dict(units="1", long_name="sensor fitted (1) or not (0: the boundary sensor, or outside min/max_depth)"),
-    )
-    ds["calibration"] = (
-        "time",
-        np.arange(experiment.times.size) < experiment.n_calibration,
-        dict(long_name="day belongs to the calibration period"),
-    )
+        modelled = (experiment.at_sensors(run), "degC", f"modelled ground temperature, {text}")
+        report.put(ds, ("time", "depth"), **{name: modelled})
+    fitted = np.isin(measured.depth.values, experiment.observed_depths).astype(np.int8)
+    which = "sensor fitted (1) or not (0: the boundary sensor, or outside min/max_depth)"
+    report.put(ds, "depth", fitted=(fitted, "1", which))
+    calibration = np.arange(experiment.times.size) < experiment.n_calibration
+    report.put(ds, "time", calibration=(calibration, None, "day belongs to the calibration period"))
     ds = _yearly(ds)
     if posterior is not None:
         ds = report.posterior_variables(ds, posterior, {p.name: p.units for p in experiment.parameters})

@@ -5,6 +5,7 @@ import platform
 from importlib import metadata
 
 import numpy as np
+import xarray as xr
 
 PACKAGES = ("cryograd", "jax", "jaxlib", "equinox", "optax", "optimistix", "diffrax", "blackjax", "xarray", "numpy")
 
@@ -125,6 +126,15 @@ def posterior_variables(ds, posterior, units: dict, *, truth=None, correlation=F
             posterior.correlation,
             dict(units="1", long_name="Laplace posterior correlation"),
         )
+    return ds
+
+
+def put(ds: xr.Dataset, dims, **variables) -> xr.Dataset:
+    """Add variables over `dims` to `ds` (in place, and returned): NAME=(values, units,
+    long_name), units or long_name None where the variable has none."""
+    for name, (values, units, long_name) in variables.items():
+        attrs = {key: value for key, value in (("units", units), ("long_name", long_name)) if value is not None}
+        ds[name] = (dims, values, attrs)
     return ds
 
 
