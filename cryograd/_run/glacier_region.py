@@ -772,19 +772,11 @@ def _estimated_model_error(problem, fitted) -> tuple[float, dict]:
     """The model error s [Gt per year] of the GlaMBIE series `grace` that makes the fit's
     chi-square equal its degrees of freedom: sum r^2 / (sigma^2 + s^2) = n - p (0 when the
     series' own errors already explain the misfit)."""
-    from scipy.optimize import brentq
-
     operator = next(o for o in problem.observations if o.name == "grace")
     r = np.asarray(problem.predictions(fitted.u)["grace"]) - np.asarray(operator.values)
-    sigma2 = np.asarray(operator.sigma) ** 2
-    dof = r.size - int(np.size(fitted.u))
-    chi2 = float(np.sum(r**2 / sigma2))
-    value = 0.0
-    if dof >= 1 and chi2 > dof:
-        upper = 2.0 * np.sqrt(np.sum(r**2) / dof) + np.sqrt(sigma2.max())
-        value = float(brentq(lambda s: np.sum(r**2 / (sigma2 + s**2)) - dof, 0.0, upper, xtol=1e-6))
+    value, chi2, dof = A.chi_square_model_error(r, operator.sigma, np.size(fitted.u))
     note = (
-        f"{value:.2f} Gt per year added in quadrature to GlaMBIE's errors (median {np.median(np.sqrt(sigma2)):.2f}), "
+        f"{value:.2f} Gt per year added in quadrature to GlaMBIE's errors (median {np.median(operator.sigma):.2f}), "
         f"so that a first fit's chi-square {chi2:.1f} over {r.size} years meets its {dof} degrees of freedom"
     )
     return value, dict(value=value, units="Gt per year", chi_square_without=chi2, n=int(r.size), dof=dof, note=note)

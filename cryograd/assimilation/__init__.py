@@ -40,6 +40,7 @@ from ._parameters import (
 from ._problem import Problem as Problem
 from ._uncertainty import (
     Posterior as Posterior,
+    chi_square_model_error as chi_square_model_error,
     laplace as laplace,
     laplace_by_members as laplace_by_members,
     sample as sample,

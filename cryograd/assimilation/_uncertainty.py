@@ -278,6 +278,26 @@ def laplace_by_members(problem: Problem, u) -> Posterior:
     )
 
 
+def chi_square_model_error(residual, sigma, n_parameters: int) -> tuple[float, float, int]:
+    """The model error s (in the residuals' units) that, added in quadrature to the
+    observation errors `sigma`, makes a fit's chi-square meet its degrees of freedom:
+    sum r^2 / (sigma^2 + s^2) = n - `n_parameters`, for residuals r = predicted - observed
+    at the optimum. s = 0 where the errors already explain the misfit (chi-square <= dof)
+    or there is no degree of freedom.
+
+    **Returns:** (s, the chi-square with the errors alone, the degrees of freedom).
+    """
+    from scipy.optimize import brentq
+
+    r, sigma2 = np.asarray(residual, dtype=float), np.asarray(sigma, dtype=float) ** 2
+    dof = r.size - int(n_parameters)
+    chi2 = float(np.sum(r**2 / sigma2))
+    if dof < 1 or chi2 <= dof:
+        return 0.0, chi2, dof
+    upper = 2.0 * np.sqrt(np.sum(r**2) / dof) + np.sqrt(sigma2.max())
+    return float(brentq(lambda s: np.sum(r**2 / (sigma2 + s**2)) - dof, 0.0, upper, xtol=1e-6)), chi2, dof
+
+
 def _independent(observation) -> bool:
     error = getattr(observation, "error", None)
     return getattr(error, "covariance_cholesky", None) is None and getattr(error, "previous", None) is None

@@ -187,3 +187,16 @@ def test_with_leaves_sets_leaves_and_elements_by_path():
     np.testing.assert_array_equal(edges, [0.0, 0.5, 1.1, 1.5, 2.0])  # one element of an array leaf
     with pytest.raises(ValueError, match=r"layers\.1\.nonsense"):
         A.with_leaves(column, {"layers.1.nonsense": 1.0})
+
+
+def test_chi_square_model_error_meets_the_degrees_of_freedom():
+    rng = np.random.default_rng(3)
+    sigma = rng.uniform(0.5, 2.0, 40)
+    residual = rng.normal(0.0, np.hypot(sigma, 1.5))  # errors of 1.5 beyond the stated ones
+    s, chi2, dof = A.chi_square_model_error(residual, sigma, 3)
+    assert dof == 37 and chi2 > dof and s > 0
+    np.testing.assert_allclose(np.sum(residual**2 / (sigma**2 + s**2)), dof, rtol=1e-6)
+    assert 0.8 < s < 2.5  # near the 1.5 the residuals were drawn with
+    small = rng.normal(0.0, 0.5 * sigma)  # the stated errors already explain these
+    assert A.chi_square_model_error(small, sigma, 3)[0] == 0.0
+    assert A.chi_square_model_error(residual[:2], sigma[:2], 2)[0] == 0.0  # no degree of freedom
