@@ -941,7 +941,7 @@ def _evaluate(experiment, problem, result, posterior, samples, out, progress) ->
     draws = config["uncertainty"]["draws"]
     if posterior is not None and draws > 1:
         report.stage(progress, f"predictive band: {draws} Laplace draws over the whole record")
-        draw_models = [problem.fitted_model(u) for u in posterior.draws_u(draws, seed + 1)]
+        draw_models = [problem.fitted_model(u) for u in A.parameter_draws(problem, posterior, draws, seed + 1)]
         draw_runs = np.stack([experiment.full_run(m) for m in draw_models])  # compiled once already
         band, coverage = predictive_band(experiment, runs["fitted"], draw_runs, seed)
     projected = None

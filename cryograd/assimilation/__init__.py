@@ -43,5 +43,6 @@ from ._uncertainty import (
     chi_square_model_error as chi_square_model_error,
     laplace as laplace,
     laplace_by_members as laplace_by_members,
+    parameter_draws as parameter_draws,
     sample as sample,
 )

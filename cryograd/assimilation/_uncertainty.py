@@ -49,10 +49,40 @@ class Posterior:
     def draws_u(self, count: int, seed: int) -> np.ndarray:
         """`count` draws (count, k) of the unconstrained unknowns from the Laplace Gaussian
         N(`u`, `covariance_u`), with `jax.random.key(seed)`; map one to a model with
-        `problem.fitted_model(u)` or to values with `problem.values(u)`."""
+        `problem.fitted_model(u)` or to values with `problem.values(u)`. Where an optimum
+        lies on a bound, use `parameter_draws`: there the Gaussian in u is far too wide."""
         if self.u is None or self.covariance_u is None:
             raise ValueError(f"posterior: {self.method} has no unconstrained Gaussian to draw from (use laplace)")
         return np.asarray(jax.random.multivariate_normal(jax.random.key(seed), self.u, self.covariance_u, (count,)))
+
+
+def parameter_draws(problem: Problem, posterior: Posterior, count: int, seed: int) -> np.ndarray:
+    """`count` unconstrained vectors (count, k) whose parameter values are drawn from the
+    posterior as it is reported: the Gaussian of `mean`, `std` and `correlation` in the
+    parameters' own units (numpy `default_rng(seed)`), each value moved inside its bounds
+    (to within 1e-9 of the range) where it falls outside.
+
+    At an optimum on a bound, the bound's sigmoid or softplus is saturated: the loss is flat
+    in u there, the Gaussian in u (`Posterior.draws_u`) is very wide, and its draws land
+    far from the fit, even at the other bound, where the data do not allow them. These
+    draws keep the spread the posterior states. At an interior optimum the two agree to
+    first order.
+    """
+    covariance = np.nan_to_num(posterior.correlation) * np.outer(posterior.std, posterior.std)
+    theta = np.random.default_rng(seed).multivariate_normal(posterior.mean, covariance, size=count, method="eigh")
+    draws = np.empty((count, problem.size))
+    for row, values in zip(draws, theta, strict=True):
+        for p in problem.parameters:
+            index = problem._slices[p.name]
+            low, high = p.bounds
+            span = (high - low) if low is not None and high is not None else 1.0
+            v = values[index]
+            if low is not None:
+                v = np.maximum(v, low + 1e-9 * span)
+            if high is not None:
+                v = np.minimum(v, high - 1e-9 * span)
+            row[index] = p.unconstrain(v).ravel()
+    return draws
 
 
 def _correlation(covariance):

@@ -200,3 +200,29 @@ def test_chi_square_model_error_meets_the_degrees_of_freedom():
     small = rng.normal(0.0, 0.5 * sigma)  # the stated errors already explain these
     assert A.chi_square_model_error(small, sigma, 3)[0] == 0.0
     assert A.chi_square_model_error(residual[:2], sigma[:2], 2)[0] == 0.0  # no degree of freedom
+
+
+def test_parameter_draws_keep_the_posterior_s_spread_at_a_bound():
+    """The melt factor's lower bound (5.6) lies above the truth (5.2), so the fit ends on
+    it: its sigmoid saturates, the Gaussian in u is very wide, and its draws wander far
+    from the fit. `parameter_draws` follow the reported posterior (mean, std, correlation)
+    and stay inside the bounds."""
+    base, _ = setup(start=1953, end=2002)
+    parameters = [
+        A.Parameter("melt_factor", init=6.0, bounds=(5.6, 17.0)),
+        A.Parameter("precipitation_factor", init=2.5, bounds=(0.1, 10.0)),
+        A.Parameter("temperature_bias", init=0.0, prior=A.Normal(0.0, 2.0)),
+    ]
+    problem = A.Problem(base.model, forward, parameters, base.observations, base.inputs)
+    result = A.fit(problem, "levenberg_marquardt", progress=False)
+    posterior = A.laplace(problem, result.u, hessian="gauss_newton")
+    melt, std = posterior.mean[0], posterior.std[0]
+    assert melt - 5.6 < 0.05  # on the bound
+    drawn = np.stack([problem.constrain_flat(u) for u in A.parameter_draws(problem, posterior, 400, 1)])
+    assert drawn[:, 0].min() > 5.6 and drawn[:, 0].max() < melt + 5 * std
+    np.testing.assert_allclose(drawn[:, 1:].std(axis=0), posterior.std[1:], rtol=0.15)  # interior: as reported
+    np.testing.assert_allclose(np.corrcoef(drawn[:, 1:].T)[0, 1], posterior.correlation[1, 2], atol=0.1)
+    wide = np.stack([problem.constrain_flat(u) for u in posterior.draws_u(400, 1)])
+    assert wide[:, 0].max() > melt + 5 * std  # the Gaussian in u: far from the fit
+    repeat = A.parameter_draws(problem, posterior, 400, 1)
+    np.testing.assert_array_equal(repeat, A.parameter_draws(problem, posterior, 400, 1))
