@@ -60,7 +60,8 @@ def parameter_draws(problem: Problem, posterior: Posterior, count: int, seed: in
     """`count` unconstrained vectors (count, k) whose parameter values are drawn from the
     posterior as it is reported: the Gaussian of `mean`, `std` and `correlation` in the
     parameters' own units (numpy `default_rng(seed)`), each value moved inside its bounds
-    (to within 1e-9 of the range) where it falls outside.
+    (to within 1e-9 of the range, or of the bound's size for one bound) where it falls
+    outside.
 
     At an optimum on a bound, the bound's sigmoid or softplus is saturated: the loss is flat
     in u there, the Gaussian in u (`Posterior.draws_u`) is very wide, and its draws land
@@ -75,7 +76,8 @@ def parameter_draws(problem: Problem, posterior: Posterior, count: int, seed: in
         for p in problem.parameters:
             index = problem._slices[p.name]
             low, high = p.bounds
-            span = (high - low) if low is not None and high is not None else 1.0
+            both = low is not None and high is not None
+            span = (high - low) if both else max(1.0, abs(low if low is not None else high or 0.0))
             v = values[index]
             if low is not None:
                 v = np.maximum(v, low + 1e-9 * span)
