@@ -72,18 +72,16 @@ def parameter_draws(problem: Problem, posterior: Posterior, count: int, seed: in
     covariance = np.nan_to_num(posterior.correlation) * np.outer(posterior.std, posterior.std)
     theta = np.random.default_rng(seed).multivariate_normal(posterior.mean, covariance, size=count, method="eigh")
     draws = np.empty((count, problem.size))
-    for row, values in zip(draws, theta, strict=True):
-        for p in problem.parameters:
-            index = problem._slices[p.name]
+    for p in problem.parameters:
+        index = problem._slices[p.name]
+        bounds = [b for b in p.bounds if b is not None]
+        values = theta[:, index]
+        if bounds:
+            # the margin inside a bound: 1e-9 of the range, or of the bound's size for one bound
+            margin = 1e-9 * (bounds[1] - bounds[0] if len(bounds) == 2 else max(1.0, abs(bounds[0])))
             low, high = p.bounds
-            both = low is not None and high is not None
-            span = (high - low) if both else max(1.0, abs(low if low is not None else high or 0.0))
-            v = values[index]
-            if low is not None:
-                v = np.maximum(v, low + 1e-9 * span)
-            if high is not None:
-                v = np.minimum(v, high - 1e-9 * span)
-            row[index] = p.unconstrain(v).ravel()
+            values = np.clip(values, None if low is None else low + margin, None if high is None else high - margin)
+        draws[:, index] = p.unconstrain(values)
     return draws
 
 
